@@ -1,0 +1,38 @@
+# Two commands for a fresh Debian machine:  `make demo`  and  `make test`.
+# Each installs what it needs (a virtual environment, the Fashion-MNIST Debian package) first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# MNIST for development and CI lies beside the checkout; elsewhere `netshrink download mnist`.
+export NETSHRINK_DATA ?= $(abspath ../shared/data)
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install data lint bench clean
+
+demo: install data
+	$(BIN)/netshrink demo
+
+test: install data
+	$(BIN)/python -m pytest -q --timeout 900
+	$(BIN)/ruff check src tests benchmarks
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,onnx,ray,text]'
+	touch $@
+
+data: /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz:
+	$(SUDO) apt-get install -y dataset-fashion-mnist || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y dataset-fashion-mnist; }
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,12 @@
+"""netshrink: make PyTorch networks small and fast, and prove what it bought.
+
+The public verbs live here; each family has its own subpackage (data, models, train, measure).
+"""
+
+__version__ = "0.1.0"
+
+from netshrink import data, measure, models, train  # noqa: E402
+from netshrink.errors import NetshrinkError  # noqa: E402
+from netshrink.serialize import load, save  # noqa: E402
+
+__all__ = ["NetshrinkError", "__version__", "data", "load", "measure", "models", "save", "train"]

@@ -1,0 +1,180 @@
+"""The foundation's commands: models, train, info, download, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from netshrink.cli import command, key_values, out_dir
+from netshrink.errors import NetshrinkError
+from netshrink.fileio import atomic_write
+
+
+def add_train_options(p: argparse.ArgumentParser, epochs: float = 5.0) -> None:
+    """The options every command that trains shares."""
+    from netshrink.train import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--model", default="lenet300", help="a name from `netshrink models`")
+    p.add_argument("--arg", action="append", metavar="KEY=VALUE",
+                   help="a model argument, e.g. --arg widths=[800,800] (repeatable)")
+    p.add_argument("--data", default="fashion-mnist", help="fashion-mnist, mnist or digits")
+    p.add_argument("--data-root", default=None, help="folder holding the data set's files")
+    p.add_argument("--val-size", type=int, default=None, help="examples held out for validation")
+    p.add_argument("--epochs", type=float, default=epochs)
+    p.add_argument("--iterations", type=int, default=None, help="overrides --epochs")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam", "adamw"])
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--lr-schedule", default=d.lr_schedule, choices=["constant", "cosine"])
+    p.add_argument("--init", default="default", choices=["default", "glorot", "kaiming"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def train_config(args: argparse.Namespace):
+    from netshrink.train import TrainConfig
+
+    return TrainConfig(optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                       batch_size=args.batch_size, epochs=args.epochs,
+                       iterations=args.iterations, lr_schedule=args.lr_schedule, seed=args.seed,
+                       device=args.device, deterministic=args.deterministic)
+
+
+def data_and_model(args: argparse.Namespace):
+    """Load the data set and build the model the options name (seeded)."""
+    from netshrink import data, models
+    from netshrink.train import seed_everything
+
+    splits = data.load(args.data, root=args.data_root, val_size=args.val_size, seed=args.seed)
+    seed_everything(args.seed)
+    model = models.create(args.model, input_shape=splits.input_shape,
+                          num_classes=splits.num_classes, init=args.init,
+                          **key_values(args.arg, "--arg"))
+    return splits, model
+
+
+def write_json(path, payload: dict) -> None:
+    atomic_write(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@command
+def _models(sub) -> None:
+    p = sub.add_parser("models", help="list the model zoo")
+    p.set_defaults(run=run_models)
+
+
+def run_models(args) -> int:
+    from netshrink import measure, models
+
+    for name in models.names():
+        model = models.create(name)
+        print(f"{name:10s} {measure.count_parameters(model):>10,d} parameters "
+              f"(on 1x28x28, 10 classes)")
+    return 0
+
+
+@command
+def _train(sub) -> None:
+    p = sub.add_parser("train", help="train a model and save it with its log")
+    add_train_options(p)
+    p.add_argument("--out", default="runs/train", help="folder for model, log and results")
+    p.set_defaults(run=run_train)
+
+
+def run_train(args) -> int:
+    import netshrink
+    from netshrink import measure
+    from netshrink.train import fit
+
+    folder = out_dir(args.out)
+    config = train_config(args)
+    splits, model = data_and_model(args)
+    print(f"training {args.model} ({measure.count_parameters(model):,d} parameters) on "
+          f"{splits!r}")
+    write_json(folder / "config.json", {"command": "train", "model": model.netshrink_spec,
+                                        "data": args.data, "val_size": len(splits.val),
+                                        "train": config.to_dict()})
+    result = fit(model, splits, config, log_csv=folder / "log.csv",
+                 progress=None if not args.no_progress else False)
+    netshrink.save(model, folder / "model.safetensors",
+                   metadata={"data": args.data, "test_accuracy": result.test_accuracy})
+    write_json(folder / "result.json", result.to_dict())
+    print(f"early stopping at iteration {result.early_stop_iteration} "
+          f"(test accuracy there {_pct(result.early_stop_test_accuracy)})")
+    print(f"saved {folder / 'model.safetensors'}, {folder / 'log.csv'}")
+    print(f"test accuracy: {_pct(result.test_accuracy)}")
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+@command
+def _info(sub) -> None:
+    p = sub.add_parser("info", help="describe a saved model file")
+    p.add_argument("file")
+    p.set_defaults(run=run_info)
+
+
+def run_info(args) -> int:
+    import netshrink
+    from netshrink import measure
+    from netshrink.serialize import read_metadata, read_tensors
+
+    header = read_metadata(args.file)
+    tensors = read_tensors(args.file)
+    spec = header.get("model") or {}
+    print(f"file:        {args.file} ({measure.file_size(args.file):,d} bytes)")
+    print(f"model:       {spec.get('name', '(weights only)')} {json.dumps(spec.get('args', {}))}")
+    for entry in header.get("transforms", []):
+        print(f"transform:   {json.dumps(entry)}")
+    dtypes: dict[str, int] = {}
+    for t in tensors.values():
+        name = str(t.dtype).removeprefix("torch.")
+        dtypes[name] = dtypes.get(name, 0) + t.numel()
+    print("tensors:     " + ", ".join(f"{n:,d} {k}" for k, n in sorted(dtypes.items())))
+    if spec:
+        model = netshrink.load(args.file)
+        print(f"parameters:  {measure.count_parameters(model):,d} "
+              f"({measure.count_nonzero(model):,d} non-zero)")
+    print(f"versions:    {json.dumps(header.get('versions', {}))}")
+    if header.get("user"):
+        print(f"metadata:    {json.dumps(header['user'])}")
+    return 0
+
+
+@command
+def _download(sub) -> None:
+    p = sub.add_parser("download", help="download a data set into the cache (needs internet)")
+    p.add_argument("name", choices=["mnist", "fashion-mnist"])
+    p.set_defaults(run=run_download)
+
+
+def run_download(args) -> int:
+    from netshrink.data import download
+
+    print(f"downloaded and verified: {download(args.name)}")
+    return 0
+
+
+@command
+def _demo(sub) -> None:
+    p = sub.add_parser("demo", help="the end-to-end demo on Fashion-MNIST")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args) -> int:
+    from netshrink.demo import run
+
+    if args.epochs <= 0:
+        raise NetshrinkError(f"--epochs {args.epochs} must be positive")
+    run(out_dir(args.out), epochs=args.epochs, seed=args.seed)
+    return 0

@@ -1,0 +1,131 @@
+"""What a model costs: parameters, non-zeros, bytes on disk, FLOPs, latency.
+
+Latency follows the rules for a shared machine: fixed thread count, warm-up, many repetitions,
+median and spread; `compare_latency` alternates candidates (A B A B ...) so that a burst of load
+from elsewhere hits every side alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+
+def effective_parameters(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) of every parameter as the forward pass sees it (masks applied)."""
+    for module_name, module in model.named_modules():
+        prefix = f"{module_name}." if module_name else ""
+        if parametrize.is_parametrized(module):
+            for name in module.parametrizations:
+                yield prefix + name, getattr(module, name).detach()
+        for name, param in module.named_parameters(recurse=False):
+            yield prefix + name, param.detach()
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (a masked weight counts at its full size)."""
+    return sum(t.numel() for _, t in effective_parameters(model))
+
+
+def count_nonzero(model: nn.Module) -> int:
+    """Number of non-zero parameters as the forward pass sees them."""
+    return sum(int(torch.count_nonzero(t)) for _, t in effective_parameters(model))
+
+
+def file_size(path: str | os.PathLike) -> int:
+    """Size in bytes of a file on disk."""
+    return os.path.getsize(path)
+
+
+def flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """FLOPs of one forward pass of one example through the dense model (a MAC is 2 FLOPs).
+
+    Counted by torch.utils.flop_counter (matrix products and convolutions), on a batch of one.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, *input_shape, device=device))
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Seconds per call: median, the 10th and 90th percentiles, number of timed runs, threads."""
+
+    median: float
+    p10: float
+    p90: float
+    runs: int
+    threads: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def threads(n: int | None) -> Iterator[int]:
+    """Run the block with `n` torch threads (None: leave as is); restores the old count."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old)
+
+
+def _stats(samples: list[float], n_threads: int) -> LatencyStats:
+    ordered = sorted(samples)
+    q = statistics.quantiles(ordered, n=10) if len(ordered) > 1 else [ordered[0]] * 9
+    return LatencyStats(statistics.median(ordered), q[0], q[-1], len(ordered), n_threads)
+
+
+def compare_latency(
+    candidates: dict[str, Callable[[], object]],
+    repeats: int = 50,
+    warmup: int = 5,
+    num_threads: int | None = None,
+) -> dict[str, LatencyStats]:
+    """Time each zero-argument callable, interleaved A B A B ..., after `warmup` calls each."""
+    if not candidates:
+        raise ValueError("compare_latency needs at least one candidate")
+    with threads(num_threads) as n, torch.inference_mode():
+        for fn in candidates.values():
+            for _ in range(warmup):
+                fn()
+        samples: dict[str, list[float]] = {name: [] for name in candidates}
+        for _ in range(repeats):
+            for name, fn in candidates.items():
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+    return {name: _stats(s, n) for name, s in samples.items()}
+
+
+def latency(
+    model: nn.Module | Callable,
+    example: torch.Tensor,
+    repeats: int = 50,
+    warmup: int = 5,
+    num_threads: int | None = None,
+) -> LatencyStats:
+    """Latency of `model(example)` in eval mode."""
+    if isinstance(model, nn.Module):
+        model.eval()
+    return compare_latency({"model": lambda: model(example)}, repeats, warmup, num_threads)[
+        "model"
+    ]

@@ -1,0 +1,90 @@
+"""A registry of model builders: `create(name, **kw)`, `names()`, and `@register` to add one."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from netshrink.errors import NetshrinkError
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+INITS = ("default", "glorot", "kaiming")
+
+
+def register(name: str) -> Callable:
+    """Decorator: make `fn(input_shape, num_classes, **kw) -> nn.Module` available as `name`."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _BUILDERS:
+            raise NetshrinkError(f"model {name!r} is registered twice")
+        _BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def names() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def create(
+    name: str,
+    input_shape: tuple[int, ...] = (1, 28, 28),
+    num_classes: int = 10,
+    init: str = "default",
+    **kwargs,
+) -> nn.Module:
+    """Build model `name` for inputs of `input_shape` (C, H, W) and `num_classes` outputs.
+
+    `init`: "default" (PyTorch's), "glorot" (Xavier normal, as the Lottery Ticket paper) or
+    "kaiming" (He normal). The arguments are remembered on the model (`model.netshrink_spec`), so
+    `netshrink.save` / `netshrink.load` can rebuild it.
+    """
+    if name not in _BUILDERS:
+        raise NetshrinkError(f"unknown model {name!r}; choose from {', '.join(names())}")
+    if init not in INITS:
+        raise NetshrinkError(f"init={init!r} is not one of {', '.join(INITS)}")
+    builder = _BUILDERS[name]
+    accepted = set(inspect.signature(builder).parameters) - {"input_shape", "num_classes"}
+    unknown = set(kwargs) - accepted
+    if unknown:
+        raise NetshrinkError(
+            f"model {name!r} has no argument {', '.join(sorted(unknown))}; it accepts "
+            f"{', '.join(sorted(accepted)) or 'none'}"
+        )
+    shape = tuple(int(s) for s in input_shape)
+    if int(num_classes) < 2:
+        raise NetshrinkError(f"num_classes={num_classes} must be at least 2")
+    model = builder(input_shape=shape, num_classes=int(num_classes), **kwargs)
+    if init != "default":
+        reinitialize(model, init)
+    model.netshrink_spec = {
+        "name": name,
+        "args": {"input_shape": list(shape), "num_classes": int(num_classes), "init": init,
+                 **kwargs},
+    }
+    return model
+
+
+def reinitialize(model: nn.Module, init: str) -> None:
+    """Re-draw the weights of every Linear and Conv layer; biases become zero."""
+    fill = {"glorot": nn.init.xavier_normal_,
+            "kaiming": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu")}[init]
+    for module in model.modules():
+        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            fill(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def output_shape(layers: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape of one example after `layers`, found by a dry run."""
+    with torch.no_grad():
+        was_training = layers.training
+        layers.eval()
+        out = layers(torch.zeros(1, *input_shape))
+        layers.train(was_training)
+    return tuple(out.shape[1:])
