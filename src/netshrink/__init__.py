@@ -5,8 +5,8 @@ The public verbs live here; each family has its own subpackage (data, models, tr
 
 __version__ = "0.1.0"
 
-from netshrink import data, measure, models, train  # noqa: E402
-from netshrink.errors import NetshrinkError  # noqa: E402
-from netshrink.serialize import load, save  # noqa: E402
+from netshrink import data, measure, models, train
+from netshrink.errors import NetshrinkError
+from netshrink.serialize import load, save
 
 __all__ = ["NetshrinkError", "__version__", "data", "load", "measure", "models", "save", "train"]

@@ -12,6 +12,14 @@ from netshrink.errors import NetshrinkError
 
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+# Each of these modules registers its subcommands with @command when imported.
+_COMMAND_MODULES = (
+    "netshrink.commands",
+    "netshrink.bench.commands",
+    "netshrink.prune.commands",
+    "netshrink.quant.commands",
+    "netshrink.distill.commands",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,8 +72,12 @@ def _load_commands() -> None:
         return
     import importlib
 
-    for module in ("netshrink.commands",):
-        importlib.import_module(module)
+    for module in _COMMAND_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -178,3 +178,36 @@ def run_demo(args) -> int:
         raise NetshrinkError(f"--epochs {args.epochs} must be positive")
     run(out_dir(args.out), epochs=args.epochs, seed=args.seed)
     return 0
+
+
+@command
+def _reproduce(sub) -> None:
+    from netshrink import reproduce
+
+    listing = "; ".join(f"{k}: {v}" for k, v in reproduce.names().items()) or "none yet"
+    p = sub.add_parser("reproduce", help="reproduce a published result",
+                       description=f"Reproductions: {listing}")
+    p.add_argument("name")
+    p.add_argument("--full", action="store_true", help="the paper's full protocol (slow)")
+    p.add_argument("--out", default=None, help="output folder (default runs/reproduce/NAME)")
+    p.add_argument("--executor", default="local", choices=["local", "ray"])
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--data", nargs="+", default=None, help="restrict to these data sets")
+    p.set_defaults(run=run_reproduce)
+
+
+def run_reproduce(args) -> int:
+    from pathlib import Path
+
+    from netshrink import reproduce
+
+    if args.workers < 1:
+        raise NetshrinkError(f"--workers {args.workers} must be at least 1")
+    out = out_dir(args.out or f"runs/reproduce/{args.name}")
+    options = reproduce.ReproOptions(out=Path(out), full=args.full, executor=args.executor,
+                                     workers=args.workers,
+                                     seeds=tuple(args.seeds) if args.seeds else None,
+                                     data=tuple(args.data) if args.data else None)
+    reproduce.run(args.name, options)
+    return 0
