@@ -76,7 +76,7 @@ def _load_commands() -> None:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:
-            if err.name != module:
+            if not err.name or not module.startswith(err.name):
                 raise
 
 

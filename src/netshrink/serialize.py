@@ -75,7 +75,9 @@ def read_metadata(path: str | os.PathLike) -> dict:
         with safe_open(str(path), framework="pt") as handle:
             raw = (handle.metadata() or {}).get("netshrink")
     except (SafetensorError, OSError, ValueError) as err:
-        raise NetshrinkError(f"{path}: not a valid safetensors file, or truncated ({err})") from None
+        raise NetshrinkError(
+            f"{path}: not a valid safetensors file, or truncated ({err})"
+        ) from None
     if raw is None:
         raise NetshrinkError(f"{path}: a safetensors file without netshrink metadata")
     try:
