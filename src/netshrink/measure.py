@@ -22,6 +22,8 @@ from torch.nn.utils import parametrize
 def effective_parameters(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) of every parameter as the forward pass sees it (masks applied)."""
     for module_name, module in model.named_modules():
+        if isinstance(module, parametrize.ParametrizationList):
+            continue  # its `original` is reported through the parametrized module above
         prefix = f"{module_name}." if module_name else ""
         if parametrize.is_parametrized(module):
             for name in module.parametrizations:

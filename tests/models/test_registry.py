@@ -1,0 +1,53 @@
+"""Every registered model builds for each input shape, runs forward and backward."""
+
+import pytest
+import torch
+
+from netshrink import models
+from netshrink.errors import NetshrinkError
+
+
+@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("shape", [(1, 28, 28), (1, 8, 8)])
+def test_forward_and_backward(name, shape):
+    model = models.create(name, input_shape=shape, num_classes=7)
+    out = model(torch.rand(3, *shape))
+    assert out.shape == (3, 7)
+    out.sum().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_paper_sizes():
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(models.create("lenet300")) == 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10
+    mlp = models.create("mlp", widths=[800, 800])
+    assert count(mlp) == 784 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10
+    assert models.create("lenet5")[7].in_features == 16 * 5 * 5
+
+
+def test_resnet_has_residual_blocks_and_batchnorm():
+    model = models.create("resnet", depth=8)
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert {"BasicBlock", "BatchNorm2d"} <= kinds
+    with pytest.raises(NetshrinkError, match="6n\\+2"):
+        models.create("resnet", depth=10)
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(NetshrinkError, match="unknown model 'nope'"):
+        models.create("nope")
+    with pytest.raises(NetshrinkError, match="has no argument width"):
+        models.create("lenet300", width=3)
+    with pytest.raises(NetshrinkError, match="init"):
+        models.create("lenet300", init="zeros")
+
+
+def test_glorot_init_is_seeded_and_zero_bias():
+    torch.manual_seed(0)
+    a = models.create("lenet300", init="glorot")
+    torch.manual_seed(0)
+    b = models.create("lenet300", init="glorot")
+    assert torch.equal(a[1].weight, b[1].weight)
+    assert float(a[1].bias.detach().abs().sum()) == 0
+    assert abs(float(a[1].weight.detach().std()) - (2 / (784 + 300)) ** 0.5) < 2e-3

@@ -1,0 +1,53 @@
+"""Counting parameters, non-zeros, FLOPs and timing."""
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from netshrink import measure
+
+
+class Half(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.register_buffer("mask", (torch.arange(shape.numel()) % 2).reshape(shape).float())
+
+    def forward(self, w):
+        return w * self.mask
+
+
+def test_counts_through_parametrizations():
+    model = nn.Sequential(nn.Linear(4, 6), nn.Linear(6, 2, bias=False))
+    assert measure.count_parameters(model) == 4 * 6 + 6 + 6 * 2
+    parametrize.register_parametrization(model[0], "weight", Half(model[0].weight.shape))
+    assert measure.count_parameters(model) == 4 * 6 + 6 + 6 * 2
+    assert measure.count_nonzero(model) == 12 + 6 + 12
+
+
+def test_flops_of_linear_and_conv():
+    assert measure.flops(nn.Sequential(nn.Flatten(), nn.Linear(784, 300)), (1, 28, 28)) == (
+        2 * 784 * 300
+    )
+    conv = nn.Conv2d(1, 6, 5, padding=2)
+    assert measure.flops(conv, (1, 28, 28)) == 2 * 28 * 28 * 6 * 25
+
+
+def test_latency_statistics_are_ordered():
+    model = nn.Linear(64, 64)
+    stats = measure.latency(model, torch.rand(8, 64), repeats=20, num_threads=1)
+    assert stats.runs == 20 and stats.threads == 1
+    assert 0 < stats.p10 <= stats.median <= stats.p90
+    assert torch.get_num_threads() == 2, "the thread count is restored"
+
+
+def test_compare_latency_interleaves():
+    order = []
+    stats = measure.compare_latency({"a": lambda: order.append("a"),
+                                     "b": lambda: order.append("b")}, repeats=3, warmup=1)
+    assert order == ["a", "b", "a", "b", "a", "b", "a", "b"]
+    assert set(stats) == {"a", "b"}
+
+
+def test_file_size(tmp_path):
+    (tmp_path / "f").write_bytes(b"x" * 123)
+    assert measure.file_size(tmp_path / "f") == 123

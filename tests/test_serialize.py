@@ -1,0 +1,58 @@
+"""Model files: exact round trip, never unpickled, corrupt files refused, nothing half-written."""
+
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+import netshrink
+from netshrink import models
+from netshrink.errors import NetshrinkError
+
+
+@pytest.mark.parametrize("name", ["lenet300", "resnet", "mlp"])
+def test_round_trip_is_exact(name, tmp_path):
+    model = models.create(name, input_shape=(1, 8, 8), num_classes=5)
+    model.train()
+    model(torch.rand(16, 1, 8, 8))  # move BatchNorm statistics away from their defaults
+    path = netshrink.save(model, tmp_path / "m.safetensors", metadata={"note": "x"})
+    loaded = netshrink.load(path)
+    x = torch.rand(4, 1, 8, 8)
+    assert torch.equal(model.eval()(x), loaded.eval()(x))
+    assert loaded.netshrink_spec == model.netshrink_spec
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"], "no temporary left"
+
+
+def test_truncated_file_is_refused(tmp_path):
+    path = netshrink.save(models.create("lenet300"), tmp_path / "m.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(NetshrinkError, match=r"corrupt|truncated"):
+        netshrink.load(path)
+
+
+def test_pickle_and_foreign_files_are_refused(tmp_path):
+    bad = tmp_path / "m.pt"
+    bad.write_bytes(pickle.dumps({"weight": 1}))
+    with pytest.raises(NetshrinkError, match="not a valid safetensors"):
+        netshrink.load(bad)
+    foreign = tmp_path / "f.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(NetshrinkError, match="without netshrink metadata"):
+        netshrink.load(foreign)
+    with pytest.raises(NetshrinkError, match="no such file"):
+        netshrink.load(tmp_path / "missing.safetensors")
+
+
+def test_user_model_needs_the_model_to_load_into(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 2))
+    path = netshrink.save(model, tmp_path / "u.safetensors")
+    with pytest.raises(NetshrinkError, match="pass the model"):
+        netshrink.load(path)
+    other = nn.Sequential(nn.Linear(3, 2))
+    netshrink.load(path, model=other)
+    assert torch.equal(other[0].weight, model[0].weight)
+    with pytest.raises(NetshrinkError, match="do not fit"):
+        netshrink.load(path, model=nn.Sequential(nn.Linear(4, 2)))
