@@ -197,8 +197,7 @@ def plot_lines(
     for label in sorted(lines, key=lambda k: tuple(_sort_key(v) for v in k)):
         points = sorted(lines[label])
         xs, ys, es = zip(*points, strict=True)
-        name = ", ".join(f"{k}={v}" if len(keys) > 1 else str(v)
-                         for k, v in zip(keys, label, strict=True)) or y
+        name = ", ".join(str(v) for v in label) or y
         ax.errorbar(xs, ys, yerr=es if yerr else None, marker="o", markersize=4, capsize=3,
                     label=name)
     if logx:
@@ -208,7 +207,7 @@ def plot_lines(
     if title:
         ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", title=", ".join(keys) or None, title_fontsize="small")
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png")
