@@ -29,11 +29,13 @@ def _sweep(sub) -> None:
 
 
 def run_sweep(args) -> int:
+    from netshrink.bench import executors
     from netshrink.bench.grid import load_grid
     from netshrink.bench.sweep import run_trials
     from netshrink.fileio import atomic_write
 
     trials = load_grid(args.grid)
+    executors.create(args.executor, args.workers, args.address)  # refuse bad options first
     if args.dry_run:
         for spec in trials:
             print(f"{spec.trial_id} {spec.task} {spec.model} {spec.data} seed={spec.seed} "

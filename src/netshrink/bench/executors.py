@@ -195,7 +195,13 @@ class RayExecutor:
             options = {"include_dashboard": False, "log_to_driver": False,
                        "logging_level": logging.WARNING}
             if self.address:
-                ray.init(address=self.address, **options)
+                try:
+                    ray.init(address=self.address, **options)
+                except ConnectionError as err:
+                    raise NetshrinkError(
+                        f"no Ray cluster at address={self.address!r} ({err}); start one with "
+                        "`ray start --head`, or leave the address out to start Ray here"
+                    ) from None
             else:
                 ray.init(num_cpus=self.workers, **options)
         pending: dict = {}
