@@ -60,15 +60,17 @@ def test_sigkill_midway_then_resume_runs_every_trial_exactly_once(tmp_path):
     grid, out = tmp_path / "grid.yaml", tmp_path / "out"
     grid.write_text(GRID)
     first = sweep(grid, out)
-    deadline = time.monotonic() + 120
-    while len(finished(out)) < 3:
-        assert first.poll() is None, f"the sweep ended before it was killed:\n{first.stdout.read()}"
-        assert time.monotonic() < deadline, "no trial finished in time"
-        time.sleep(0.02)
-    workers = children(first.pid)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    first.stdout.close()
+    try:
+        deadline = time.monotonic() + 120
+        while len(finished(out)) < 3:
+            assert first.poll() is None, f"the sweep ended unkilled:\n{first.stdout.read()}"
+            assert time.monotonic() < deadline, "no trial finished in time"
+            time.sleep(0.02)
+        workers = children(first.pid)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        first.stdout.close()
     deadline = time.monotonic() + 20
     while any(alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
