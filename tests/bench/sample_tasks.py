@@ -18,7 +18,10 @@ def double(spec, workdir: Path) -> dict:
     if spec.params.get("ledger"):
         with open(spec.params["ledger"], "a") as handle:
             handle.write(f"{spec.trial_id}\n")
+    from netshrink.bench.sweep import sweep_folder
+
     (workdir / "note.txt").write_text(f"x={spec.params['x']}")
+    (workdir / "sweep.txt").write_text(str(sweep_folder(workdir)))
     if spec.params.get("fail"):
         raise RuntimeError(f"collapsed at x={spec.params['x']}")
     if spec.params.get("die"):

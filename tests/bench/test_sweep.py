@@ -37,7 +37,8 @@ def test_rows_come_back_in_input_order_with_files_and_table(tmp_path):
     for trial in trials:
         folder = tmp_path / "trials" / trial.trial_id
         assert sorted(p.name for p in folder.iterdir()) == ["note.txt", "result.json",
-                                                             "spec.yaml"]
+                                                             "spec.yaml", "sweep.txt"]
+        assert Path((folder / "sweep.txt").read_text()) == tmp_path.resolve()
         assert TrialSpec.from_yaml((folder / "spec.yaml").read_text()) == trial
     assert {r["trial_id"] for r in load_rows(tmp_path)} == {t.trial_id for t in trials}
     assert (tmp_path / "results.csv").read_text().count("\n") == 4
@@ -145,6 +146,9 @@ def test_local_pool_runs_each_trial_in_a_worker_with_one_thread(tmp_path):
     rows = run_trials(trials, tmp_path, executor="local", workers=2)
     assert [r["metrics"]["double"] for r in rows] == [0, 2, 4, 6]
     assert {r["metrics"]["threads"] for r in rows} == {1}
+    for row in rows:
+        note = tmp_path / "trials" / row["trial_id"] / "sweep.txt"
+        assert Path(note.read_text()) == tmp_path.resolve()
     pids = {r["metrics"]["pid"] for r in rows}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
 

@@ -140,7 +140,7 @@ class LocalExecutor:
                 pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _ray_trial(spec: dict, task_module: str) -> tuple[dict, dict[str, bytes]]:
+def _ray_trial(spec: dict, task_module: str, sweep: str) -> tuple[dict, dict[str, bytes]]:
     """Run a trial on a Ray worker in a private folder; return its row and its files, so the
     driver writes them into the sweep folder whether or not the nodes share a file system."""
     import torch
@@ -148,7 +148,7 @@ def _ray_trial(spec: dict, task_module: str) -> tuple[dict, dict[str, bytes]]:
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="netshrink-trial-"))
     try:
-        row = execute(TrialSpec.from_dict(spec), root, task_module)
+        row = execute(TrialSpec.from_dict(spec), root, task_module, sweep=sweep)
         files = {p.relative_to(root).as_posix(): p.read_bytes()
                  for p in sorted(root.rglob("*")) if p.is_file()}
         return row, files
@@ -215,7 +215,8 @@ class RayExecutor:
                 while queue and len(pending) < limit:
                     spec = queue.popleft()
                     started(spec)
-                    pending[remote.remote(spec.to_dict(), tasks.module_of(spec.task))] = spec
+                    pending[remote.remote(spec.to_dict(), tasks.module_of(spec.task),
+                                          str(Path(out).resolve()))] = spec
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
                     spec = pending.pop(ref)

@@ -76,12 +76,26 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
-def execute(spec: TrialSpec, workdir: Path, task_module: str | None = None) -> dict:
+_SWEEP_FOLDER: Path | None = None  # the sweep folder of the trial running in this process
+
+
+def sweep_folder(workdir: Path) -> Path:
+    """The sweep folder of the running trial, for tasks that read other trials' files
+    (`sweep_folder(workdir) / "trials" / other_id`). On Ray the trial's own folder is private
+    to the worker; this is still the driver's sweep folder, readable where it is shared."""
+    return _SWEEP_FOLDER if _SWEEP_FOLDER is not None else Path(workdir).parent.parent
+
+
+def execute(spec: TrialSpec, workdir: Path, task_module: str | None = None,
+            sweep: str | os.PathLike | None = None) -> dict:
     """Run the spec's task in `workdir` and write spec.yaml and result.json there; return the row.
 
     An exception of the task becomes a failed row (its traceback in error.txt); `workdir` is a
-    staging folder, so nothing here needs to be atomic but result.json, written last.
+    staging folder, so nothing here needs to be atomic but result.json, written last. `sweep`:
+    the sweep folder `sweep_folder` reports (default: two levels above workdir).
     """
+    global _SWEEP_FOLDER
+    _SWEEP_FOLDER = Path(sweep).resolve() if sweep is not None else None
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "spec.yaml").write_text(spec.to_yaml())
     started, start = _now(), time.perf_counter()
@@ -153,7 +167,7 @@ def run_trial(spec: TrialSpec, out: str | os.PathLike, task_module: str | None =
         return row
     staging = new_staging(out, spec.trial_id)
     try:
-        execute(spec, staging, task_module)
+        execute(spec, staging, task_module, sweep=out)
         return commit(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
