@@ -129,3 +129,11 @@ def test_user_dataset_and_tensors():
     assert len(tuple_splits.test) == 5
     with pytest.raises(DataError, match="20 inputs but 19 labels"):
         data.from_tensors((x, y[:19]))
+
+
+def test_loads_are_independent_copies():
+    first = data.load("digits")
+    first.test.tensors[0].zero_()
+    first.train.tensors[0].zero_()
+    second = data.load("digits")
+    assert second.test.tensors[0].sum() > 0 and second.train.tensors[0].sum() > 0

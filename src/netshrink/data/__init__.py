@@ -9,7 +9,9 @@ holds out 5,000 training images for early stopping).
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,14 +57,25 @@ def load(
     if not isinstance(size, int) or isinstance(size, bool):
         raise DataError(f"val_size must be an integer, got {size!r}")
     train, val = holdout(x_train, y_train, size, seed)
-    return Splits(key, train, val, TensorDataset(x_test, y_test), classes,
+    test = TensorDataset(x_test.clone(), y_test.clone())  # the cached tensors stay untouched
+    return Splits(key, train, val, test, classes,
                   tuple(x_train.shape[1:]))
 
 
 def _idx_dataset(name: str, root) -> tuple[torch.Tensor, ...]:
     files = catalog.locate(name, root)
+    stamp = tuple((stem, str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                  for stem, p in sorted(files.items()))
+    return _decode(name, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _decode(name: str, stamp: tuple) -> tuple[torch.Tensor, ...]:
+    """Verified tensors of the files `stamp` names (cached per process, keyed by size and
+    modification time, so a changed file is read and checked again)."""
     arrays = {}
-    for stem, path in files.items():
+    for stem, path_text, _, _ in stamp:
+        path = Path(path_text)
         content = catalog.read_verified(name, path, stem)
         arrays[stem] = idx.parse(content, 3 if "images" in stem else 1, source=str(path))
     out = []
@@ -74,6 +87,7 @@ def _idx_dataset(name: str, root) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=1)
 def _digits() -> tuple:
     """scikit-learn's 8x8 digits (1,797 images, shipped inside the package); fixed 20% test."""
     from sklearn.datasets import load_digits
