@@ -223,6 +223,7 @@ def _static(model: nn.Module, config: Static, data, device) -> nn.Module:
     bits = activation_bits(config, device)
     spec = ActivationSpec(bits, config.symmetric_activations, "tensor", static=True)
     scheme = Scheme(bits, config.symmetric_activations, "tensor")
+    _check_fits(model, data, device)  # before folding: a bad data set changes nothing
     folded = fold_batchnorm(model)
     layers = _targets(model, config, (nn.Linear, nn.Conv2d))  # folding gave new parameters
     observers = {name: make_observer(config.observer, scheme) for name, _ in layers}
@@ -246,6 +247,12 @@ def _static(model: nn.Module, config: Static, data, device) -> nn.Module:
     return model
 
 
+def _check_fits(model: nn.Module, data, device) -> None:
+    """Run the first calibration batch through the unchanged model (one clear error)."""
+    first = next(iter(calibration_batches(data, device)))
+    run_batches(model, [first], device)
+
+
 def _observe_input(observer):
     def hook(module, args):
         observer.update(args[0])
@@ -256,6 +263,8 @@ def _prepare_qat(model: nn.Module, config: QAT, data, device) -> nn.Module:
     was_training = model.training
     model.eval()
     _check_has_layers(model, config, _targets(model, config, (nn.Linear, nn.Conv2d)))
+    if data is not None:
+        _check_fits(model, data, device)
     folded = fold_batchnorm(model)
     bits = activation_bits(config, device)
     kw = {"weight_scheme": _weight_scheme(config),
