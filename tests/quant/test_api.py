@@ -151,7 +151,7 @@ def test_bad_inputs_are_one_clear_error_each(trained_lenet):
         Static(bits=12)
     with pytest.raises(NetshrinkError, match="activation_bits=1"):
         QAT(activation_bits=1)
-    with pytest.raises(NetshrinkError, match="no nn.Linear"):
+    with pytest.raises(NetshrinkError, match=r"no nn\.Linear"):
         netshrink.quantize_(nn.Sequential(nn.ReLU(), nn.Tanh()), Dynamic())
     with pytest.raises(NetshrinkError, match="no QAT layers"):
         convert(_copy(trained_lenet))

@@ -21,7 +21,7 @@ def test_bound_is_fan_in_times_largest_integers():
 
 
 def test_overflow_guard_names_the_layer():
-    with pytest.raises(NetshrinkError, match="'encoder.fc'.*int32"):
+    with pytest.raises(NetshrinkError, match=r"'encoder\.fc'.*int32"):
         check_layer("encoder.fc", 70_000, 8, 8)
     assert check_layer("encoder.fc", 70_000, 7, 8) == 70_000 * 127 * 127
 
@@ -29,7 +29,7 @@ def test_overflow_guard_names_the_layer():
 def test_int16_pair_guard_for_saturating_kernels():
     assert pair_sum_bound(8, 8) > 32767 >= pair_sum_bound(7, 8)
     assert pair_sum_bound(8, 7) <= 32767
-    with pytest.raises(NetshrinkError, match="'conv1'.*saturate"):
+    with pytest.raises(NetshrinkError, match=r"'conv1'.*saturate"):
         check_layer("conv1", 27, 8, 8, pairs_in_int16=True, kernel="onednn")
     check_layer("conv1", 27, 7, 8, pairs_in_int16=True, kernel="onednn")
 

@@ -17,7 +17,7 @@ def test_minmax_covers_everything_seen():
     obs.update(torch.tensor([-1.0, 1.0]))
     lo, hi = obs.range()
     assert float(lo) == -1.0 and float(hi) == 2.0
-    scale, zero_point = obs.qparams()
+    scale, _ = obs.qparams()
     assert float(scale) == pytest.approx(3 / 255)
 
 
@@ -94,5 +94,5 @@ def test_observer_errors_are_clear():
 
 def test_choose_qparams_matches_the_observed_range():
     scheme = Scheme(8, False)
-    scale, zero_point = choose_qparams(torch.tensor(-1.0), torch.tensor(3.0), scheme)
+    _, zero_point = choose_qparams(torch.tensor(-1.0), torch.tensor(3.0), scheme)
     assert float(zero_point) == round(1 / (4 / 255))
