@@ -98,9 +98,14 @@ class _IntegerLayer(nn.Module):
         self.activation = activation
         self.kernel_name = kernel
         self.layer_name = name
-        self.register_buffer("weight", torch.zeros(weight_shape, dtype=torch.int8))
+        # Parameters (frozen), so that parameter counts and optimizers see what nn.Linear has.
+        self.weight = nn.Parameter(torch.zeros(weight_shape, dtype=torch.int8),
+                                   requires_grad=False)
         self.register_buffer("weight_scale", torch.ones(out_channels))
-        self.register_buffer("bias", torch.zeros(out_channels) if bias else None)
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(out_channels), requires_grad=False)
+        else:
+            self.register_parameter("bias", None)
         if activation.static:
             self.register_buffer("input_scale", torch.ones(()))
             self.register_buffer("input_zero_point", torch.zeros(()))
@@ -111,6 +116,7 @@ class _IntegerLayer(nn.Module):
     def fan_in(self) -> int:
         return self.weight[0].numel()
 
+    @torch.no_grad()
     def set_weight(self, weight_int: torch.Tensor, weight_scale: torch.Tensor) -> None:
         self.weight.copy_(weight_int)
         self.weight_scale.copy_(weight_scale.reshape(-1))
@@ -279,8 +285,8 @@ class QuantEmbedding(nn.Module):
         Scheme(bits)
         self.num_embeddings, self.embedding_dim, self.bits = num_embeddings, embedding_dim, bits
         self.padding_idx = padding_idx
-        self.register_buffer("weight", torch.zeros(num_embeddings, embedding_dim,
-                                                   dtype=torch.int8))
+        self.weight = nn.Parameter(torch.zeros(num_embeddings, embedding_dim, dtype=torch.int8),
+                                   requires_grad=False)
         self.register_buffer("weight_scale", torch.ones(num_embeddings))
 
     @classmethod
