@@ -117,7 +117,9 @@ def test_static_resnet_folds_bn_and_reloads(tmp_path):
 @pytest.mark.parametrize("lsq", [False, True])
 def test_qat_trains_in_fit_and_converts_to_integers(trained_lenet, digits, tmp_path, lsq):
     model = _copy(trained_lenet)
-    netshrink.quantize_(model, QAT(bits=4, activation_bits=4, lsq=lsq), data=digits)
+    edges = 8 if lsq else None  # LSQ's protocol keeps the first and last layer at 8 bits
+    netshrink.quantize_(model, QAT(bits=4, activation_bits=4, lsq=lsq, first_last_bits=edges),
+                        data=digits)
     assert isinstance(model[0], QATConv2d)
     path = netshrink.save(model, tmp_path / "qat.safetensors")  # mid-training checkpoint
     assert isinstance(netshrink.load(path)[0], QATConv2d)
@@ -127,8 +129,9 @@ def test_qat_trains_in_fit_and_converts_to_integers(trained_lenet, digits, tmp_p
     x = digits.test.tensors[0]
     fake_out = model.eval()(x)
     convert(model)
-    assert isinstance(model[0], QuantConv2d) and model[0].weight_bits == 4
-    assert int(model[0].weight.abs().max()) <= 7
+    assert isinstance(model[3], QuantConv2d) and model[3].weight_bits == 4
+    assert int(model[3].weight.abs().max()) <= 7 and model[3].activation.bits == 4
+    assert model[0].weight_bits == model[11].weight_bits == (8 if lsq else 4)
     int_out = model(x)
     # the integer model computes what fake quantization simulated (up to float rounding)
     assert (int_out.argmax(1) == fake_out.argmax(1)).float().mean() > 0.97

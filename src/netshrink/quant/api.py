@@ -13,6 +13,7 @@ Each step is recorded on the model (`netshrink.serialize.record_transform`), so
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -83,15 +84,16 @@ def _quantize_weight(weight: torch.Tensor, scheme: Scheme, observer: str = "minm
 
 
 def _integer_layer(name: str, module: nn.Module, config, spec: ActivationSpec,
-                   weight_observer: str = "minmax", weight_scale=None) -> nn.Module:
-    scheme = _weight_scheme(config)
+                   weight_observer: str = "minmax", weight_scale=None,
+                   scheme: Scheme | None = None) -> nn.Module:
+    scheme = scheme or _weight_scheme(config)
     if isinstance(module, nn.Linear):
         layer = QuantLinear(module.in_features, module.out_features, module.bias is not None,
-                            config.bits, spec, config.kernel, name)
+                            scheme.bits, spec, config.kernel, name)
     else:
         layer = QuantConv2d(module.in_channels, module.out_channels, module.kernel_size,
                             module.stride, module.padding, module.dilation, module.groups,
-                            module.bias is not None, config.bits, spec, config.kernel, name)
+                            module.bias is not None, scheme.bits, spec, config.kernel, name)
     layer.check(module.weight.device)
     weight_int, scale = _quantize_weight(module.weight, scheme, weight_observer, weight_scale)
     layer = layer.to(module.weight.device)
@@ -267,12 +269,19 @@ def _prepare_qat(model: nn.Module, config: QAT, data, device) -> nn.Module:
         _check_fits(model, data, device)
     folded = fold_batchnorm(model)
     bits = activation_bits(config, device)
-    kw = {"weight_scheme": _weight_scheme(config),
-          "input_scheme": Scheme(bits, config.symmetric_activations, "tensor"),
-          "lsq": config.lsq, "averaging": config.averaging}
+    targets = _targets(model, config, (nn.Linear, nn.Conv2d))
+    edges = {targets[0][0], targets[-1][0]} if config.first_last_bits else set()
     entry = {"kind": TRANSFORM_KIND, "stage": "qat", "config": config.to_dict(),
              "folded": [list(p) for p in folded], "layers": {}}
-    for name, module in _targets(model, config, (nn.Linear, nn.Conv2d)):
+    for name, module in targets:
+        weight_scheme, input_bits = _weight_scheme(config), bits
+        if name in edges:
+            edge = replace(config, bits=config.first_last_bits, activation_bits=None)
+            weight_scheme, input_bits = _weight_scheme(edge), activation_bits(edge, device)
+            input_bits = min(input_bits, config.first_last_bits)
+        kw = {"weight_scheme": weight_scheme,
+              "input_scheme": Scheme(input_bits, config.symmetric_activations, "tensor"),
+              "lsq": config.lsq}
         cls = QATLinear if isinstance(module, nn.Linear) else QATConv2d
         layer = cls.from_float(module, **kw)
         set_module(model, name, layer)
@@ -302,7 +311,8 @@ def convert(model: nn.Module) -> nn.Module:
         in_scheme = ifq.scheme
         spec = ActivationSpec(in_scheme.bits, in_scheme.symmetric, "tensor", static=True)
         weight_scale = wfq.qparams()[0] if wfq.lsq else None
-        layer = _integer_layer(name, module, config, spec, weight_scale=weight_scale)
+        layer = _integer_layer(name, module, config, spec, weight_scale=weight_scale,
+                               scheme=wfq.scheme)
         scale, zero_point = ifq.qparams()
         layer.input_scale.copy_(scale.reshape(()))
         layer.input_zero_point.copy_(zero_point.reshape(()))

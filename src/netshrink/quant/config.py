@@ -99,8 +99,10 @@ class Static(_Config):
 class QAT(_Config):
     """Fake quantization for training (straight-through estimator), BatchNorm folded first.
 
-    lsq: learn the step sizes (LSQ) instead of tracking ranges with a moving average.
-    averaging: the moving average's weight of each new batch range.
+    lsq: learn the step sizes (LSQ) instead of tracking input ranges with a moving average
+    (each batch's range weighs 0.01).
+    first_last_bits: bits for the first and the last quantized layer (weights and inputs), as
+    the LSQ paper keeps them at 8; None: every layer gets `bits` / `activation_bits`.
     Train with netshrink.train.fit, then netshrink.quant.convert(model) for the integer model.
     """
 
@@ -108,15 +110,15 @@ class QAT(_Config):
     activation_bits: int | None = None
     per_channel: bool = True
     lsq: bool = False
-    averaging: float = 0.01
+    first_last_bits: int | None = None
     symmetric_activations: bool = False
     skip: tuple = ()
     kernel: str | None = None
 
     def __post_init__(self) -> None:
         self._validate()
-        if not 0 < self.averaging <= 1:
-            raise NetshrinkError(f"averaging={self.averaging} must be in (0, 1]")
+        if self.first_last_bits is not None:
+            _check_bits("first_last_bits", self.first_last_bits)
 
 
 CONFIGS = {"dynamic": Dynamic, "static": Static, "qat": QAT}

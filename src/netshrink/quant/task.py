@@ -1,7 +1,8 @@
 """The sweep task "quantization": train a float model, then quantize it two ways, and measure.
 
-One trial = one model and seed: train in float32 (spec.train), post-training static
-quantization (params["ptq"]: Static fields), quantization-aware training from the float
+One trial = one model and seed: train in float32 (spec.train; trials of a sweep that differ
+only in how they quantize share it, cached in the sweep's float_models/), post-training
+static quantization (params["ptq"]: Static fields), quantization-aware training from the float
 weights (params["qat"]: QAT fields; params["qat_epochs"], params["qat_lr"]), then top-1
 accuracy, latency (float and integer models timed alternately, one thread) and file size of
 each. Training runs on one torch thread: on a shared machine a second OpenMP thread mostly
@@ -11,6 +12,8 @@ waits.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import torch
 import netshrink
 from netshrink.bench.spec import TrialSpec
 from netshrink.bench.tasks import build, task
+from netshrink.fileio import atomic_write
 from netshrink.quant.api import convert
 from netshrink.quant.config import QAT, Static
 
@@ -31,6 +35,32 @@ def _latency(models: dict, example: torch.Tensor, repeats: int) -> dict:
     return {k: 1000 * s.median for k, s in stats.items()}
 
 
+def _float_key(spec: TrialSpec) -> str:
+    """Trials that differ only in how they quantize share the float training."""
+    fields = {k: v for k, v in spec.to_dict().items() if k not in ("task", "params")}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _trained_float(spec: TrialSpec, model, splits, config, workdir: Path):
+    """The float model trained as the spec says, from the sweep's cache when it is there."""
+    from netshrink.train import fit
+
+    cache = None
+    if workdir.parent.name == "trials":
+        cache = workdir.parent.parent / "float_models" / _float_key(spec)
+        if (cache / "float32.safetensors").is_file() and (cache / "train.json").is_file():
+            seconds = json.loads((cache / "train.json").read_text())["train_seconds"]
+            return netshrink.load(cache / "float32.safetensors"), seconds
+    start = time.perf_counter()
+    fit(model, splits, config, log_csv=workdir / "float_log.csv", progress=False)
+    seconds = time.perf_counter() - start
+    if cache is not None:
+        netshrink.save(model, cache / "float32.safetensors")
+        atomic_write(cache / "train.json", json.dumps({"train_seconds": seconds,
+                                                       "spec": spec.to_dict()}))
+    return model, seconds
+
+
 @task("quantization")
 def quantization_task(spec: TrialSpec, workdir: Path) -> dict:
     from netshrink.train import TrainConfig, evaluate, fit
@@ -38,9 +68,7 @@ def quantization_task(spec: TrialSpec, workdir: Path) -> dict:
     torch.set_num_threads(1)
     params = spec.params
     splits, model, config = build(spec)
-    start = time.perf_counter()
-    fit(model, splits, config, log_csv=workdir / "float_log.csv", progress=False)
-    train_seconds = time.perf_counter() - start
+    model, train_seconds = _trained_float(spec, model, splits, config, workdir)
     model.eval()
     files = {"float": netshrink.save(model, workdir / "float32.safetensors")}
     accuracy = {"float": evaluate(model, splits.test)[1]}
