@@ -163,7 +163,8 @@ class IntMM(Kernel):
 
     def pack_linear(self, weight):
         n, k = weight.shape
-        padded = torch.zeros(_round_up(n, 8), _round_up(k, 8), dtype=torch.int8,
+        # cuBLAS's int8 GEMM wants K and N multiples of 8 (zero rows and columns add nothing)
+        padded = torch.zeros(_round_up(n, 8), max(_round_up(k, 8), 16), dtype=torch.int8,
                              device=weight.device)
         padded[:n, :k] = weight
         return {"w_t": padded.t(), "row_sum": weight.sum(1, dtype=torch.int32), "n": n, "k": k}
