@@ -48,6 +48,7 @@ def test_quantize_refuses_a_model_that_can_overflow_and_skip_works():
     model = Wide()
     with pytest.raises(NetshrinkError, match="'huge'"):
         netshrink.quantize_(model, Dynamic(activation_bits=8, kernel="reference"))
+    assert isinstance(model.small, nn.Linear)  # refused before anything was changed
     model = Wide()
     netshrink.quantize_(model, Dynamic(activation_bits=8, kernel="reference", skip=("huge",)))
     assert isinstance(model.huge, nn.Linear)

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from netshrink.errors import NetshrinkError
 from netshrink.quant import kernels
+from netshrink.quant.bounds import check_layer
 from netshrink.quant.config import QAT, Dynamic, Static, config_from_dict
 from netshrink.quant.fold import fold_batchnorm, get_module, replay_fold, set_module
 from netshrink.quant.modules import (
@@ -103,6 +104,18 @@ def _integer_layer(name: str, module: nn.Module, config, spec: ActivationSpec,
     return layer
 
 
+def _fan_in(module: nn.Module) -> int:
+    return module.weight[0].numel()
+
+
+def _check_bounds(layers: list, config, input_bits: int, device: torch.device) -> None:
+    """Refuse (by name) any layer whose int32 sums could overflow, before changing anything."""
+    kernel = kernels.select(device, config.kernel)
+    for name, module in layers:
+        check_layer(name, _fan_in(module), input_bits, config.bits,
+                    kernel.pairs_in_int16(device), kernel.name)
+
+
 def _check_has_layers(model: nn.Module, config, found: list) -> None:
     if not found:
         skipped = f" (skip={config.skip})" if config.skip else ""
@@ -142,6 +155,7 @@ def _dynamic(model: nn.Module, config: Dynamic, device) -> nn.Module:
     embeddings = _targets(model, config, (nn.Embedding,)) if config.embeddings else []
     _check_has_layers(model, config, layers + embeddings)
     bits = activation_bits(config, device)
+    _check_bounds(layers, config, bits, device)
     entry = {"kind": TRANSFORM_KIND, "stage": "integer", "config": config.to_dict(),
              "folded": [], "layers": {}}
     for name, module in layers:
@@ -225,7 +239,8 @@ def _static(model: nn.Module, config: Static, data, device) -> nn.Module:
     bits = activation_bits(config, device)
     spec = ActivationSpec(bits, config.symmetric_activations, "tensor", static=True)
     scheme = Scheme(bits, config.symmetric_activations, "tensor")
-    _check_fits(model, data, device)  # before folding: a bad data set changes nothing
+    _check_bounds(layers, config, bits, device)  # before folding: a refusal changes nothing
+    _check_fits(model, data, device)  # likewise a data set that does not fit
     folded = fold_batchnorm(model)
     layers = _targets(model, config, (nn.Linear, nn.Conv2d))  # folding gave new parameters
     observers = {name: make_observer(config.observer, scheme) for name, _ in layers}
