@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+import netshrink
+from netshrink import models
+from netshrink.cli import main
+from netshrink.quant import QuantConv2d
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    torch.manual_seed(0)
+    model = models.create("lenet5", (1, 8, 8), 10)
+    return netshrink.save(model, tmp_path_factory.mktemp("m") / "lenet5.safetensors")
+
+
+@pytest.mark.parametrize("config", ["dynamic", "static", "qat"])
+def test_quantize_command_writes_a_loadable_integer_model(saved_model, tmp_path, capsys,
+                                                          config):
+    out = tmp_path / f"{config}.safetensors"
+    extra = ["--epochs", "0.2", "--lsq", "--bits", "4", "--activation-bits", "4"] \
+        if config == "qat" else []
+    code = main(["quantize", str(saved_model), "--config", config, "--data", "digits",
+                 "--out", str(out), *extra])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "test accuracy" in text and "smaller" in text
+    model = netshrink.load(out)
+    assert isinstance(model[0], QuantConv2d)
+    assert model[0].activation.static == (config != "dynamic")
+
+
+def test_quantize_command_exports_onnx(saved_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["quantize", str(saved_model), "--config", "static", "--data", "digits",
+                 "--out", str(tmp_path / "m.safetensors"), "--onnx", str(onnx_path)]) == 0
+    assert onnx_path.stat().st_size > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--config", "static", "--bits", "12"], "bits=12"),
+    (["--config", "static", "--data", "mnist-nope"], "mnist-nope"),
+])
+def test_quantize_command_errors_are_one_line(saved_model, tmp_path, capsys, argv, message):
+    code = main(["quantize", str(saved_model), "--out", str(tmp_path / "o.safetensors"), *argv])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_quantize_command_refuses_a_model_that_does_not_fit_the_data(tmp_path, capsys):
+    path = netshrink.save(models.create("lenet5", (1, 28, 28), 10), tmp_path / "big.safetensors")
+    code = main(["quantize", str(path), "--config", "dynamic", "--data", "digits",
+                 "--out", str(tmp_path / "o.safetensors")])
+    assert code == 2 and "does not fit" in capsys.readouterr().err
