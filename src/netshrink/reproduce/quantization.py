@@ -84,17 +84,9 @@ def trials(protocol: dict, data: str, seeds) -> list:
 
 
 def _run_trials(specs, out, options: ReproOptions) -> list[dict]:
-    import inspect
-
     from netshrink.bench import run_trials
 
-    kwargs = {}
-    accepted = inspect.signature(run_trials).parameters
-    if "executor" in accepted:
-        kwargs["executor"] = options.executor
-    if "workers" in accepted:
-        kwargs["workers"] = options.workers
-    return run_trials(specs, out, **kwargs)
+    return run_trials(specs, out, executor=options.executor, workers=options.workers)
 
 
 def summarize(rows: list[dict]) -> list[dict]:
