@@ -34,10 +34,11 @@ def test_flops_of_linear_and_conv():
 
 def test_latency_statistics_are_ordered():
     model = nn.Linear(64, 64)
+    before = torch.get_num_threads()
     stats = measure.latency(model, torch.rand(8, 64), repeats=20, num_threads=1)
     assert stats.runs == 20 and stats.threads == 1
     assert 0 < stats.p10 <= stats.median <= stats.p90
-    assert torch.get_num_threads() == 2, "the thread count is restored"
+    assert torch.get_num_threads() == before, "the thread count is restored"
 
 
 def test_compare_latency_interleaves():

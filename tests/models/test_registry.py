@@ -6,8 +6,10 @@ import torch
 from netshrink import models
 from netshrink.errors import NetshrinkError
 
+IMAGE_MODELS = [name for name in models.names() if name != "minilm"]  # minilm takes tokens
 
-@pytest.mark.parametrize("name", models.names())
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 @pytest.mark.parametrize("shape", [(1, 28, 28), (1, 8, 8)])
 def test_forward_and_backward(name, shape):
     model = models.create(name, input_shape=shape, num_classes=7)
