@@ -17,7 +17,6 @@ def digits():
 
 @pytest.fixture(scope="module")
 def trained_lenet(digits):
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     model = models.create("lenet5", digits.input_shape, digits.num_classes)
     fit(model, digits, TrainConfig(epochs=8, lr=3e-3, batch_size=64, device="cpu"),
