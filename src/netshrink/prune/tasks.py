@@ -1,0 +1,111 @@
+"""Sweep tasks: "prune" (one method at one sparsity, at initialization or after training) and
+"lottery" (a whole ticket search with its controls). Both record layer collapse as a metric
+instead of failing, so a sweep over compressions runs to the end."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from netshrink.bench.spec import TrialSpec
+from netshrink.bench.tasks import build, task
+from netshrink.errors import NetshrinkError
+from netshrink.fileio import atomic_write
+from netshrink.train import TrainConfig, evaluate, fit
+
+WHEN = ("init", "trained")
+
+
+def _prune_params(params: dict) -> dict:
+    known = {"method", "sparsity", "compression", "scope", "when", "options", "layer_sparsity",
+             "finetune"}
+    unknown = set(params) - known
+    if unknown:
+        raise NetshrinkError(f"unknown prune parameter {', '.join(sorted(unknown))}; known: "
+                             f"{', '.join(sorted(known))}")
+    if params.get("when", "init") not in WHEN:
+        raise NetshrinkError(f"when={params.get('when')!r} must be init or trained")
+    return params
+
+
+@task("prune")
+def prune_task(spec: TrialSpec, workdir: Path) -> dict:
+    """Prune with params["method"] at params["sparsity"|"compression"], then train.
+
+    when="init": prune the initialized network, train it with spec.train (pruning at
+    initialization, as SNIP, GraSP and SynFlow). when="trained": train with spec.train, prune,
+    fine-tune with spec.train updated by params["finetune"].
+    """
+    from netshrink.prune.api import prune_, target_sparsity
+    from netshrink.prune.mask import density
+
+    params = _prune_params(dict(spec.params))
+    splits, model, config = build(spec)
+    target = target_sparsity(params.get("sparsity"), params.get("compression"))
+    metrics: dict = {"method": params["method"], "target_sparsity": target}
+    if params.get("when", "init") == "trained":
+        dense = fit(model, splits, config, log_csv=workdir / "dense.csv", progress=False)
+        metrics["dense_test_accuracy"] = dense.test_accuracy
+        config = TrainConfig.from_dict({**config.to_dict(), **params.get("finetune", {})})
+    start = time.perf_counter()
+    mask = prune_(model, params["method"], splits, sparsity=target,
+                  scope=params.get("scope", "global"),
+                  layer_sparsity=params.get("layer_sparsity"), allow_collapse=True,
+                  seed=spec.seed, **params.get("options", {}))
+    metrics["prune_seconds"] = time.perf_counter() - start
+    metrics["density"] = density(model)
+    metrics["compression"] = 1 / max(metrics["density"], 1e-12)
+    metrics["collapsed"] = bool(mask.collapsed)
+    metrics["collapsed_layers"] = " ".join(mask.collapsed)
+    metrics["accuracy_after_pruning"] = evaluate(model, splits.test, config.device)[1]
+    result = fit(model, splits, config, log_csv=workdir / "log.csv", progress=False)
+    metrics.update(test_accuracy=result.test_accuracy, test_loss=result.test_loss,
+                   early_stop_iteration=result.early_stop_iteration,
+                   early_stop_test_accuracy=result.early_stop_test_accuracy,
+                   train_seconds=result.seconds)
+    return metrics
+
+
+@task("lottery")
+def lottery_task(spec: TrialSpec, workdir: Path) -> dict:
+    """A lottery ticket search (netshrink.prune.lottery) with params = LotteryConfig fields.
+
+    Metrics are flat: "r{round}.{arm}.{field}" for every trained network; the rows are also
+    written to results.csv in the trial's folder as they finish.
+    """
+    from netshrink.prune.lottery import LotteryConfig, find_ticket, zoo_factory
+
+    params = dict(spec.params)
+    params["control_rounds"] = tuple(params.get("control_rounds", ()))
+    params["controls"] = tuple(params.get("controls", ("reinit", "shuffle")))
+    try:
+        config = LotteryConfig(**params)
+    except TypeError as err:
+        raise NetshrinkError(f"bad lottery parameter: {err}") from None
+    splits, _, train = build(spec)
+    rows: list[dict] = []
+
+    def save(result) -> None:
+        rows.append(result.to_dict())
+        atomic_write(workdir / "results.csv", _csv(rows))
+
+    make = zoo_factory(spec.model, splits, **spec.model_args)
+    results = find_ticket(make, splits, replace(train), config, seed=spec.seed, on_result=save)
+    metrics = {}
+    for result in results:
+        prefix = f"r{result.round:02d}.{result.arm}"
+        for key, value in result.to_dict().items():
+            if key not in ("round", "arm"):
+                metrics[f"{prefix}.{key}"] = value
+    return metrics
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
