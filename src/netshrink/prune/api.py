@@ -141,7 +141,7 @@ def prune_(
         weights = {n: p.detach() * keep[n].to(p.device, p.dtype) for n, p in params.items()}
         ctx = scores_mod.Context(model, weights, inputs, targets, loss_fn, generator, shape)
         with scores_mod.scoring_mode(model, score.train_mode, seed):
-            last_scores = score.scores(ctx)
+            last_scores = {n: s.detach() for n, s in score.scores(ctx).items()}
         scored_keep, keep = keep, select.select(last_scores, keep, step_units)
     emptied = select.collapsed(keep)
     if emptied and not allow_collapse:
@@ -157,3 +157,33 @@ def prune_(
     apply_mask(model, keep)
     remember_transform(model)
     return Mask(keep, tuple(emptied))
+
+
+def score_weights(
+    model: nn.Module,
+    method: str | scores_mod.Score = "magnitude",
+    data=None,
+    *,
+    filter: LayerFilter | None = None,
+    seed: int = 0,
+    loss_fn: Callable = F.cross_entropy,
+    input_shape: tuple[int, ...] | None = None,
+    **options,
+) -> dict[str, torch.Tensor]:
+    """One scoring pass of `method` on the model's current (masked) weights, without pruning:
+    {weight name: scores} (higher = more important). For studies that rank weights once."""
+    score = scores_mod.make(method, **options)
+    params = prunable(model, filter)
+    if not params:
+        raise NetshrinkError("the model has nothing to prune: no Linear or Conv weight")
+    inputs = targets = None
+    if score.needs_data:
+        if data is None:
+            raise NetshrinkError(f"method {score.name!r} needs data")
+        inputs, targets = _examples(data)
+    weights = {n: p.detach() for n, p in params.items()}
+    ctx = scores_mod.Context(model, weights, inputs, targets, loss_fn,
+                             torch.Generator().manual_seed(seed),
+                             _input_shape(model, inputs, input_shape))
+    with scores_mod.scoring_mode(model, score.train_mode, seed):
+        return {n: s.detach() for n, s in score.scores(ctx).items()}

@@ -19,19 +19,57 @@ from netshrink.train import TrainConfig, evaluate, fit
 WHEN = ("init", "trained")
 
 
-def _prune_params(params: dict) -> dict:
-    known = {"method", "sparsity", "compression", "scope", "when", "options", "layer_sparsity",
-             "finetune"}
+def _known(params: dict, known: set[str], what: str) -> None:
     unknown = set(params) - known
     if unknown:
-        raise NetshrinkError(f"unknown prune parameter {', '.join(sorted(unknown))}; known: "
+        raise NetshrinkError(f"unknown {what} parameter {', '.join(sorted(unknown))}; known: "
                              f"{', '.join(sorted(known))}")
+
+
+def check_prune(params: dict) -> None:
+    """Refuse a prune trial's params before the sweep starts (typos, bad targets)."""
+    from netshrink.prune.api import target_sparsity
+    from netshrink.prune.scores import make
+
+    _known(params, {"method", "sparsity", "compression", "scope", "when", "options",
+                    "layer_sparsity", "finetune"}, "prune")
     if params.get("when", "init") not in WHEN:
         raise NetshrinkError(f"when={params.get('when')!r} must be init or trained")
-    return params
+    if "method" not in params:
+        raise NetshrinkError("a prune trial needs params.method")
+    make(params["method"], **params.get("options", {}))
+    target_sparsity(params.get("sparsity"), params.get("compression"))
+    TrainConfig.from_dict({**params.get("finetune", {})})
 
 
-@task("prune")
+def check_lottery(params: dict) -> None:
+    _lottery_config(params)
+
+
+def check_deletion(params: dict) -> None:
+    from netshrink.prune.api import target_sparsity
+    from netshrink.prune.scores import make
+
+    _known(params, {"method", "fractions", "retrain", "options"}, "deletion")
+    make(params.get("method", "magnitude"), **params.get("options", {}))
+    for fraction in params.get("fractions", ()):
+        target_sparsity(fraction, None)
+    TrainConfig.from_dict({**params.get("retrain", {})})
+
+
+def _lottery_config(params: dict):
+    from netshrink.prune.lottery import LotteryConfig
+
+    params = dict(params)
+    params["control_rounds"] = tuple(params.get("control_rounds", ()))
+    params["controls"] = tuple(params.get("controls", ("reinit", "shuffle")))
+    try:
+        return LotteryConfig(**params)
+    except TypeError as err:
+        raise NetshrinkError(f"bad lottery parameter: {err}") from None
+
+
+@task("prune", check=check_prune)
 def prune_task(spec: TrialSpec, workdir: Path) -> dict:
     """Prune with params["method"] at params["sparsity"|"compression"], then train.
 
@@ -42,10 +80,11 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
     from netshrink.prune.api import prune_, target_sparsity
     from netshrink.prune.mask import density
 
-    params = _prune_params(dict(spec.params))
+    params = dict(spec.params)
+    check_prune(params)
     splits, model, config = build(spec)
     target = target_sparsity(params.get("sparsity"), params.get("compression"))
-    metrics: dict = {"method": params["method"], "target_sparsity": target}
+    metrics: dict = {"target_sparsity": target}
     if params.get("when", "init") == "trained":
         dense = fit(model, splits, config, log_csv=workdir / "dense.csv", progress=False)
         metrics["dense_test_accuracy"] = dense.test_accuracy
@@ -69,22 +108,16 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
     return metrics
 
 
-@task("lottery")
+@task("lottery", check=check_lottery)
 def lottery_task(spec: TrialSpec, workdir: Path) -> dict:
     """A lottery ticket search (netshrink.prune.lottery) with params = LotteryConfig fields.
 
     Metrics are flat: "r{round}.{arm}.{field}" for every trained network; the rows are also
     written to results.csv in the trial's folder as they finish.
     """
-    from netshrink.prune.lottery import LotteryConfig, find_ticket, zoo_factory
+    from netshrink.prune.lottery import find_ticket, zoo_factory
 
-    params = dict(spec.params)
-    params["control_rounds"] = tuple(params.get("control_rounds", ()))
-    params["controls"] = tuple(params.get("controls", ("reinit", "shuffle")))
-    try:
-        config = LotteryConfig(**params)
-    except TypeError as err:
-        raise NetshrinkError(f"bad lottery parameter: {err}") from None
+    config = _lottery_config(spec.params)
     splits, _, train = build(spec)
     rows: list[dict] = []
 
@@ -103,9 +136,41 @@ def lottery_task(spec: TrialSpec, workdir: Path) -> dict:
     return metrics
 
 
-def _csv(rows: list[dict]) -> str:
+@task("deletion", check=check_deletion)
+def deletion_task(spec: TrialSpec, workdir: Path) -> dict:
+    """Train, then delete weights in order of params["method"]'s score (LeCun et al.'s OBD
+    experiment): one-shot (no retraining) and iterative (prune, retrain with spec.train updated
+    by params["retrain"]). Metrics: "{mode}.{fraction}.{field}"; rows also in curve.csv."""
+    from netshrink.prune.deletion import iterative_curve, measure, one_shot_curve
+
+    params = dict(spec.params)
+    check_deletion(params)
+    method = params.get("method", "magnitude")
+    fractions = [float(f) for f in params.get("fractions", (0.2, 0.4, 0.6, 0.8))]
+    options = params.get("options", {})
+    splits, model, config = build(spec)
+    trained = fit(model, splits, config, log_csv=workdir / "train.csv", progress=False)
+    retrain = TrainConfig.from_dict({**config.to_dict(), **params.get("retrain", {})})
+    rows = one_shot_curve(model, splits, method, fractions, seed=spec.seed, **options)
+    rows += iterative_curve(model, splits, method, fractions, retrain, seed=spec.seed,
+                            **options)
+    atomic_write(workdir / "curve.csv", _csv([{**r} for r in rows], union=True))
+    metrics = {f"trained.{k}": v for k, v in measure(model, splits).items()}
+    metrics["trained.iterations"] = trained.iterations
+    for row in rows:
+        prefix = f"{row['mode']}.{row['fraction']:g}"
+        for key, value in row.items():
+            if key not in ("mode", "fraction"):
+                metrics[f"{prefix}.{key}"] = value
+    return metrics
+
+
+def _csv(rows: list[dict], union: bool = False) -> str:
+    fields = list(rows[0])
+    if union:
+        fields = list(dict.fromkeys(k for row in rows for k in row))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
