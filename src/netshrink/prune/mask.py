@@ -5,8 +5,10 @@ model's keys and a saved pruned model is an ordinary model whose pruned weights 
 
 - the weight is multiplied by the mask once, in place (the forward pass then sees exact zeros
   and costs nothing extra);
-- a gradient hook multiplies the weight's gradient by the mask (pruned weights get a zero
-  gradient, so plain SGD, weight decay and hand-written updates cannot move them);
+- a gradient hook multiplies the weight's `.grad` by the mask, in place, as soon as backward
+  has accumulated it (pruned weights get a zero gradient, so plain SGD, weight decay and
+  hand-written updates from `.grad` cannot move them; `torch.autograd.grad` still returns the
+  unmasked derivative, which does not touch `.grad`);
 - a global optimizer step post-hook re-applies the mask after every `torch.optim` step (so
   momentum or Adam moments accumulated before pruning cannot move them either);
 - a load_state_dict post-hook re-applies it after loading weights (rewinding a lottery ticket to
@@ -118,10 +120,13 @@ def _masked_attrs(module: nn.Module) -> tuple[str, ...]:
     return module.__dict__.get(_MASKED, ())
 
 
-def _mask_gradient(module_ref: weakref.ref, buffer: str, grad: torch.Tensor) -> torch.Tensor:
+def _mask_gradient(module_ref: weakref.ref, buffer: str, param: torch.Tensor) -> None:
+    """After backward accumulated into param.grad: zero the pruned entries, in place."""
     module = module_ref()
     mask = None if module is None else module._buffers.get(buffer)
-    return grad if mask is None or mask.shape != grad.shape else grad * mask
+    if mask is not None and param.grad is not None and mask.shape == param.grad.shape:
+        with torch.no_grad():
+            param.grad.mul_(mask)
 
 
 def _link(module: nn.Module, attr: str) -> None:
@@ -131,6 +136,8 @@ def _link(module: nn.Module, attr: str) -> None:
     deep copy of the model copies the mask buffer but not a parameter's hooks).
     """
     param = module._parameters[attr]
+    if not isinstance(param, nn.Parameter) or not param.requires_grad:
+        return  # swapped out by torch.func.functional_call, or frozen: nothing to hook
     ref = param.__dict__.get(_ATTR)
     if ref is not None and ref[0]() is module:
         return
@@ -138,7 +145,8 @@ def _link(module: nn.Module, attr: str) -> None:
     if old is not None:
         old.remove()
     ref = (weakref.ref(module), f"{attr}_mask")
-    param.__dict__[_HANDLE] = param.register_hook(functools.partial(_mask_gradient, *ref))
+    param.__dict__[_HANDLE] = param.register_post_accumulate_grad_hook(
+        functools.partial(_mask_gradient, *ref))
     param.__dict__[_ATTR] = ref
 
 
