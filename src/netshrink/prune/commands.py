@@ -61,7 +61,9 @@ def run_prune(args: argparse.Namespace) -> int:
     folder = out_dir(args.out)
     splits, model = _load(args)
     training = args.epochs > 0 or args.iterations is not None
-    config = train_config(args) if training else None
+    # --iterations overrides --epochs (whose default here, 0, means "do not train")
+    config = train_config(argparse.Namespace(**{**vars(args), "epochs": args.epochs or 1.0})
+                          ) if training else None
     before = evaluate(model, splits.test)[1]
     layer_sparsity = {k: float(v) for k, v in
                       key_values(args.layer_sparsity, "--layer-sparsity").items()}

@@ -37,14 +37,20 @@ def settings_for(options: ReproOptions) -> dict:
             "options": {"obd": {"hessian": "exact"}, "magnitude": {}}}
 
 
+def _budget(train: dict) -> str:
+    if train.get("iterations"):
+        return f"{train['iterations']} iterations"
+    return f"{train.get('epochs', 1.0):g} epochs"
+
+
 def scale_note(options: ReproOptions, s: dict) -> str:
     return (f"{'full' if options.full else 'default'} run: an MLP 64-32-10 (2,400 weights, "
             "close to the paper's 2,578 free parameters) on scikit-learn's 8x8 digits (the "
             "paper's 9,300 zip-code digits and shared-weight network are not available), "
-            f"trained {s['train']['epochs']:g} epochs with Adam; cross-entropy objective (the "
+            f"trained {_budget(s['train'])} with Adam; cross-entropy objective (the "
             "paper: MSE); exact Hessian diagonal; deletion fractions "
             f"{s['fractions'][1]:g}..{s['fractions'][-1]:g}; retraining "
-            f"{s['retrain']['epochs']:g} epochs after each deletion step; seeds {s['seeds']}.")
+            f"{_budget(s['retrain'])} after each deletion step; seeds {s['seeds']}.")
 
 
 def trials_for(s: dict) -> list[TrialSpec]:
