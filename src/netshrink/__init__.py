@@ -7,6 +7,8 @@ __version__ = "0.1.0"
 
 from netshrink import data, measure, models, train
 from netshrink.errors import NetshrinkError
+from netshrink.prune import prune_
 from netshrink.serialize import load, save
 
-__all__ = ["NetshrinkError", "__version__", "data", "load", "measure", "models", "save", "train"]
+__all__ = ["NetshrinkError", "__version__", "data", "load", "measure", "models", "prune_", "save",
+           "train"]
