@@ -79,11 +79,11 @@ def test_hutchinson_estimates_the_exact_diagonal():
     weights = {n: p.detach() for n, p in prunable(model).items()}
     batches = lambda: [(x, y)]  # noqa: E731
     exact = exact_diagonal(model, weights, batches, F.cross_entropy)
-    estimate = hutchinson_diagonal(model, weights, batches, F.cross_entropy, samples=300,
+    estimate = hutchinson_diagonal(model, weights, batches, F.cross_entropy, samples=150,
                                    generator=torch.Generator().manual_seed(0))
     for name in weights:
         error = (estimate[name] - exact[name]).norm() / exact[name].norm()
-        assert error < 0.3, name
+        assert error < 0.35, name  # about 0.25 measured; a wrong estimator gives ~1
 
 
 def test_obd_picks_hutchinson_above_its_exact_limit():

@@ -61,7 +61,7 @@ def exact_diagonal(
         eye = torch.eye(n, dtype=w.dtype, device=w.device)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
-            products = vmap(hvp)(eye[start:stop])
+            products = vmap(hvp)(eye[start:stop]).detach()
             diag[start:stop] = products[:, start:stop].diagonal()
         out[name] = diag.view_as(w)
     return out
@@ -90,5 +90,5 @@ def hutchinson_diagonal(
             dot = sum((g * probes[n]).sum() for g, n in zip(grads, names, strict=True))
             hv = torch.autograd.grad(dot, [leaves[n] for n in names])
             for n, h in zip(names, hv, strict=True):
-                sums[n] += probes[n] * h
+                sums[n] += probes[n] * h.detach()
     return {n: s / samples for n, s in sums.items()}
