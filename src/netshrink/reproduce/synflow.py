@@ -29,8 +29,8 @@ def settings_for(options: ReproOptions) -> dict:
         models = [["vgg", {"width": 64}], ["resnet", {"depth": 20, "width": 16}]]
         train |= {"epochs": 160.0}
     else:
-        models = [["vgg", {"width": 8}], ["resnet", {"depth": 14, "width": 8}]]
-        train |= {"epochs": 1.0}
+        models = [["vgg", {"width": 8}], ["resnet", {"depth": 8, "width": 8}]]
+        train |= {"epochs": 0.5}
     return {"models": models, "data": list(options.data or ("fashion-mnist",)),
             "data_args": {"val_size": 5000}, "seeds": list(options.seeds or (0, 1, 2)),
             "methods": list(METHODS), "exponents": list(EXPONENTS), "train": train,
@@ -40,9 +40,9 @@ def settings_for(options: ReproOptions) -> dict:
 def scale_note(options: ReproOptions, s: dict) -> str:
     what = ("full run: VGG-11 with BatchNorm at full width (64) and ResNet-20 (width 16), "
             "160 epochs") if options.full else (
-        "scaled down from the paper: a quarter-width VGG-11 (width 8, 145k weights) and "
-        "ResNet-14 (width 8, 44k weights) instead of VGG-16/ResNet-18, 1 epoch of training "
-        "instead of 160")
+        "scaled down from the paper: an eighth-width VGG-11 with BatchNorm (width 8, 145k "
+        "weights) and a ResNet-8 (width 8, 19k weights) instead of VGG-11/16 and ResNet-18, "
+        "half an epoch of training (215 iterations) instead of 160 epochs")
     return (f"{what}; data {', '.join(s['data'])} (CIFAR is not among netshrink's data sets); "
             "SGD momentum 0.9, lr 0.1 with cosine decay (the paper: step decay), weight decay "
             "5e-4, batch 128; PyTorch's default initialization; pruning at initialization, "
