@@ -149,7 +149,7 @@ def prune_(
         asked = 1 / max(1e-12, 1 - target)
         raise LayerCollapseError(
             f"{score.name} at compression {asked:.4g} (sparsity {target:.6g}) would empty "
-            f"{', '.join(emptied)} (layer collapse: the network could not learn); the largest "
+            f"{', '.join(emptied)} (layer collapse: a layer left with no weight); the largest "
             f"compression that avoids it is about {safe:.4g}. Ask for less, or pass "
             "allow_collapse=True to record it instead",
             tuple(emptied), safe,

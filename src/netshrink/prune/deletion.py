@@ -17,8 +17,9 @@ from netshrink.prune.mask import apply_mask, prunable
 from netshrink.train import TrainConfig, evaluate, fit
 
 
-def measure(model: nn.Module, data: Splits, device: str = "cpu") -> dict:
+def measure(model: nn.Module, data: Splits) -> dict:
     """Training loss (the objective OBD predicts) and accuracy, and test loss and accuracy."""
+    device = next(model.parameters()).device
     train_loss, train_acc = evaluate(model, data.train, device)
     test_loss, test_acc = evaluate(model, data.test, device)
     return {"train_loss": train_loss, "train_accuracy": train_acc, "test_loss": test_loss,

@@ -99,7 +99,8 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
     metrics["compression"] = 1 / max(metrics["density"], 1e-12)
     metrics["collapsed"] = bool(mask.collapsed)
     metrics["collapsed_layers"] = " ".join(mask.collapsed)
-    metrics["accuracy_after_pruning"] = evaluate(model, splits.test, config.device)[1]
+    device = next(model.parameters()).device
+    metrics["accuracy_after_pruning"] = evaluate(model, splits.test, device)[1]
     result = fit(model, splits, config, log_csv=workdir / "log.csv", progress=False)
     metrics.update(test_accuracy=result.test_accuracy, test_loss=result.test_loss,
                    early_stop_iteration=result.early_stop_iteration,
