@@ -51,10 +51,11 @@ def scale_note(options: ReproOptions, s: dict) -> str:
 
 
 def trials_for(s: dict) -> list[TrialSpec]:
+    """Seed by seed (so a partial run has whole curves), one dense trial per model and seed."""
     trials = []
-    for data in s["data"]:
-        for name, args in s["models"]:
-            for seed in s["seeds"]:
+    for seed in s["seeds"]:
+        for data in s["data"]:
+            for name, args in s["models"]:
                 trials.append(TrialSpec("prune", name, data, args, s["data_args"],
                                         {"method": "random", "compression": 1.0},
                                         s["train"], seed))
