@@ -97,24 +97,23 @@ def findings(table: list[dict], data: str) -> list[str]:
               one["obd"][f]["train_loss_mean"] < one["magnitude"][f]["train_loss_mean"]]
     lines.append(f"- without retraining, OBD's objective is below magnitude's at "
                  f"{len(better)} of {len(fractions)} deletion fractions")
-    base = one["obd"].get(0.0, {}).get("train_loss_mean")
     good = []
     for f in fractions:
         row = one["obd"][f]
-        if base is None or row.get("predicted_train_loss_mean") is None:
-            continue
-        actual, predicted = row["train_loss_mean"] - base, row["predicted_train_loss_mean"] - base
-        if actual > 0 and 0.5 <= predicted / actual <= 2.0:
-            good.append(f)
-        else:
+        predicted, actual = row.get("predicted_train_loss_mean"), row["train_loss_mean"]
+        if predicted is None or abs(predicted - actual) > 0.2 * actual:
             break
-    lines.append("- OBD's prediction is within a factor 2 of the measured increase of the "
-                 f"objective up to {max(good):.0%} deleted" if good else
-                 "- OBD's prediction is off by more than a factor 2 from the first fraction")
+        good.append(f)
+    lines.append("- OBD's predicted objective is within 20% of the measured objective up to "
+                 f"{max(good):.0%} deleted" if good else
+                 "- OBD's predicted objective is off by more than 20% from the first fraction")
     for m in METHODS:
         dense = it[m].get(0.0, {}).get("test_accuracy_after_mean")
-        ok = [f for f in sorted(it[m]) if f > 0 and dense is not None and
-              it[m][f]["test_accuracy_after_mean"] >= dense - 0.005]
+        ok = []
+        for f in sorted(x for x in it[m] if x > 0):
+            if dense is None or it[m][f]["test_accuracy_after_mean"] < dense - 0.005:
+                break
+            ok.append(f)
         lines.append(f"- {m} with retraining: test accuracy within 0.5 points of the "
                      f"unpruned network up to {max(ok) if ok else 0:.0%} deleted")
     return lines
