@@ -159,18 +159,18 @@ def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
 
     from netshrink.fileio import atomic_path
 
-    curves = [("obd", "one-shot", "train_loss", "OBD, no retraining"),
-              ("obd", "one-shot", "predicted_train_loss", "OBD predicted"),
-              ("magnitude", "one-shot", "train_loss", "magnitude, no retraining"),
-              ("obd", "iterative", "train_loss_after", "OBD, retrained"),
-              ("magnitude", "iterative", "train_loss_after", "magnitude, retrained")]
+    curves = [("obd", "one-shot", "train_loss", "OBD, no retraining", "C0"),
+              ("obd", "one-shot", "predicted_train_loss", "OBD predicted", "C0"),
+              ("magnitude", "one-shot", "train_loss", "magnitude, no retraining", "C1"),
+              ("obd", "iterative", "train_loss_after", "OBD, retrained", "C2"),
+              ("magnitude", "iterative", "train_loss_after", "magnitude, retrained", "C3")]
     paths = []
     for data in s["data"]:
         fig = Figure(figsize=(11, 4.2), dpi=110)
         FigureCanvasAgg(fig)
         for i, kind in enumerate(("loss", "accuracy")):
             ax = fig.add_subplot(1, 2, i + 1)
-            for method, mode, field, label in curves:
+            for method, mode, field, label, color in curves:
                 if kind == "accuracy":
                     if field == "predicted_train_loss":
                         continue
@@ -181,7 +181,8 @@ def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
                 if rows:
                     ax.plot([r["fraction"] for r in rows],
                             [r[f"{field}_mean"] for r in rows], marker="o", markersize=3,
-                            label=label, linestyle="--" if "predicted" in field else "-")
+                            label=label, color=color,
+                            linestyle="--" if "predicted" in field else "-")
             if kind == "loss":
                 ax.set_yscale("log")
             ax.set_xlabel("fraction of weights deleted")
