@@ -187,3 +187,17 @@ def test_unknown_method_scope_and_layer(digits):
         prune_(mlp(digits), "magnitude", sparsity=0.5, layer_sparsity={"9": 0.1})
     with pytest.raises(NetshrinkError, match="bad option"):
         prune_(mlp(digits), "synflow", sparsity=0.5, wibble=3)
+
+
+def test_random_pruning_is_independent_of_the_weights(digits):
+    """A model initialized after torch.manual_seed(s) and pruned with seed s: the kept weights
+    must look like the pruned ones (same mean |w|, half of them positive). Scoring with the
+    stream that drew the weights would keep mostly positive weights."""
+    torch.manual_seed(0)
+    model = models.create("vgg", input_shape=(1, 28, 28), width=8)
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mask = prune_(model, "random", sparsity=0.7, seed=0)
+    kept = torch.cat([weights[n][k] for n, k in mask.items()])
+    pruned = torch.cat([weights[n][~k] for n, k in mask.items()])
+    assert 0.47 < float((kept > 0).float().mean()) < 0.53
+    assert float(kept.abs().mean()) == pytest.approx(float(pruned.abs().mean()), rel=0.03)

@@ -129,7 +129,7 @@ def prune_(
             for n, p in params.items()}
     units = select.units_for(names, target, scope, overrides)
     select.check_shrinks(units, keep)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(scores_mod.scoring_seed(seed))
     shape = _input_shape(model, inputs, input_shape)
     start = {u: select.unit_density(u, keep) for u in units}
     last_scores: dict[str, torch.Tensor] = {}
@@ -183,7 +183,7 @@ def score_weights(
         inputs, targets = _examples(data)
     weights = {n: p.detach() for n, p in params.items()}
     ctx = scores_mod.Context(model, weights, inputs, targets, loss_fn,
-                             torch.Generator().manual_seed(seed),
+                             torch.Generator().manual_seed(scores_mod.scoring_seed(seed)),
                              _input_shape(model, inputs, input_shape))
     with scores_mod.scoring_mode(model, score.train_mode, seed):
         return {n: s.detach() for n, s in score.scores(ctx).items()}

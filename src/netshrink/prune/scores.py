@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -83,6 +84,15 @@ class Score:
         return f"{type(self).__name__}({fields})"
 
 
+def scoring_seed(seed: int) -> int:
+    """The seed of a score's random numbers, derived from `seed` so that they never replay the
+    stream that initialized the weights: a model built after torch.manual_seed(0) and scored
+    with torch.Generator().manual_seed(0) would get "random" scores equal to its own uniform
+    initialization draws, and random pruning would keep mostly positive weights."""
+    state = np.random.SeedSequence([int(seed), 0x6E657473]).generate_state(1, dtype=np.uint64)
+    return int(state[0]) & (2**63 - 1)
+
+
 @contextlib.contextmanager
 def scoring_mode(model: nn.Module, train: bool, seed: int) -> Iterator[None]:
     """Run with the model in train/eval mode, the global RNG forked and seeded (dropout), and
@@ -91,7 +101,7 @@ def scoring_mode(model: nn.Module, train: bool, seed: int) -> Iterator[None]:
     saved = {name: b.detach().clone() for name, b in model.named_buffers()}
     devices = [b.device for b in model.buffers() if b.device.type == "cuda"]
     with torch.random.fork_rng(devices=sorted({d.index or 0 for d in devices})):
-        torch.manual_seed(seed)
+        torch.manual_seed(scoring_seed(seed))
         model.train(train)
         try:
             yield
