@@ -105,3 +105,15 @@ def test_paper_percentages_map_to_rounds(digits):
     rounds = control_rounds_for([51.3, 21.1, 7.0, 3.6, 1.9], LotteryConfig(), model)
     assert rounds == (3, 7, 12, 15, 18)
     assert output_layer(model) == "5.weight"
+
+
+def test_per_layer_rates(digits):
+    make = zoo_factory("mlp", digits, widths=(32,))
+    config = LotteryConfig(rounds=2, rate=0.2, output_rate=None, layer_rates={"1": 0.5})
+    find_ticket(make, digits, TrainConfig(batch_size=64, iterations=2, device="cpu"), config)
+    from netshrink.prune.lottery import round_targets
+
+    sparsity, overrides = round_targets(make(0), config, 2)
+    assert sparsity == pytest.approx(0.36) and overrides == {"1": pytest.approx(0.75)}
+    with pytest.raises(NetshrinkError, match=r"layer_rates\[1\]"):
+        LotteryConfig(layer_rates={"1": 1.5})

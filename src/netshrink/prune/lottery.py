@@ -30,11 +30,16 @@ ARMS = ("ticket", "reinit", "shuffle")
 
 @dataclass(frozen=True)
 class LotteryConfig:
-    """How to search for a ticket. The defaults are the paper's LeNet-300-100 protocol."""
+    """How to search for a ticket. The defaults are the paper's LeNet-300-100 protocol.
+
+    rate: fraction of each layer's remaining weights removed per round; output_rate: the
+    output layer's (None: `rate`); layer_rates: ((layer, rate), ...) for any other layer.
+    """
 
     rounds: int = 18
     rate: float = 0.2
     output_rate: float | None = 0.1
+    layer_rates: tuple[tuple[str, float], ...] = ()
     rewind_iteration: int = 0
     control_rounds: tuple[int, ...] = ()
     controls: tuple[str, ...] = ("reinit", "shuffle")
@@ -42,7 +47,11 @@ class LotteryConfig:
     def __post_init__(self) -> None:
         if self.rounds < 0:
             raise NetshrinkError(f"rounds={self.rounds} must be >= 0")
-        for label, rate in (("rate", self.rate), ("output_rate", self.output_rate)):
+        object.__setattr__(self, "layer_rates",
+                           tuple((str(k), float(v)) for k, v in dict(self.layer_rates).items()))
+        rates = [("rate", self.rate), ("output_rate", self.output_rate),
+                 *((f"layer_rates[{k}]", v) for k, v in self.layer_rates)]
+        for label, rate in rates:
             if rate is not None and not 0 <= rate < 1:
                 raise NetshrinkError(f"{label}={rate} must be in [0, 1)")
         if self.rewind_iteration < 0:
@@ -96,10 +105,12 @@ def output_layer(model: nn.Module) -> str:
 
 
 def round_targets(model: nn.Module, config: LotteryConfig, r: int) -> tuple[float, dict]:
-    """(sparsity of the other layers, {output layer: its sparsity}) after round r."""
+    """(sparsity of most layers, {layer: its own sparsity}) after round r."""
     overrides = {}
     if config.output_rate is not None:
         overrides[output_layer(model)] = round_sparsity(config.output_rate, r)
+    for name, rate in config.layer_rates:
+        overrides[name] = round_sparsity(rate, r)
     return round_sparsity(config.rate, r), overrides
 
 

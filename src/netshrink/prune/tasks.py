@@ -63,6 +63,8 @@ def _lottery_config(params: dict):
     params = dict(params)
     params["control_rounds"] = tuple(params.get("control_rounds", ()))
     params["controls"] = tuple(params.get("controls", ("reinit", "shuffle")))
+    if "layer_rates" in params:
+        params["layer_rates"] = tuple(dict(params["layer_rates"]).items())
     try:
         return LotteryConfig(**params)
     except TypeError as err:
