@@ -1,14 +1,16 @@
 """netshrink: make PyTorch networks small and fast, and prove what it bought.
 
-The public verbs live here; each family has its own subpackage (data, models, train, measure).
+The public verbs live here (prune_, quantize_, distill, save, load); each family has its own
+subpackage (data, models, train, measure, prune, quant, distill, bench).
 """
 
 __version__ = "0.1.0"
 
-from netshrink import data, measure, models, train
+from netshrink import data, measure, models, prune, train
 from netshrink.errors import NetshrinkError
+from netshrink.prune import prune_
 from netshrink.quant import quantize_
 from netshrink.serialize import load, save
 
-__all__ = ["NetshrinkError", "__version__", "data", "load", "measure", "models", "quantize_",
-           "save", "train"]
+__all__ = ["NetshrinkError", "__version__", "data", "load", "measure", "models", "prune",
+           "prune_", "quantize_", "save", "train"]
