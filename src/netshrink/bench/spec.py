@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 
 import yaml
 
 from netshrink.errors import NetshrinkError
+
+ARGUMENT_FIELDS = ("model_args", "data_args", "params", "train")
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class TrialSpec:
     task: the registered task that runs it ("train", "prune", "lottery", ...).
     params: the task's own parameters (method, sparsity, temperature, ...).
     train: TrainConfig fields (the seed field here overrides train["seed"]).
+    The argument dicts hold JSON values only (tuples become lists), so a spec written to YAML or
+    JSON reads back equal, with the same trial_id.
     """
 
     task: str
@@ -33,16 +39,35 @@ class TrialSpec:
     train: dict = field(default_factory=dict)
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("task", "model", "data"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise NetshrinkError(f"trial {name} must be a non-empty string, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise NetshrinkError(f"trial seed must be an integer, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
+        for name in ARGUMENT_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, dict):
+                raise NetshrinkError(
+                    f"trial {name} must be a mapping of names to values, got {value!r}"
+                )
+            object.__setattr__(self, name, _json_values(value, name))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrialSpec:
+        if not isinstance(values, dict):
+            raise NetshrinkError(f"a trial must be a mapping, got {type(values).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise NetshrinkError(
-                f"unknown trial key {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+                f"unknown trial key {', '.join(sorted(map(str, unknown)))}; "
+                f"known: {', '.join(sorted(known))}"
             )
         missing = {"task", "model"} - set(values)
         if missing:
@@ -54,10 +79,50 @@ class TrialSpec:
 
     @classmethod
     def from_yaml(cls, text: str) -> TrialSpec:
-        return cls.from_dict(yaml.safe_load(text))
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise NetshrinkError(f"trial spec is not valid YAML: {err}") from None
+        return cls.from_dict(values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrialSpec:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise NetshrinkError(f"trial spec is not valid JSON: {err}") from None
+        return cls.from_dict(values)
 
     @property
     def trial_id(self) -> str:
         """A stable hash of the content: equal specs, equal ids, whatever the key order."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _json_values(value, where: str):
+    """`value` with tuples as lists, checked to hold only JSON values (str keys, no objects)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise NetshrinkError(f"trial {where}: key {key!r} must be a string")
+            out[key] = _json_values(item, f"{where}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_json_values(item, where) for item in value]
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        if not math.isfinite(value):
+            raise NetshrinkError(f"trial {where}: {value} is not a finite number")
+        return float(value)
+    raise NetshrinkError(
+        f"trial {where}: {value!r} ({type(value).__name__}) is not a plain value; use numbers, "
+        "strings, booleans, lists or mappings"
+    )

@@ -1,0 +1,289 @@
+"""Grid files: a YAML mapping whose lists expand to a product of trials, checked before any runs.
+
+    task: train
+    data: digits
+    model: mlp
+    model_args:
+      widths: [[64], [256, 256]]     # two choices, each a list value
+    train: {epochs: 5, lr: [1.0e-3, 3e-3]}
+    seed: [0, 1, 2]
+
+The keys are TrialSpec's (task, model, data, model_args, data_args, params, train, seed). A list
+at the top level, or as a value one level inside model_args / data_args / params / train, is a
+list of choices: the trials are every combination, in file order. A value that is itself a list
+(model widths) is written as a list of one choice: `widths: [[300, 100]]`. Mappings nested
+deeper are plain values and never expand. A file may also hold a list of such grids; their
+trials are concatenated (e.g. one dense baseline plus a pruned grid), duplicates dropped.
+
+Every trial is checked before any runs: unknown keys, wrong types, empty lists, unknown task,
+model or data names, model arguments (each model is built once), training options and the
+task's own parameter check. The error names the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import os
+import re
+import types
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+import yaml
+
+from netshrink.bench import tasks
+from netshrink.bench.spec import ARGUMENT_FIELDS, TrialSpec
+from netshrink.errors import NetshrinkError
+
+NAME_FIELDS = ("task", "model", "data")
+GRID_KEYS = tuple(f.name for f in fields(TrialSpec))
+
+
+class _GridLoader(yaml.SafeLoader):
+    """Safe YAML that reads 1e-3 as a number (as YAML 1.2 does) and refuses duplicate keys."""
+
+
+_GridLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise NetshrinkError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_GridLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                            _mapping_without_duplicates)
+
+
+def load_grid(path: str | os.PathLike) -> list[TrialSpec]:
+    """The checked trials of a grid file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise NetshrinkError(f"cannot read grid file {path}: {err.strerror}") from None
+    return parse_grid(text, source=str(path))
+
+
+def parse_grid(text: str, source: str = "grid") -> list[TrialSpec]:
+    """The checked trials of grid YAML `text`; errors start with `source`."""
+    try:
+        document = yaml.load(text, Loader=_GridLoader)  # a SafeLoader subclass
+    except NetshrinkError as err:
+        raise NetshrinkError(f"{source}: {err}") from None
+    except yaml.YAMLError as err:
+        raise NetshrinkError(f"{source} is not valid YAML: {err}") from None
+    return expand(document, source)
+
+
+def expand(document, source: str = "grid") -> list[TrialSpec]:
+    """The checked trials of a parsed grid (a mapping, or a list of mappings)."""
+    if isinstance(document, dict):
+        grids = [(source, document)]
+    elif isinstance(document, list) and document:
+        grids = [(f"{source}: grid {i + 1}", g) for i, g in enumerate(document)]
+    else:
+        raise NetshrinkError(
+            f"{source}: a grid is a mapping of trial keys ({', '.join(GRID_KEYS)}) or a list "
+            f"of such mappings, got {_kind(document)}"
+        )
+    trials: dict[str, TrialSpec] = {}
+    for where, grid in grids:
+        for spec in _expand_one(grid, where):
+            trials.setdefault(spec.trial_id, spec)
+    return list(trials.values())
+
+
+def _expand_one(grid, where: str) -> list[TrialSpec]:
+    if not isinstance(grid, dict):
+        raise NetshrinkError(f"{where}: expected a mapping of trial keys, got {_kind(grid)}")
+    for key in grid:
+        if key not in GRID_KEYS:
+            close = difflib.get_close_matches(str(key), GRID_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise NetshrinkError(
+                f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(GRID_KEYS)}"
+            )
+    for key in ("task", "model"):
+        if key not in grid:
+            raise NetshrinkError(f"{where}: missing key {key!r}")
+
+    axes: list[tuple[tuple[str, ...], list]] = []  # (path, choices)
+    for key, value in grid.items():
+        if key in ARGUMENT_FIELDS:
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise NetshrinkError(
+                    f"{where}: {key}: expected a mapping of names to values, got {_kind(value)}"
+                )
+            axes.append(((key,), [{}]))
+            for name, inner in value.items():
+                if not isinstance(name, str):
+                    raise NetshrinkError(f"{where}: {key}: key {name!r} must be a name (text)")
+                axes.append(((key, name), _choices(inner, f"{key}.{name}", where)))
+        else:
+            choices = _choices(value, key, where)
+            for choice in choices:
+                _check_scalar(key, choice, where)
+            axes.append(((key,), choices))
+
+    trials = []
+    for combination in itertools.product(*(choices for _, choices in axes)):
+        values: dict = {}
+        for (path, _), choice in zip(axes, combination, strict=True):
+            if len(path) == 1:
+                values[path[0]] = {} if path[0] in ARGUMENT_FIELDS else choice
+            else:
+                values[path[0]][path[1]] = choice
+        try:
+            trials.append(TrialSpec.from_dict(values))
+        except NetshrinkError as err:
+            raise NetshrinkError(f"{where}: {err}") from None
+    check_trials(trials, where)
+    return trials
+
+
+def _choices(value, key: str, where: str) -> list:
+    """The choices a grid value stands for: a list is its items, anything else itself."""
+    if isinstance(value, list):
+        if not value:
+            raise NetshrinkError(
+                f"{where}: {key}: empty list; give at least one value (a list value is "
+                "written as a list of one choice: [[...]])"
+            )
+        return value
+    return [value]
+
+
+def _check_scalar(key: str, value, where: str) -> None:
+    if key == "seed":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise NetshrinkError(
+                f"{where}: seed: expected an integer or a list of integers, got {value!r}"
+            )
+    elif not isinstance(value, str) or not value:
+        raise NetshrinkError(
+            f"{where}: {key}: expected a name or a list of names, got {value!r}"
+        )
+
+
+def _kind(value) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"[:80]
+
+
+def check_trials(trials: list[TrialSpec], where: str = "trials") -> None:
+    """Check names, training options, data, models and task parameters of `trials`.
+
+    Each distinct data set is loaded and each distinct model built once, so a missing data
+    file or a wrong model argument fails here, before any trial runs.
+    """
+    from netshrink import data, models
+
+    data_names, model_names = data.names(), models.names()
+    checked: set[str] = set()
+    splits_of: dict[str, object] = {}
+    for spec in trials:
+        if spec.data.lower() not in data_names:
+            raise NetshrinkError(
+                f"{where}: data: unknown data set {spec.data!r}; choose from "
+                f"{', '.join(data_names)}"
+            )
+        if spec.model not in model_names:
+            raise NetshrinkError(
+                f"{where}: model: unknown model {spec.model!r}; choose from "
+                f"{', '.join(model_names)}"
+            )
+        _check_train(spec.train, where)
+        data_key = repr((spec.data, sorted(spec.data_args.items())))
+        if data_key not in splits_of:
+            splits_of[data_key] = _load_data(spec, where)
+        splits = splits_of[data_key]
+        model_key = repr((spec.model, sorted(spec.model_args.items()), data_key))
+        if model_key not in checked:
+            try:
+                models.create(spec.model, input_shape=splits.input_shape,
+                              num_classes=splits.num_classes, **spec.model_args)
+            except Exception as err:
+                raise NetshrinkError(
+                    f"{where}: model_args: cannot build {spec.model} with "
+                    f"{spec.model_args}: {err}"
+                ) from None
+            checked.add(model_key)
+        try:
+            tasks.check(spec)
+        except NetshrinkError as err:
+            key = "task" if spec.task not in tasks.names() else "params"
+            raise NetshrinkError(f"{where}: {key}: {err}") from None
+
+
+def _load_data(spec: TrialSpec, where: str):
+    from netshrink import data
+
+    if "seed" in spec.data_args:
+        raise NetshrinkError(f"{where}: data_args.seed: the trial's seed (top-level key seed) "
+                             "seeds the validation split")
+    try:
+        return data.load(spec.data, **spec.data_args)
+    except TypeError as err:
+        raise NetshrinkError(f"{where}: data_args: {err}") from None
+    except NetshrinkError as err:
+        key = "data_args" if spec.data_args else "data"
+        raise NetshrinkError(f"{where}: {key}: {err}") from None
+
+
+def _check_train(train: dict, where: str) -> None:
+    """Type-check and build the TrainConfig of a trial (the sweep sets seed and device)."""
+    from netshrink.train import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    if "seed" in train:
+        raise NetshrinkError(f"{where}: train.seed: give the seed as the top-level key seed")
+    for name, value in train.items():
+        if name not in hints:
+            close = difflib.get_close_matches(name, hints, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise NetshrinkError(
+                f"{where}: train.{name}: unknown training option{hint}; known: "
+                f"{', '.join(sorted(hints))}"
+            )
+        if not _fits(value, hints[name]):
+            raise NetshrinkError(
+                f"{where}: train.{name}: expected {_type_name(hints[name])}, got {value!r}"
+            )
+    try:
+        TrainConfig.from_dict({"device": "cpu", **train})
+    except NetshrinkError as err:
+        raise NetshrinkError(f"{where}: train: {err}") from None
+
+
+def _fits(value, hint) -> bool:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        if option is type(None) and value is None:
+            return True
+        if option is bool and isinstance(value, bool):
+            return True
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if option is str and isinstance(value, str):
+            return True
+    return False
+
+
+def _type_name(hint) -> str:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return " or ".join("null" if o is type(None) else o.__name__ for o in options)
