@@ -5,13 +5,16 @@
     kd_distill   distill a student from trained teachers (one, or several: an ensemble)
 
 A distillation trial names its teachers by their trial ids (content hashes of their specs); it
-reads `trials/<id>/model.safetensors` beside its own folder, so the teachers' trials must run
-first (the reproduction runs them in an earlier call of run_trials). Cached teacher outputs go
-to `<out>/teacher-cache`, shared by every student of the sweep.
+reads `<sweep>/trials/<id>/model.safetensors`, so the teachers' trials must run first (the
+reproduction runs them in an earlier call of run_trials). `<sweep>` is the sweep folder holding
+the trial's own folder, or params["sweep_dir"] when given (an executor that runs trials in
+private folders, such as Ray, needs it; the folder must then be on a shared file system).
+Cached teacher outputs go to `<sweep>/teacher-cache`, shared by every student of the sweep.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from netshrink.bench.spec import TrialSpec
@@ -46,16 +49,53 @@ def _errors(model, dataset, device="cpu", classes=()) -> dict:
     return out
 
 
-def _teacher_path(workdir: Path, trial_id: str) -> Path:
-    path = workdir.parent / trial_id / "model.safetensors"
+def _sweep_dir(spec: TrialSpec, workdir: Path) -> Path:
+    given = spec.params.get("sweep_dir")
+    return Path(given) if given else workdir.parent.parent
+
+
+def _teacher_path(spec: TrialSpec, workdir: Path, trial_id: str) -> Path:
+    path = _sweep_dir(spec, workdir) / "trials" / trial_id / "model.safetensors"
     if not path.exists():
         raise NetshrinkError(
-            f"teacher trial {trial_id} has no model at {path}; run the teachers' trials first"
+            f"teacher trial {trial_id} has no model at {path}; run the teachers' trials first "
+            "(in the same sweep folder, or name it with params sweep_dir)"
         )
     return path
 
 
-@task("kd_train")
+def _check_keys(params: dict, allowed: set[str], required: set[str] = frozenset()) -> None:
+    unknown, missing = set(params) - allowed, required - set(params)
+    if unknown:
+        raise NetshrinkError(f"unknown params {sorted(unknown)}; known: {sorted(allowed)}")
+    if missing:
+        raise NetshrinkError(f"missing params {sorted(missing)}")
+
+
+def _check_train(params: dict) -> None:
+    _check_keys(params, {"member", "jitter", "omit"})
+    if int(params.get("jitter", 0)) < 0:
+        raise NetshrinkError(f"jitter={params['jitter']} must be >= 0")
+
+
+def _check_ensemble(params: dict) -> None:
+    _check_keys(params, {"members", "sweep_dir"}, {"members"})
+    if not params["members"]:
+        raise NetshrinkError("members must name at least one trained model's trial id")
+
+
+def _check_distill(params: dict) -> None:
+    from netshrink.distill.config import DistillConfig
+
+    _check_keys(params, {"teachers", "temperature", "alpha", "loss", "cache", "jitter", "omit",
+                         "member", "sweep_dir"}, {"teachers"})
+    if not params["teachers"]:
+        raise NetshrinkError("teachers must name at least one teacher's trial id")
+    DistillConfig(temperature=params.get("temperature", 4.0), alpha=params.get("alpha", 0.9),
+                  loss=params.get("loss", "kl"), jitter=int(params.get("jitter", 0)))
+
+
+@task("kd_train", check=_check_train)
 def train_alone(spec: TrialSpec, workdir: Path) -> dict:
     """Train a model on hard labels (params: jitter, omit, member); keep early-stopping weights."""
     import netshrink
@@ -64,6 +104,7 @@ def train_alone(spec: TrialSpec, workdir: Path) -> dict:
     from netshrink.distill.transfer import transfer_set
     from netshrink.train import fit
 
+    cpu = time.process_time()
     splits, model, config = _setup(spec)
     omit = [int(c) for c in spec.params.get("omit", [])]
     if omit:
@@ -76,22 +117,24 @@ def train_alone(spec: TrialSpec, workdir: Path) -> dict:
     return {**_errors(model, splits.test, classes=omit),
             "final_test_accuracy": result.test_accuracy,
             "early_stop_iteration": result.early_stop_iteration,
-            "parameters": measure.count_parameters(model), "train_seconds": result.seconds}
+            "parameters": measure.count_parameters(model), "train_seconds": result.seconds,
+            "cpu_seconds": time.process_time() - cpu}
 
 
-@task("kd_ensemble")
+@task("kd_ensemble", check=_check_ensemble)
 def evaluate_ensemble(spec: TrialSpec, workdir: Path) -> dict:
     """Test errors of the ensemble of params["members"] (trial ids): averaged probabilities."""
     import netshrink
     from netshrink import data
     from netshrink.distill.teachers import Ensemble
 
-    members = [netshrink.load(_teacher_path(workdir, tid)) for tid in spec.params["members"]]
+    members = [netshrink.load(_teacher_path(spec, workdir, tid))
+               for tid in spec.params["members"]]
     splits = data.load(spec.data, seed=spec.seed, **spec.data_args)
     return {**_errors(Ensemble(members), splits.test), "members": len(members)}
 
 
-@task("kd_distill")
+@task("kd_distill", check=_check_distill)
 def distill_student(spec: TrialSpec, workdir: Path) -> dict:
     """Distill spec.model from params["teachers"] (trial ids).
 
@@ -104,12 +147,13 @@ def distill_student(spec: TrialSpec, workdir: Path) -> dict:
     from netshrink.distill.config import DistillConfig
     from netshrink.distill.transfer import transfer_set
 
+    cpu = time.process_time()
     p = spec.params
     splits, student, train_config = _setup(spec)
-    teachers = [netshrink.load(_teacher_path(workdir, tid)) for tid in p["teachers"]]
+    teachers = [netshrink.load(_teacher_path(spec, workdir, tid)) for tid in p["teachers"]]
     omit = [int(c) for c in p.get("omit", [])]
     transfer = transfer_set(splits, omit_classes=omit) if omit else splits
-    cache_dir = str(workdir.parent.parent / "teacher-cache") if p.get("cache", True) else None
+    cache_dir = str(_sweep_dir(spec, workdir) / "teacher-cache") if p.get("cache", True) else None
     config = DistillConfig(temperature=float(p.get("temperature", 4.0)),
                            alpha=float(p.get("alpha", 0.9)), loss=p.get("loss", "kl"),
                            cache_dir=None if p.get("jitter") else cache_dir,
@@ -124,6 +168,7 @@ def distill_student(spec: TrialSpec, workdir: Path) -> dict:
                "teacher_cache": result.cache, "teacher_seconds": result.teacher_seconds}
     for c in omit:
         metrics.update(bias_metrics(student, splits, c))
+    metrics["cpu_seconds"] = time.process_time() - cpu
     return metrics
 
 
