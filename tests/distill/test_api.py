@@ -46,10 +46,13 @@ def test_cached_and_live_teacher_train_the_same_student(tmp_path, digits, traine
 
 def test_teacher_is_left_unchanged_and_hooks_removed(digits, trained_teacher):
     before = copy.deepcopy(trained_teacher.state_dict())
+    trained_teacher.train()
     s = student(digits)
     config = DistillConfig(hints=[("1", "1")], loss="mse")  # 128 -> 32 features: a projection
     netshrink.distill(s, trained_teacher, digits, config, TrainConfig(iterations=3, device="cpu"),
                       progress=False)
+    assert trained_teacher.training
+    trained_teacher.eval()
     for key, value in trained_teacher.state_dict().items():
         assert torch.equal(value, before[key])
     for model in (s, trained_teacher):

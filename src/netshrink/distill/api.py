@@ -52,8 +52,9 @@ def distill(
 
     teacher: a model, or a list of models (an ensemble: their softened probabilities are
     averaged). Training labels of -1 mark unlabeled examples (soft targets only). Validation
-    (early stopping) and test use the hard labels. The teacher is left unchanged; the hint hooks
-    are removed afterwards, even when training fails.
+    (early stopping) and test use the hard labels. The teacher runs in eval mode and is left
+    unchanged (its mode restored, on the training device); the hint hooks are removed
+    afterwards, even when training fails.
     """
     if not isinstance(student, nn.Module):
         raise NetshrinkError(f"student must be a torch nn.Module, got {type(student).__name__}")
@@ -69,6 +70,7 @@ def distill(
         raise NetshrinkError(f"config must be a DistillConfig, got {type(config).__name__}")
     check_labels(data)
     device = resolve_device(train_config.device)
+    teacher_was_training = teacher.training
     teacher.to(device).eval()
     student.to(device)
     seed_everything(train_config.seed)
@@ -92,6 +94,7 @@ def distill(
                      progress=progress, restore_best=restore_best)
     finally:
         loss_callback.close()
+        teacher.train(teacher_was_training)
     values = {f.name: getattr(result, f.name) for f in dataclasses.fields(TrainResult)}
     return DistillResult(**values, cache=cache_state, cache_file=cache_file,
                          teacher_seconds=teacher_seconds)
