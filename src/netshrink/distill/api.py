@@ -73,9 +73,17 @@ def distill(
     teacher_was_training = teacher.training
     teacher.to(device).eval()
     student.to(device)
+    try:
+        return _distill(student, teacher, data, config, train_config, callbacks, log_csv,
+                        progress, restore_best, device)
+    finally:
+        teacher.train(teacher_was_training)
+
+
+def _distill(student, teacher, data, config, train_config, callbacks, log_csv, progress,
+             restore_best, device) -> DistillResult:
     seed_everything(train_config.seed)
     projections = _check_and_project(student, teacher, data, config, device)
-
     inputs, _ = tensors_of(data.train)
     cached, cache_state, cache_file, teacher_seconds = None, None, None, 0.0
     if config.cache_dir is not None:
@@ -94,7 +102,6 @@ def distill(
                      progress=progress, restore_best=restore_best)
     finally:
         loss_callback.close()
-        teacher.train(teacher_was_training)
     values = {f.name: getattr(result, f.name) for f in dataclasses.fields(TrainResult)}
     return DistillResult(**values, cache=cache_state, cache_file=cache_file,
                          teacher_seconds=teacher_seconds)
