@@ -24,7 +24,17 @@ def test_plan_wires_students_to_their_teachers():
     assert p.students["ensemble"].params["members"] == members
     # the student alone and the distilled students share a budget
     assert p.students["mlp_from_resnet"].train == p.teachers["small"].train
-    assert all(s.seed == 1 for s in [*p.teachers.values(), *p.students.values()])
+    assert p.teachers["big"].seed == 0  # shared teachers are trained with the first seed
+    assert all(s.seed == 1 for k, s in [*p.teachers.items(), *p.students.items()]
+               if k not in ("big", "resnet"))
+
+
+def test_teachers_shared_by_seeds_or_one_per_seed():
+    shared = [repro.plan("mnist", s, repro.DEFAULT, {}) for s in (0, 1, 2)]
+    assert len({p.teachers["big"].trial_id for p in shared}) == 1
+    assert len({p.teachers["small"].trial_id for p in shared}) == 3
+    own = [repro.plan("mnist", s, repro.FULL, {}) for s in (0, 1, 2)]
+    assert len({p.teachers["resnet"].trial_id for p in own}) == 3
 
 
 def _row(metrics, seed=0):

@@ -45,34 +45,40 @@ PAPER = {
 }
 
 
+# The protocol's soft-target settings (the same in every run, not scaled).
+ALPHA = 0.9  # weight of the soft targets; "a considerably lower weight" on the hard labels
+RESNET_T = 4.0  # experiment 2
+ENSEMBLE_T, ENSEMBLE_ALPHA = 2.0, 0.5  # experiment 3, as in the speech experiment
+OMIT_T = 20.0  # experiment 4, the temperature of the paper's MNIST result
+
+
 @dataclass(frozen=True)
 class Scale:
-    """The budget of one run of the reproduction (epochs are passes over the training set)."""
+    """The budget of one run of the reproduction.
+
+    epochs: passes over the training set for "big", "student" (every 2x800 and LeNet-5 run,
+        alone or distilled: the same budget), "resnet" and "ensemble" (members and the net
+        distilled from them).
+    shared_teachers: one big net and one ResNet per data set (trained with the first seed)
+        teach the students of every seed, instead of one teacher per seed.
+    """
 
     seeds: tuple[int, ...] = (0, 1, 2)
     datasets: tuple[str, ...] = ("mnist", "fashion-mnist")
-    big_epochs: float = 25
-    student_epochs: float = 5
+    epochs: dict = field(default_factory=lambda: {"big": 25, "student": 5, "resnet": 6,
+                                                  "ensemble": 10})
     temperatures: tuple[float, ...] = (1, 2, 4, 8, 20)
-    alpha: float = 0.9
-    resnet_args: dict = field(default_factory=lambda: {"depth": 8, "width": 8})
-    resnet_epochs: float = 3
-    resnet_temperature: float = 4
+    resnet_args: dict = field(default_factory=lambda: {"depth": 8, "width": 16})
     ensemble_members: int = 5
-    ensemble_model: str = "lenet300"
-    ensemble_args: dict = field(default_factory=dict)
-    ensemble_epochs: float = 10
-    ensemble_temperature: float = 2
-    ensemble_alpha: float = 0.5
-    omit_temperature: float = 20
+    ensemble_net: tuple = ("lenet300", {})
+    shared_teachers: bool = True
     evals_per_epoch: int = 2
 
 
 DEFAULT = Scale()
-FULL = Scale(big_epochs=100, student_epochs=50, resnet_args={"depth": 20, "width": 16},
-             resnet_epochs=30, ensemble_members=10, ensemble_model="mlp",
-             ensemble_args=dict(SMALL),
-             ensemble_epochs=50, evals_per_epoch=1)
+FULL = Scale(epochs={"big": 100, "student": 50, "resnet": 30, "ensemble": 50},
+             resnet_args={"depth": 20, "width": 16}, ensemble_members=10,
+             ensemble_net=("mlp", dict(SMALL)), shared_teachers=False, evals_per_epoch=1)
 
 
 def train_dict(epochs: float, scale: Scale) -> dict:
@@ -91,20 +97,22 @@ class Plan:
 
 def plan(data: str, seed: int, scale: Scale, extra: dict) -> Plan:
     """Stage one (trained alone) and stage two (distilled, needing stage one's models)."""
-    s_train = train_dict(scale.student_epochs, scale)
+    epochs = scale.epochs
+    s_train = train_dict(epochs["student"], scale)
+    teacher_seed = scale.seeds[0] if scale.shared_teachers else seed
+    ens_model, ens_args = scale.ensemble_net
 
-    def alone(model, args, epochs, **params):
+    def alone(model, args, epochs, trial_seed=seed, **params):
         return TrialSpec("kd_train", model, data, dict(args), params=params,
-                         train=train_dict(epochs, scale), seed=seed)
+                         train=train_dict(epochs, scale), seed=trial_seed)
 
     p = Plan()
-    p.teachers["big"] = alone("mlp", BIG, scale.big_epochs, jitter=2)
-    p.teachers["resnet"] = alone("resnet", scale.resnet_args, scale.resnet_epochs)
-    p.teachers["small"] = alone("mlp", SMALL, scale.student_epochs)
-    p.teachers["lenet5"] = alone("lenet5", {}, scale.student_epochs)
+    p.teachers["big"] = alone("mlp", BIG, epochs["big"], teacher_seed, jitter=2)
+    p.teachers["resnet"] = alone("resnet", scale.resnet_args, epochs["resnet"], teacher_seed)
+    p.teachers["small"] = alone("mlp", SMALL, epochs["student"])
+    p.teachers["lenet5"] = alone("lenet5", {}, epochs["student"])
     for k in range(scale.ensemble_members):
-        p.teachers[f"member{k}"] = alone(scale.ensemble_model, scale.ensemble_args,
-                                         scale.ensemble_epochs, member=k)
+        p.teachers[f"member{k}"] = alone(ens_model, ens_args, epochs["ensemble"], member=k)
 
     def student(model, args, teachers, train, **params):
         ids = [p.teachers[t].trial_id for t in teachers]
@@ -113,55 +121,54 @@ def plan(data: str, seed: int, scale: Scale, extra: dict) -> Plan:
 
     for t in scale.temperatures:
         p.students[f"distilled_T{t:g}"] = student("mlp", SMALL, ["big"], s_train,
-                                                  temperature=float(t), alpha=scale.alpha)
+                                                  temperature=float(t), alpha=ALPHA)
     for name, model, args in (("mlp", "mlp", SMALL), ("lenet5", "lenet5", {})):
-        p.students[f"{name}_from_resnet"] = student(
-            model, args, ["resnet"], s_train, temperature=float(scale.resnet_temperature),
-            alpha=scale.alpha)
+        p.students[f"{name}_from_resnet"] = student(model, args, ["resnet"], s_train,
+                                                    temperature=RESNET_T, alpha=ALPHA)
     members = [f"member{k}" for k in range(scale.ensemble_members)]
     p.students["ensemble"] = TrialSpec(
-        "kd_ensemble", scale.ensemble_model, data, dict(scale.ensemble_args), seed=seed,
+        "kd_ensemble", ens_model, data, dict(ens_args), seed=seed,
         params={"members": [p.teachers[m].trial_id for m in members], **extra})
     p.students["from_ensemble"] = student(
-        scale.ensemble_model, scale.ensemble_args, members,
-        train_dict(scale.ensemble_epochs, scale), temperature=float(scale.ensemble_temperature),
-        alpha=scale.ensemble_alpha)
-    p.students["omitted"] = student("mlp", SMALL, ["big"], s_train,
-                                    temperature=float(scale.omit_temperature), alpha=scale.alpha,
-                                    omit=[OMITTED_CLASS])
+        ens_model, ens_args, members, train_dict(epochs["ensemble"], scale),
+        temperature=ENSEMBLE_T, alpha=ENSEMBLE_ALPHA)
+    p.students["omitted"] = student("mlp", SMALL, ["big"], s_train, temperature=OMIT_T,
+                                    alpha=ALPHA, omit=[OMITTED_CLASS])
     return p
 
 
 def describe_scale(scale: Scale, full: bool) -> str:
     """How this run is scaled down from the paper (printed first, saved with the results)."""
     mode = "--full" if full else "default (scaled down; --full for the longer protocol)"
-    ensemble = f"{scale.ensemble_members} x {scale.ensemble_model}" + (
-        f" {scale.ensemble_args}" if scale.ensemble_args else "")
+    e = scale.epochs
+    ens_model, ens_args = scale.ensemble_net
+    ensemble = f"{scale.ensemble_members} x {ens_model}" + (f" {ens_args}" if ens_args else "")
+    teachers = (f"one big net and one ResNet per data set (seed {scale.seeds[0]}) teach every "
+                "seed's students" if scale.shared_teachers else "one teacher per seed")
     lines = [
         f"netshrink reproduce distillation: {mode}",
         f"  data {', '.join(scale.datasets)}; seeds {', '.join(map(str, scale.seeds))}; "
-        f"Adam lr 1e-3, batch 128, cosine schedule; early stopping on 5,000 held-out images",
-        f"  1. big 2x1200 (dropout 0.5, input dropout 0.2, jitter 2 px): {scale.big_epochs:g} "
-        f"epochs; small 2x800: {scale.student_epochs:g} epochs; distilled at T in "
-        f"{{{', '.join(f'{t:g}' for t in scale.temperatures)}}}, alpha {scale.alpha:g}",
+        "Adam lr 1e-3, batch 128, cosine schedule; early stopping on 5,000 held-out images; "
+        f"{teachers}",
+        f"  1. big 2x1200 (dropout 0.5, input dropout 0.2, jitter 2 px): {e['big']:g} epochs; "
+        f"small 2x800: {e['student']:g} epochs; distilled at T in "
+        f"{{{', '.join(f'{t:g}' for t in scale.temperatures)}}}, alpha {ALPHA:g}",
         "     (paper: trained to convergence, SGD, dropout and max-norm constraints; T=20)",
-        f"  2. resnet {scale.resnet_args}: {scale.resnet_epochs:g} epochs; students 2x800 MLP "
-        f"and LeNet-5 at T={scale.resnet_temperature:g}, {scale.student_epochs:g} epochs",
-        f"  3. ensemble of {ensemble}, {scale.ensemble_epochs:g} epochs each; distilled at "
-        f"T={scale.ensemble_temperature:g}, alpha {scale.ensemble_alpha:g}",
+        f"  2. resnet {scale.resnet_args}: {e['resnet']:g} epochs; students 2x800 MLP and "
+        f"LeNet-5 at T={RESNET_T:g}, {e['student']:g} epochs, alone and distilled",
+        f"  3. ensemble of {ensemble}, {e['ensemble']:g} epochs each; one distilled at "
+        f"T={ENSEMBLE_T:g}, alpha {ENSEMBLE_ALPHA:g}",
         "     (paper: 10 acoustic models of 85M parameters on 2000 h of speech, frame accuracy)",
         f"  4. class {OMITTED_CLASS} left out of the transfer set; 2x800 distilled from the big "
-        f"net at T={scale.omit_temperature:g}; bias shift chosen on validation (ours) and on "
-        f"test (the paper's choice)",
+        f"net at T={OMIT_T:g}; bias shift chosen on validation (ours) and on test (the "
+        "paper's choice)",
     ]
     if not full:
-        lines.append(f"  default vs --full: big {DEFAULT.big_epochs:g} vs {FULL.big_epochs:g} "
-                     f"epochs, students {DEFAULT.student_epochs:g} vs {FULL.student_epochs:g}, "
-                     f"resnet {DEFAULT.resnet_args} x{DEFAULT.resnet_epochs:g} vs "
-                     f"{FULL.resnet_args} x{FULL.resnet_epochs:g}, ensemble members "
-                     f"{DEFAULT.ensemble_members} x {DEFAULT.ensemble_model} "
-                     f"x{DEFAULT.ensemble_epochs:g} vs {FULL.ensemble_members} x mlp 2x800 "
-                     f"x{FULL.ensemble_epochs:g}")
+        d, f = DEFAULT, FULL
+        lines.append(
+            f"  default vs --full: epochs {d.epochs} vs {f.epochs}; resnet {d.resnet_args} vs "
+            f"{f.resnet_args}; ensemble {d.ensemble_members} x {d.ensemble_net[0]} vs "
+            f"{f.ensemble_members} x mlp 2x800; teachers shared by the seeds vs one per seed")
     return "\n".join(lines)
 
 
@@ -169,7 +176,7 @@ def _stats(values: list[float]) -> tuple[float | None, float | None]:
     values = [v for v in values if v is not None]
     if not values:
         return None, None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
 def _fmt(mean: float | None, sd: float | None, spec: str = ".1f") -> str:
@@ -185,8 +192,10 @@ class Results:
         self.rows = rows_by_role
 
     def values(self, data: str, role: str, metric: str) -> list[float]:
+        """The metric of each distinct trial of the role (a shared teacher counts once)."""
         out = []
-        for row in self.rows.get((data, role), []):
+        unique = {row["trial_id"]: row for row in self.rows.get((data, role), [])}
+        for row in unique.values():
             if row.get("status", "ok") == "ok" and row["metrics"].get(metric) is not None:
                 out.append(float(row["metrics"][metric]))
         return out
@@ -279,7 +288,7 @@ def experiment3(res: Results, data: str, scale: Scale) -> str:
         PAPER["speech_ensemble"] - PAPER["speech_single"])
     return "\n".join([
         "| system | test accuracy (ours) | paper (speech, frame accuracy) |", "|---|---|---|",
-        f"| one {scale.ensemble_model} (member 0) | {_fmt(single, s_sd, '.2%')} | "
+        f"| one {scale.ensemble_net[0]} (member 0) | {_fmt(single, s_sd, '.2%')} | "
         f"{PAPER['speech_single']}% |",
         f"| ensemble of {scale.ensemble_members} | {_fmt(ensemble, e_sd, '.2%')} | "
         f"{PAPER['speech_ensemble']}% |",
