@@ -73,6 +73,27 @@ def test_no_gap_is_said_not_hidden(tmp_path: Path):
     assert "n/a (no gap)" in text and "does not beat the small one" in text
 
 
+def test_targets_count_only_pairs_whose_teacher_leads_by_a_point():
+    scale = repro.Scale(seeds=(0, 1), datasets=("mnist",), temperatures=(4,))
+
+    def acc(*values):
+        return [_row({"test_accuracy": v}, seed) for seed, v in enumerate(values)]
+
+    rows = {("mnist", "big"): acc(0.985), ("mnist", "small"): acc(0.980, 0.981),
+            ("mnist", "distilled_T4"): acc(0.984, 0.984),  # lead 0.45: not counted
+            ("mnist", "resnet"): acc(0.990), ("mnist", "lenet5"): acc(0.970, 0.970),
+            ("mnist", "lenet5_from_resnet"): acc(0.976, 0.977),  # lead 2.0, gain 0.65
+            ("mnist", "mlp_from_resnet"): acc(0.981, 0.982),  # lead 0.95: not counted
+            ("mnist", "member0"): acc(0.97, 0.97), ("mnist", "ensemble"): acc(0.9825, 0.9825),
+            ("mnist", "from_ensemble"): acc(0.975, 0.975)}  # lead 1.25, kept 40%, no spread
+    text = repro.targets(repro.Results(rows), scale)
+    assert "| mnist | resnet -> LeNet-5, T=4 | +2.00 | +0.65 | 0.14 | yes | 32% |" in text
+    assert "| yes (lead < 1 point) |" in text
+    assert "leads by at least 1 point: 2." in text
+    assert "spread on 2 of them (target: all), and closes at least half of the gap on 0" in text
+    assert "(target: at least half): mnist 40%." in text
+
+
 @pytest.mark.slow
 def test_runs_end_to_end_on_the_digits(tmp_path: Path):
     from netshrink.reproduce import run
