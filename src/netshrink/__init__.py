@@ -6,11 +6,12 @@ subpackage (data, models, train, measure, prune, quant, distill, bench).
 
 __version__ = "0.1.0"
 
-from netshrink import data, measure, models, prune, train
+# distill is a callable module: netshrink.distill(student, teacher, data, config, train_config)
+from netshrink import data, distill, measure, models, prune, train
 from netshrink.errors import NetshrinkError
 from netshrink.prune import prune_
 from netshrink.quant import quantize_
 from netshrink.serialize import load, save
 
-__all__ = ["NetshrinkError", "__version__", "data", "load", "measure", "models", "prune",
-           "prune_", "quantize_", "save", "train"]
+__all__ = ["NetshrinkError", "__version__", "data", "distill", "load", "measure", "models",
+           "prune", "prune_", "quantize_", "save", "train"]

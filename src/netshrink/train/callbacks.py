@@ -30,8 +30,27 @@ class TrainState:
 class Callback:
     """Hooks of the training loop. All are optional."""
 
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the callback owns that the optimizer trains with the model's (e.g. a
+        learned projection of a distillation hint); asked once, before the optimizer is built."""
+        return []
+
     def on_fit_start(self, state: TrainState) -> None:
         """Once, before the first step (after the optimizer exists)."""
+
+    def on_batch(
+        self,
+        state: TrainState,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        indices: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the (inputs, targets) to train on, before the forward pass (augmentation).
+
+        The `loss` hooks then see the returned inputs, so a teacher can run on the same
+        augmented batch as the student.
+        """
+        return inputs, targets
 
     def loss(
         self,

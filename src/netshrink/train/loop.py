@@ -160,8 +160,13 @@ def fit(
         torch.use_deterministic_algorithms(previous_determinism)
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, config: TrainConfig, extra: Sequence[nn.Parameter] = ()
+) -> torch.optim.Optimizer:
+    """The optimizer of the model's trainable parameters and `extra` ones (callbacks' own)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    seen = {id(p) for p in params}
+    params += [p for p in extra if p.requires_grad and id(p) not in seen]
     if not params:
         raise NetshrinkError("the model has no trainable parameters")
     if config.optimizer == "sgd":
@@ -180,13 +185,16 @@ def total_iterations(config: TrainConfig, train_size: int) -> tuple[int, int]:
 def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_best, device):
     if len(data.train) == 0:
         raise NetshrinkError("the training set is empty")
-    optimizer = make_optimizer(model, config)
+    extra = [p for cb in overriding(callbacks, "trainable_parameters")
+             for p in cb.trainable_parameters()]
+    optimizer = make_optimizer(model, config, extra)
     total, per_epoch = total_iterations(config, len(data.train))
     scheduler = None
     if config.lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     eval_every = config.eval_every or per_epoch
     state = TrainState(model, optimizer, config, device, total)
+    batch_hooks = overriding(callbacks, "on_batch")
     loss_hooks = overriding(callbacks, "loss")
     backward_hooks = overriding(callbacks, "after_backward")
     step_hooks = overriding(callbacks, "after_step")
@@ -204,6 +212,8 @@ def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_bes
     while state.iteration < total and not state.stop:
         for x, y, idx in batches(data.train, config.batch_size, True, generator):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            for cb in batch_hooks:
+                x, y = cb.on_batch(state, x, y, idx)
             outputs = model(x)
             loss = loss_fn(outputs, y)
             for cb in loss_hooks:

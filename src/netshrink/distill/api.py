@@ -1,0 +1,149 @@
+"""`netshrink.distill(student, teacher, data, config, train_config)`: the one entry point."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from netshrink.data import Splits, tensors_of
+from netshrink.distill.augment import Jitter
+from netshrink.distill.cache import TeacherCache
+from netshrink.distill.callback import DistillationLoss
+from netshrink.distill.config import DistillConfig
+from netshrink.distill.hints import FeatureCapture, make_projection
+from netshrink.distill.losses import hard_label_loss
+from netshrink.distill.teachers import as_teacher, member_logits
+from netshrink.distill.transfer import check_labels
+from netshrink.errors import NetshrinkError
+from netshrink.train import Callback, TrainConfig, TrainResult, fit, resolve_device, seed_everything
+
+
+@dataclass
+class DistillResult(TrainResult):
+    """The training result, plus where the teacher's outputs came from.
+
+    cache: "hit" or "miss" when cached teacher outputs were used, None when the teacher ran at
+    every step; teacher_seconds: time spent loading or computing the cached outputs.
+    """
+
+    cache: str | None = None
+    cache_file: str | None = None
+    teacher_seconds: float = 0.0
+
+
+def distill(
+    student: nn.Module,
+    teacher: nn.Module | Sequence[nn.Module],
+    data: Splits,
+    config: DistillConfig | None = None,
+    train_config: TrainConfig | None = None,
+    callbacks: Sequence[Callback] = (),
+    log_csv: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    restore_best: bool = False,
+) -> DistillResult:
+    """Train `student` on the transfer set `data.train` to match `teacher`, in netshrink.train.fit.
+
+    teacher: a model, or a list of models (an ensemble: their softened probabilities are
+    averaged). Training labels of -1 mark unlabeled examples (soft targets only). Validation
+    (early stopping) and test use the hard labels. The teacher runs in eval mode and is left
+    unchanged (its mode restored, on the training device); the hint hooks are removed
+    afterwards, even when training fails.
+    """
+    if not isinstance(student, nn.Module):
+        raise NetshrinkError(f"student must be a torch nn.Module, got {type(student).__name__}")
+    teacher = as_teacher(teacher)
+    if not isinstance(data, Splits):
+        raise NetshrinkError(
+            "data must be a netshrink.data.Splits; use netshrink.data.load(name) or "
+            "netshrink.data.from_tensors(train, test)"
+        )
+    config = config or DistillConfig()
+    train_config = train_config or TrainConfig()
+    if not isinstance(config, DistillConfig):
+        raise NetshrinkError(f"config must be a DistillConfig, got {type(config).__name__}")
+    check_labels(data)
+    device = resolve_device(train_config.device)
+    teacher_was_training = teacher.training
+    teacher.to(device).eval()
+    student.to(device)
+    try:
+        return _distill(student, teacher, data, config, train_config, callbacks, log_csv,
+                        progress, restore_best, device)
+    finally:
+        teacher.train(teacher_was_training)
+
+
+def _distill(student, teacher, data, config, train_config, callbacks, log_csv, progress,
+             restore_best, device) -> DistillResult:
+    seed_everything(train_config.seed)
+    projections = _check_and_project(student, teacher, data, config, device)
+    inputs, _ = tensors_of(data.train)
+    cached, cache_state, cache_file, teacher_seconds = None, None, None, 0.0
+    if config.cache_dir is not None:
+        cache = TeacherCache(config.cache_dir)
+        start = time.perf_counter()
+        cached = cache.logits(teacher, inputs, device)
+        teacher_seconds = time.perf_counter() - start
+        cache_state = "hit" if cache.hits else "miss"
+        cache_file = str(cache.last_path)
+    loss_callback = DistillationLoss(teacher, config, cached, inputs if cached is not None
+                                     else None, projections)
+    plan: list[Callback] = [Jitter(config.jitter)] if config.jitter else []
+    plan += [loss_callback, *callbacks]
+    try:
+        result = fit(student, data, train_config, plan, loss_fn=hard_label_loss, log_csv=log_csv,
+                     progress=progress, restore_best=restore_best)
+    finally:
+        loss_callback.close()
+    values = {f.name: getattr(result, f.name) for f in dataclasses.fields(TrainResult)}
+    return DistillResult(**values, cache=cache_state, cache_file=cache_file,
+                         teacher_seconds=teacher_seconds)
+
+
+def check_inputs(student: nn.Module, teacher: nn.Module | Sequence[nn.Module], data: Splits,
+                 config: DistillConfig | None = None, device: str = "cpu") -> None:
+    """Refuse bad input before anything is written: class counts, labels, hint module names."""
+    check_labels(data)
+    teacher = as_teacher(teacher)
+    resolved = resolve_device(device)
+    teacher.to(resolved)
+    student.to(resolved)
+    _check_and_project(student, teacher, data, config or DistillConfig(), resolved)
+
+
+@torch.no_grad()
+def _check_and_project(student: nn.Module, teacher: nn.Module, data: Splits,
+                       config: DistillConfig, device: torch.device) -> list[nn.Module]:
+    """Run teacher and student on two examples: check classes and hints, build projections."""
+    x = tensors_of(data.train)[0][:2].to(device)
+    teacher_names = [t for t, _ in config.hints]
+    student_names = [s for _, s in config.hints]
+    was_training = student.training
+    student.eval()
+    try:
+        with FeatureCapture(teacher, teacher_names, "teacher") as t_cap, \
+                FeatureCapture(student, student_names, "student") as s_cap:
+            teacher_out = member_logits(teacher, x)
+            student_out = student(x)
+            features = [(s_cap.take(s), t_cap.take(t)) for t, s in config.hints]
+    finally:
+        student.train(was_training)
+    t_classes, s_classes = teacher_out.shape[-1], student_out.shape[-1]
+    if t_classes != s_classes:
+        raise NetshrinkError(
+            f"the teacher predicts {t_classes} classes but the student {s_classes}; build the "
+            f"student with num_classes={t_classes}"
+        )
+    if s_classes != data.num_classes:
+        raise NetshrinkError(
+            f"teacher and student predict {s_classes} classes but the data set "
+            f"{data.name!r} has {data.num_classes}"
+        )
+    return [make_projection(s.shape[1:], t.shape[1:]).to(device) for s, t in features]

@@ -1,0 +1,95 @@
+"""`netshrink distill`: train a student from saved teacher files (one, or several: an ensemble)."""
+
+from __future__ import annotations
+
+from netshrink.cli import command, out_dir
+from netshrink.commands import _pct, add_train_options, data_and_model, train_config, write_json
+from netshrink.errors import NetshrinkError
+
+
+@command
+def _distill(sub) -> None:
+    from netshrink.distill.config import LOSSES, DistillConfig
+
+    d = DistillConfig()
+    p = sub.add_parser(
+        "distill", help="distill a student from teacher model files",
+        description="Train --model (the student) to match the teachers' soft targets "
+        "(Hinton et al. 2015). Several teacher files make an ensemble.")
+    p.add_argument("--teacher", required=True, metavar="FILE[,FILE...]",
+                   help="teacher model file(s) written by netshrink; several = an ensemble")
+    add_train_options(p)
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--alpha", type=float, default=d.alpha,
+                   help="weight of the soft-target loss (1 - alpha: hard labels)")
+    p.add_argument("--loss", default=d.loss, choices=LOSSES)
+    p.add_argument("--hint", action="append", metavar="TEACHER_MODULE:STUDENT_MODULE",
+                   help="match a teacher module's output with a student module's (repeatable)")
+    p.add_argument("--hint-weight", type=float, default=d.hint_weight)
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="cache the teacher's outputs in DIR (reused by later students)")
+    p.add_argument("--jitter", type=int, default=0, help="shift inputs by up to N pixels")
+    p.add_argument("--unlabeled", action="store_true",
+                   help="ignore the training labels: learn from soft targets only")
+    p.add_argument("--omit-class", type=int, action="append", default=[], metavar="C",
+                   help="leave class C out of the transfer set (repeatable)")
+    p.add_argument("--out", default="runs/distill", help="folder for model, log and results")
+    p.set_defaults(run=run_distill)
+
+
+def _hints(items: list[str] | None) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in items or []:
+        teacher, sep, student = item.partition(":")
+        if not sep or not teacher or not student:
+            raise NetshrinkError(f"--hint {item!r} must look like TEACHER_MODULE:STUDENT_MODULE")
+        pairs.append((teacher, student))
+    return tuple(pairs)
+
+
+def run_distill(args) -> int:
+    import netshrink
+    from netshrink import measure
+    from netshrink.distill.api import check_inputs, distill
+    from netshrink.distill.config import DistillConfig
+    from netshrink.distill.transfer import transfer_set
+    from netshrink.train import evaluate, resolve_device
+
+    files = [f for f in args.teacher.split(",") if f]
+    if not files:
+        raise NetshrinkError("--teacher needs at least one model file")
+    teachers = [netshrink.load(f) for f in files]
+    config = DistillConfig(temperature=args.temperature, alpha=args.alpha, loss=args.loss,
+                           hints=_hints(args.hint), hint_weight=args.hint_weight,
+                           cache_dir=args.cache, jitter=args.jitter)
+    train = train_config(args)
+    splits, student = data_and_model(args)
+    transfer = transfer_set(splits, drop_labels=args.unlabeled, omit_classes=args.omit_class)
+    check_inputs(student, teachers, transfer, config, train.device)
+    folder = out_dir(args.out)
+    device = resolve_device(train.device)
+    teacher_acc = [evaluate(t.to(device), splits.test, device)[1] for t in teachers]
+    listing = ", ".join(f"{f} ({_pct(a)})" for f, a in zip(files, teacher_acc, strict=True))
+    print(f"teachers: {listing}")
+    print(f"student: {args.model} ({measure.count_parameters(student):,d} parameters), "
+          f"transfer set {len(transfer.train):,d} examples, T={config.temperature:g}, "
+          f"alpha={config.alpha:g}, loss={config.loss}")
+    write_json(folder / "config.json", {
+        "command": "distill", "teachers": files, "model": student.netshrink_spec,
+        "data": args.data, "val_size": len(splits.val), "unlabeled": args.unlabeled,
+        "omit_classes": args.omit_class, "distill": config.to_dict(), "train": train.to_dict()})
+    result = distill(student, teachers, transfer, config, train, log_csv=folder / "log.csv",
+                     progress=None if not args.no_progress else False)
+    netshrink.save(student, folder / "model.safetensors",
+                   metadata={"data": args.data, "test_accuracy": result.test_accuracy,
+                             "teachers": files})
+    write_json(folder / "result.json", {**result.to_dict(), "teacher_test_accuracy": teacher_acc})
+    if result.cache:
+        print(f"teacher outputs: cache {result.cache} ({result.cache_file}, "
+              f"{result.teacher_seconds:.1f} s)")
+    print(f"early stopping at iteration {result.early_stop_iteration} "
+          f"(test accuracy there {_pct(result.early_stop_test_accuracy)})")
+    print(f"saved {folder / 'model.safetensors'}, {folder / 'log.csv'}")
+    print(f"test accuracy: {_pct(result.test_accuracy)} (teacher"
+          f"{'s' if len(files) > 1 else ''}: {', '.join(_pct(a) for a in teacher_acc)})")
+    return 0

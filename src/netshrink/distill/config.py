@@ -1,0 +1,90 @@
+"""The distillation configuration: a small frozen dataclass that round-trips to a dict."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from netshrink.errors import NetshrinkError
+
+LOSSES = ("kl", "cross_entropy", "mse")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How the student learns from the teacher (Hinton, Vinyals & Dean 2015; FitNets hints).
+
+    temperature: T of the softmax for teacher and student; the soft loss is scaled by T^2 so its
+        gradients keep their size when T changes (unused by "mse").
+    alpha: weight of the soft-target loss; the hard-label loss gets 1 - alpha. Unlabeled
+        examples (label -1) learn from the soft targets alone.
+    loss: "kl" (KL(p_T || q_T)), "cross_entropy" (H(p_T, q_T), same gradient) or "mse" (logit
+        matching on per-example zero-meaned logits: the high-temperature limit).
+    hints: (teacher module name, student module name) pairs whose outputs are matched by mean
+        squared error, through a learned projection when their shapes differ.
+    hint_weight: weight of the summed hint losses.
+    cache_dir: folder of cached teacher outputs (computed once, reused across students); None
+        runs the teacher at every step.
+    jitter: augment each training batch by random shifts of up to this many pixels (the teacher
+        then runs on the shifted batch, so it cannot be cached).
+    """
+
+    temperature: float = 4.0
+    alpha: float = 0.9
+    loss: str = "kl"
+    hints: tuple[tuple[str, str], ...] = ()
+    hint_weight: float = 1.0
+    cache_dir: str | None = None
+    jitter: int = 0
+
+    def __post_init__(self) -> None:
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
+            raise NetshrinkError(f"temperature={t!r} must be a positive number (T > 0), e.g. 4")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise NetshrinkError(
+                f"alpha={self.alpha!r} must be in [0, 1] (weight of the soft-target loss)"
+            )
+        if self.loss not in LOSSES:
+            raise NetshrinkError(f"loss={self.loss!r} is not one of {', '.join(LOSSES)}")
+        if not self.hint_weight >= 0:
+            raise NetshrinkError(f"hint_weight={self.hint_weight!r} must be >= 0")
+        if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or self.jitter < 0:
+            raise NetshrinkError(f"jitter={self.jitter!r} must be a whole number of pixels >= 0")
+        hints = tuple(tuple(pair) for pair in self.hints)
+        for pair in hints:
+            if len(pair) != 2 or not all(isinstance(name, str) for name in pair):
+                raise NetshrinkError(
+                    f"hint {pair!r} must be a (teacher module, student module) pair of names"
+                )
+        object.__setattr__(self, "hints", hints)
+        if self.cache_dir is not None and self.jitter:
+            raise NetshrinkError(
+                f"cache_dir with jitter={self.jitter}: teacher outputs for randomly shifted "
+                "inputs differ at every step and cannot be cached; drop cache_dir (the teacher "
+                "then runs on each shifted batch) or set jitter=0"
+            )
+        if self.cache_dir is not None and hints:
+            raise NetshrinkError(
+                "cache_dir with hints: only the teacher's outputs are cached, not its inner "
+                "features; drop cache_dir (the teacher then runs at every step) or the hints"
+            )
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["hints"] = [list(pair) for pair in self.hints]
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DistillConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise NetshrinkError(
+                f"unknown distillation option {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        values = dict(values)
+        if "hints" in values:
+            values["hints"] = tuple(tuple(pair) for pair in values["hints"])
+        return cls(**values)

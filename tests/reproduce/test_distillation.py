@@ -1,0 +1,103 @@
+"""The distillation reproduction: its trial plan and its tables (with the paper's numbers)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from netshrink.reproduce import ReproOptions
+from netshrink.reproduce import distillation as repro
+
+
+def test_plan_wires_students_to_their_teachers():
+    p = repro.plan("mnist", 1, repro.DEFAULT, {})
+    assert len(p.teachers) == 4 + repro.DEFAULT.ensemble_members
+    assert p.teachers["big"].params == {"jitter": 2}
+    assert p.teachers["big"].model_args == repro.BIG
+    big = p.teachers["big"].trial_id
+    temps = [s.params["temperature"] for k, s in p.students.items() if k.startswith("distilled")]
+    assert temps == [1.0, 2.0, 4.0, 8.0, 20.0]
+    assert all(p.students[f"distilled_T{t}"].params["teachers"] == [big] for t in (1, 20))
+    assert p.students["omitted"].params["omit"] == [3]
+    members = p.students["from_ensemble"].params["teachers"]
+    assert len(set(members)) == repro.DEFAULT.ensemble_members
+    assert p.students["ensemble"].params["members"] == members
+    # the student alone and the distilled students share a budget
+    assert p.students["mlp_from_resnet"].train == p.teachers["small"].train
+    assert p.teachers["big"].seed == 0  # shared teachers are trained with the first seed
+    assert all(s.seed == 1 for k, s in [*p.teachers.items(), *p.students.items()]
+               if k not in ("big", "resnet"))
+
+
+def test_teachers_shared_by_seeds_or_one_per_seed():
+    shared = [repro.plan("mnist", s, repro.DEFAULT, {}) for s in (0, 1, 2)]
+    assert len({p.teachers["big"].trial_id for p in shared}) == 1
+    assert len({p.teachers["small"].trial_id for p in shared}) == 3
+    own = [repro.plan("mnist", s, repro.FULL, {}) for s in (0, 1, 2)]
+    assert len({p.teachers["resnet"].trial_id for p in own}) == 3
+
+
+def _row(metrics, seed=0):
+    return {"trial_id": f"id{seed}", "status": "ok", "seed": seed, "task": "kd_train",
+            "model": "mlp", "data": "mnist", "metrics": metrics, "params": {}}
+
+
+def test_tables_put_the_paper_beside_ours(tmp_path: Path):
+    scale = repro.Scale(seeds=(0, 1), datasets=("mnist",), temperatures=(20,))
+    rows = {("mnist", "big"): [_row({"test_errors": 67}), _row({"test_errors": 69}, 1)],
+            ("mnist", "small"): [_row({"test_errors": 146}), _row({"test_errors": 146}, 1)],
+            ("mnist", "distilled_T20"): [_row({"test_errors": 74}), _row({"test_errors": 76}, 1)],
+            ("mnist", "member0"): [_row({"test_accuracy": 0.9})],
+            ("mnist", "ensemble"): [_row({"test_accuracy": 0.92})],
+            ("mnist", "from_ensemble"): [_row({"test_accuracy": 0.916})]}
+    options = ReproOptions(out=tmp_path)
+    repro.write_outputs(options, scale, "header", repro.Results(rows), [{"role": "big",
+                        "trial_id": "id0", "data": "mnist", "seed": 0}], 12.0)
+    text = (tmp_path / "distillation.md").read_text()
+    assert "| big 2x1200, dropout + jitter | 68.0 ± 1.4 | 67 |" in text
+    gap = (146 - 75) / (146 - 68)
+    assert f"| small distilled, T=20 | 75.0 ± 1.4 | 74 | {100 * gap:.0f}% (paper 91%) |" in text
+    assert "| share of the ensemble's gain kept | 80% | 86%" in text
+    assert "58.9%" in text and "61.1%" in text
+    assert (tmp_path / "distillation_T_mnist.png").stat().st_size > 1000
+    config = json.loads((tmp_path / "distillation_config.json").read_text())
+    assert config["paper"]["big_errors"] == 67 and config["scale"]["temperatures"] == [20]
+
+
+def test_no_gap_is_said_not_hidden(tmp_path: Path):
+    scale = repro.Scale(seeds=(0,), datasets=("fashion-mnist",), temperatures=(4,))
+    rows = {("fashion-mnist", "big"): [_row({"test_errors": 1200})],
+            ("fashion-mnist", "small"): [_row({"test_errors": 1100})],
+            ("fashion-mnist", "distilled_T4"): [_row({"test_errors": 1050})]}
+    text, _ = repro.experiment1(repro.Results(rows), "fashion-mnist", scale)
+    assert "n/a (no gap)" in text and "does not beat the small one" in text
+
+
+def test_targets_count_only_pairs_whose_teacher_leads_by_a_point():
+    scale = repro.Scale(seeds=(0, 1), datasets=("mnist",), temperatures=(4,))
+
+    def acc(*values):
+        return [_row({"test_accuracy": v}, seed) for seed, v in enumerate(values)]
+
+    rows = {("mnist", "big"): acc(0.985), ("mnist", "small"): acc(0.980, 0.981),
+            ("mnist", "distilled_T4"): acc(0.984, 0.984),  # lead 0.45: not counted
+            ("mnist", "resnet"): acc(0.990), ("mnist", "lenet5"): acc(0.970, 0.970),
+            ("mnist", "lenet5_from_resnet"): acc(0.976, 0.977),  # lead 2.0, gain 0.65
+            ("mnist", "mlp_from_resnet"): acc(0.981, 0.982),  # lead 0.95: not counted
+            ("mnist", "member0"): acc(0.97, 0.97), ("mnist", "ensemble"): acc(0.9825, 0.9825),
+            ("mnist", "from_ensemble"): acc(0.975, 0.975)}  # lead 1.25, kept 40%, no spread
+    text = repro.targets(repro.Results(rows), scale)
+    assert "| mnist | resnet -> LeNet-5, T=4 | +2.00 | +0.65 | 0.14 | yes | 32% |" in text
+    assert "| yes (lead < 1 point) |" in text
+    assert "leads by at least 1 point: 2." in text
+    assert "spread on 2 of them (target: all), and closes at least half of the gap on 0" in text
+    assert "(target: at least half): mnist 40%." in text
+
+
+@pytest.mark.slow
+def test_runs_end_to_end_on_the_digits(tmp_path: Path):
+    from netshrink.reproduce import run
+
+    run("distillation", ReproOptions(out=tmp_path, seeds=(0,), data=("digits",)))
+    text = (tmp_path / "distillation.md").read_text()
+    assert "## 4. Class 3 left out" in text and "Failed trials" not in text
