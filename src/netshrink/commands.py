@@ -166,7 +166,7 @@ def run_download(args) -> int:
 def _demo(sub) -> None:
     p = sub.add_parser("demo", help="the end-to-end demo on Fashion-MNIST")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--epochs", type=float, default=3.0, help="epochs per training")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run_demo)
 
