@@ -32,6 +32,7 @@ import copy
 import json
 import os
 import platform
+import statistics
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -155,6 +156,41 @@ def verdict(rows: dict) -> dict:
     }
 
 
+INTEGER_PRODUCTS = ("DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulInteger")
+
+
+def profile_onnx(path: Path, threads: int = 1, runs: int = 5) -> dict:
+    """Where onnxruntime spends a batch's time in `path`: ms per run for each operator type
+    (onnxruntime's own profiler, after one warm-up run)."""
+    import onnxruntime as ort
+
+    from netshrink.quant.onnx_runner import session_options
+
+    options = session_options(threads)
+    options.enable_profiling = True
+    options.profile_file_prefix = str(path.with_suffix(""))
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feeds = {k: v.numpy() for k, v in minilm.tokenize(EVALUATION[:BATCH]).items()}
+    for _ in range(runs + 1):
+        session.run(None, feeds)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    model_runs = sorted((e for e in events if e.get("name") == "model_run"),
+                        key=lambda e: e["ts"])[1:]  # the first run is the warm-up
+    totals = [e["dur"] for e in model_runs]
+    per_op: dict[str, float] = {}
+    for e in events:
+        if (e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
+                and e["ts"] >= model_runs[0]["ts"]):
+            op = e["args"]["op_name"]
+            per_op[op] = per_op.get(op, 0.0) + e["dur"] / 1000 / runs
+    integer = sum(per_op.get(op, 0.0) for op in INTEGER_PRODUCTS)
+    return {"threads": threads, "runs": runs,
+            "run_ms_median": statistics.median(totals) / 1000,
+            "operator_ms_per_run": dict(sorted(per_op.items(), key=lambda kv: -kv[1])),
+            "integer_products_ms_per_run": integer,
+            "integer_products_share": integer / (statistics.median(totals) / 1000)}
+
+
 def run(repeats: int, warmup: int, thread_counts: list[int], out: Path) -> dict:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,15 +222,21 @@ def run(repeats: int, warmup: int, thread_counts: list[int], out: Path) -> dict:
             runs[str(threads)] = {"threads": threads, "rows": rows, "verdict": verdict(rows),
                                   "load_average_before": list(load_before),
                                   "load_average_after": list(load_after)}
+        profile = profile_onnx(sides[OURS].file)
+    if "1" in runs:  # with every other operator free, the speed-up would grow by 1 / share
+        share = profile["integer_products_ms_per_run"] / profile["run_ms_median"]
+        profile["speedup_bound_vs_pytorch_float32_1_thread"] = (
+            runs["1"]["rows"][OURS]["speedup_vs_float32"] / share)
     batch = minilm.tokenize(EVALUATION[:BATCH])
     result = {
         "benchmark": "bench_quant_minilm", "batch": list(batch["input_ids"].shape),
         "sentence_tokens": [int(n) for n in batch["attention_mask"].sum(1)],
         "repeats": repeats, "warmup": warmup, "thread_counts": thread_counts,
         "netshrink_pytorch_kernel": kernels.select("cpu").name, "machine": machine(),
-        "runs": runs,
+        "runs": runs, "profile_netshrink_onnx": profile,
     }
     report(result)
+    report_profile(profile)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
@@ -231,6 +273,20 @@ def report(result: dict) -> None:
               f"cosine >= 0.99: {v['cosine_at_least_0.99']}; file >= 3.9x smaller: "
               f"{v['file_at_least_3.9x_smaller']}; >= 2.7x over float32: "
               f"{v['speedup_at_least_2.7x']}")
+
+
+def report_profile(profile: dict) -> None:
+    top = ", ".join(f"{op} {ms:.0f}" for op, ms in
+                    list(profile["operator_ms_per_run"].items())[:8])
+    print(f"\n{OURS}, onnxruntime profile ({profile['threads']} thread, "
+          f"{profile['runs']} runs): {profile['run_ms_median']:.0f} ms per run; ms per run by "
+          f"operator: {top}")
+    print(f"integer products: {profile['integer_products_ms_per_run']:.0f} ms per run "
+          f"({100 * profile['integer_products_share']:.0f}% of the run)")
+    bound = profile.get("speedup_bound_vs_pytorch_float32_1_thread")
+    if bound is not None:
+        print(f"even with every other operator free, the speed-up over PyTorch float32 (1 "
+              f"thread) could not pass {bound:.2f}x on this machine")
 
 
 def main(argv=None) -> int:
