@@ -38,6 +38,26 @@ def test_quantize_command_exports_onnx(saved_model, tmp_path):
     assert onnx_path.stat().st_size > 0
 
 
+def test_quantize_command_exports_integer_onnx_of_a_dynamic_model(saved_model, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["quantize", str(saved_model), "--config", "dynamic", "--data", "digits",
+                 "--bits", "7", "--activation-bits", "8", "--granularity", "tensor",
+                 "--out", str(tmp_path / "m.safetensors"), "--onnx", str(onnx_path),
+                 "--onnx-mode", "integer"]) == 0
+    ops = {node.op_type for node in onnx.load(str(onnx_path)).graph.node}
+    assert {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"} <= ops
+
+
+def test_quantize_command_refuses_an_onnx_form_before_writing(saved_model, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    code = main(["quantize", str(saved_model), "--config", "dynamic", "--data", "digits",
+                 "--out", str(tmp_path / "m.safetensors"), "--onnx", str(tmp_path / "m.onnx")])
+    assert code == 2 and "QDQ form" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--config", "static", "--bits", "12"], "bits=12"),
     (["--config", "static", "--data", "mnist-nope"], "mnist-nope"),

@@ -9,7 +9,8 @@
 
 Schemes (scheme.py), observers (observers.py), accumulator bounds (bounds.py), the integer
 kernels per device (kernels.py), integer modules (modules.py), QAT modules (qat.py), BatchNorm
-folding (fold.py), ONNX QDQ export (onnx_export.py).
+folding (fold.py), ONNX export as QDQ or integer operators (onnx_export.py, onnx_integer.py)
+and running it in onnxruntime (onnx_runner.py); MiniLM as integer ONNX (minilm_onnx.py).
 """
 
 from netshrink.quant.api import convert, quantize_
@@ -17,11 +18,12 @@ from netshrink.quant.bounds import accumulator_bound, check_layer
 from netshrink.quant.config import QAT, Dynamic, Static
 from netshrink.quant.modules import ActivationSpec, QuantConv2d, QuantEmbedding, QuantLinear
 from netshrink.quant.onnx_export import export_onnx
+from netshrink.quant.onnx_runner import OnnxRunner
 from netshrink.quant.qat import QATConv2d, QATLinear
 from netshrink.quant.scheme import Scheme, dequantize, fake_quantize, quantize
 
-__all__ = ["QAT", "ActivationSpec", "Dynamic", "QATConv2d", "QATLinear", "QuantConv2d",
-           "QuantEmbedding", "QuantLinear", "Scheme", "Static", "accumulator_bound",
+__all__ = ["QAT", "ActivationSpec", "Dynamic", "OnnxRunner", "QATConv2d", "QATLinear",
+           "QuantConv2d", "QuantEmbedding", "QuantLinear", "Scheme", "Static", "accumulator_bound",
            "check_layer", "convert", "dequantize", "export_onnx", "fake_quantize", "quantize",
            "quantize_"]
 

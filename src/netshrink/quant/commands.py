@@ -32,9 +32,15 @@ def _quantize(sub) -> None:
                    help="calibration / training / test data (fashion-mnist, mnist, digits)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--granularity", default="row", choices=["row", "tensor"],
+                   help="dynamic: one input scale per row (default) or per call")
     p.add_argument("--kernel", default=None, choices=["onednn", "int_mm", "reference"])
     p.add_argument("--onnx", default=None, metavar="OUT.onnx",
-                   help="also export the integer model as QDQ ONNX (static and qat)")
+                   help="also export the integer model as ONNX")
+    p.add_argument("--onnx-mode", default="qdq", choices=["qdq", "integer"],
+                   help="qdq: QuantizeLinear/DequantizeLinear around float ops (static and "
+                        "qat); integer: MatMulInteger/ConvInteger (static, qat, and dynamic "
+                        "with --granularity tensor --activation-bits 8)")
     p.add_argument("--out", required=True, metavar="OUT.safetensors")
     p.set_defaults(run=run_quantize)
 
@@ -45,7 +51,7 @@ def _config(args):
     common = {"bits": args.bits, "activation_bits": args.activation_bits,
               "per_channel": not args.per_tensor, "kernel": args.kernel}
     if args.config == "dynamic":
-        return Dynamic(**common)
+        return Dynamic(granularity=args.granularity, **common)
     if args.config == "static":
         return Static(observer=args.observer, **common)
     return QAT(lsq=args.lsq, **common)
@@ -81,6 +87,10 @@ def run_quantize(args) -> int:
     else:
         netshrink.quantize_(model, config, data=splits if args.config == "static" else None)
     int_acc = _accuracy(model, splits, evaluate)
+    if args.onnx:  # before saving: a model with no such ONNX form is one error, nothing written
+        example = splits.test.tensors[0][:1].to(torch.float32)
+        export_onnx(model, example, args.onnx, mode=args.onnx_mode)
+        print(f"exported {args.onnx} ({args.onnx_mode})")
     netshrink.save(model, out, metadata={"quantize": config.to_dict(), "data": args.data,
                                          "float_test_accuracy": float_acc,
                                          "test_accuracy": int_acc})
@@ -90,10 +100,6 @@ def run_quantize(args) -> int:
           f"({args.data})")
     print(f"file: {float_bytes:,d} -> {size:,d} bytes ({float_bytes / size:.2f}x smaller)")
     print(f"saved {out}")
-    if args.onnx:
-        example = splits.test.tensors[0][:1].to(torch.float32)
-        export_onnx(model, example, args.onnx)
-        print(f"exported {args.onnx}")
     return 0
 
 

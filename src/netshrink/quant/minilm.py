@@ -61,9 +61,14 @@ class SentenceEncoder(nn.Module):
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         states = self.bert(input_ids=input_ids, attention_mask=attention_mask,
                            token_type_ids=token_type_ids).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return F.normalize(mean, dim=-1)
+        return mean_pool(states, attention_mask)
+
+
+def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Unit-length mean of the token states over the attention mask (sentence-transformers)."""
+    mask = attention_mask.unsqueeze(-1).to(states.dtype)
+    mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return F.normalize(mean, dim=-1)
 
 
 def minilm(input_shape=None, num_classes=None):
@@ -108,9 +113,14 @@ def tokenize(sentences: Sequence[str]) -> dict[str, torch.Tensor]:
 
 
 @torch.inference_mode()
-def encode(model: nn.Module, sentences: Sequence[str], batch_size: int = 32) -> torch.Tensor:
-    """Unit-length embeddings of `sentences`, computed `batch_size` at a time."""
-    model.eval()
+def encode(model, sentences: Sequence[str], batch_size: int = 32) -> torch.Tensor:
+    """Unit-length embeddings of `sentences`, computed `batch_size` at a time.
+
+    model: the encoder (an nn.Module), or anything called the same way, such as an
+    OnnxRunner of its integer ONNX export (netshrink.quant.minilm_onnx).
+    """
+    if isinstance(model, nn.Module):
+        model.eval()
     out = [model(**tokenize(sentences[i:i + batch_size]))
            for i in range(0, len(sentences), batch_size)]
     return torch.cat(out)

@@ -184,9 +184,9 @@ class QuantLinear(_IntegerLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.onnx.is_in_onnx_export():
-            from netshrink.quant.onnx_export import linear_qdq
+            from netshrink.quant.onnx_export import export_layer
 
-            return linear_qdq(self, x)
+            return export_layer(self, x)
         kernel = self.kernel(x.device)
         packed = self._packed(kernel, x.device)
         x = x.float()
@@ -248,9 +248,9 @@ class QuantConv2d(_IntegerLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.onnx.is_in_onnx_export():
-            from netshrink.quant.onnx_export import conv_qdq
+            from netshrink.quant.onnx_export import export_layer
 
-            return conv_qdq(self, x)
+            return export_layer(self, x)
         kernel = self.kernel(x.device)
         packed = self._packed(kernel, x.device)
         x = x.float()

@@ -1,18 +1,28 @@
-"""ONNX export of an integer model in the QDQ format, which onnxruntime runs.
+"""ONNX export of an integer model: QDQ (portable) or integer operators (fast in onnxruntime).
 
-Each integer layer becomes
+mode="qdq": each integer layer becomes
     Clip -> QuantizeLinear -> DequantizeLinear   (the input, with its calibrated scale)
     DequantizeLinear(int8 weight initializer, per-channel scales, axis 0)
     Gemm / MatMul / Conv (+ bias)
-so the file holds int8 weights (about 4x smaller than float32) and onnxruntime can fuse the
-pattern into its integer kernels. The Clip keeps inputs inside the scheme's range when it is
-narrower than uint8's (7-bit activations on CPUs whose int8 instructions saturate).
-Only static input scales have a QDQ form: a dynamically quantized model is refused.
+so the file holds int8 weights (about 4x smaller than float32). The Clip keeps inputs inside
+the scheme's range when it is narrower than uint8's (7-bit activations on CPUs whose int8
+instructions saturate). Only static input scales have a QDQ form.
+
+mode="integer": each integer layer becomes MatMulInteger / ConvInteger on uint8 inputs
+(DynamicQuantizeLinear for dynamic layers, QuantizeLinear for static ones) with the scales
+applied to the int32 sums (see onnx_integer.py): the model's own integer arithmetic, which
+onnxruntime runs with its fused integer kernels.
+
+Embedding tables (QuantEmbedding) export as a Gather of int8 rows times their row scales in
+both modes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -21,6 +31,7 @@ from torch import nn
 
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_path
+from netshrink.quant import onnx_integer
 from netshrink.quant.modules import (
     QuantConv2d,
     QuantLinear,
@@ -29,6 +40,8 @@ from netshrink.quant.modules import (
 )
 
 OPSET = 17
+MODES = ("qdq", "integer")
+_EXPORT = {"mode": "qdq"}  # which form the integer layers take while torch.onnx traces them
 
 
 class _QuantDequant(torch.autograd.Function):
@@ -87,37 +100,105 @@ def conv_qdq(layer: QuantConv2d, x: torch.Tensor) -> torch.Tensor:
                     g.groups)
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike,
-                opset: int = OPSET) -> Path:
-    """Write `model` (an integer model with static input scales) to `path` as QDQ ONNX."""
-    import onnx
+def export_layer(layer: QuantLinear | QuantConv2d, x: torch.Tensor) -> torch.Tensor:
+    """What an integer layer's forward becomes while it is being exported."""
+    conv = isinstance(layer, QuantConv2d)
+    if _EXPORT["mode"] == "integer":
+        return (onnx_integer.conv2d if conv else onnx_integer.linear)(layer, x,
+                                                                      layer._onnx_integer)
+    return conv_qdq(layer, x) if conv else linear_qdq(layer, x)
 
-    layers = [m for m in model.modules() if isinstance(m, QuantLinear | QuantConv2d)]
+
+def integer_layers(model: nn.Module) -> list[QuantLinear | QuantConv2d]:
+    return [m for m in model.modules() if isinstance(m, QuantLinear | QuantConv2d)]
+
+
+@contextlib.contextmanager
+def exporting(model: nn.Module, mode: str):
+    """Prepare every integer layer of `model` for `mode` (refusing, by name, one that has no
+    such form) and set the mode for the layers' forward while torch.onnx traces them."""
+    if mode not in MODES:
+        raise NetshrinkError(f"mode={mode!r} is not one of {', '.join(MODES)}")
+    layers = integer_layers(model)
     if not layers:
         raise NetshrinkError("the model has no integer layers; quantize it with "
-                             "netshrink.quantize_(model, Static(), data) before exporting")
-    for layer in layers:
-        if not layer.activation.static:
-            raise NetshrinkError(
-                f"layer {layer.layer_name!r} quantizes its input dynamically, which has no "
-                "QDQ form; export a model quantized with Static (or QAT, converted)"
-            )
-    for layer in layers:
-        qmin, qmax, _ = unsigned_range(layer.activation)
-        zero_point = int(to_kernel_zero_point(layer.activation, layer.input_zero_point))
-        layer._export_qparams = (float(layer.input_scale), zero_point, qmin, qmax)
-    path = Path(path)
-    was_training = model.training
+                             "netshrink.quantize_(model, ...) before exporting")
+    if mode == "qdq":
+        for layer in layers:
+            if not layer.activation.static:
+                raise NetshrinkError(
+                    f"layer {layer.layer_name!r} quantizes its input dynamically, which has no "
+                    "QDQ form; export it with mode='integer' or quantize with Static (or QAT, "
+                    "converted)"
+                )
+        for layer in layers:
+            qmin, qmax, _ = unsigned_range(layer.activation)
+            zero_point = int(to_kernel_zero_point(layer.activation, layer.input_zero_point))
+            layer._export_qparams = (float(layer.input_scale), zero_point, qmin, qmax)
+    else:
+        prepared = [onnx_integer.prepare(layer) for layer in layers]  # all checked first
+        for layer, p in zip(layers, prepared, strict=True):
+            layer._onnx_integer = _as_buffers(layer, p)
+    was_training, old_mode = model.training, _EXPORT["mode"]
     model.eval()
+    _EXPORT["mode"] = mode
     try:
-        with atomic_path(path) as tmp, torch.no_grad():
-            torch.onnx.export(
-                model, (example,), str(tmp), input_names=["input"], output_names=["output"],
-                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                opset_version=opset, dynamo=False)
-            onnx.checker.check_model(str(tmp))
+        yield
     finally:
+        _EXPORT["mode"] = old_mode
         model.train(was_training)
+        for layer in layers:
+            layer.__dict__.pop("_onnx_integer", None)
+            for name in _EXPORT_BUFFERS:
+                layer._buffers.pop(name, None)
+
+
+_EXPORT_BUFFERS = ("onnx_weight", "onnx_weight_zero_point", "onnx_weight_scale", "onnx_bias")
+
+
+def _as_buffers(layer: nn.Module, p: onnx_integer.ExportedWeights):
+    """Register the prepared tensors on the layer while exporting: the tracer then stores them
+    as named initializers (layer.onnx_weight, ...) rather than anonymous constants."""
+    tensors = dict(zip(_EXPORT_BUFFERS, (p.weight, p.zero_point, p.scale, p.bias), strict=True))
+    for name, tensor in tensors.items():
+        if tensor is not None:
+            layer.register_buffer(name, tensor)
+    return p
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor | Sequence[torch.Tensor],
+                path: str | os.PathLike, opset: int = OPSET, mode: str = "qdq",
+                input_names: Sequence[str] | None = None,
+                output_names: Sequence[str] = ("output",),
+                dynamic_axes: dict | None = None) -> Path:
+    """Write the integer model `model` to `path` as ONNX: mode "qdq" or "integer".
+
+    example: one input tensor, or a tuple of them (the model's positional arguments).
+    Inputs are named "input" (or input_0, input_1, ...) unless `input_names` says; every
+    input's and output's first dimension is dynamic ("batch") unless `dynamic_axes` says.
+    """
+    import onnx
+
+    args = (example,) if isinstance(example, torch.Tensor) else tuple(example)
+    if not args or not all(isinstance(a, torch.Tensor) for a in args):
+        raise NetshrinkError("example must be an input tensor or a tuple of input tensors")
+    if input_names is None:
+        input_names = ["input"] if len(args) == 1 else [f"input_{i}" for i in range(len(args))]
+    if len(input_names) != len(args):
+        raise NetshrinkError(f"input_names has {len(input_names)} names for {len(args)} inputs")
+    if dynamic_axes is None:
+        dynamic_axes = {name: {0: "batch"} for name in [*input_names, *output_names]}
+    path = Path(path)
+    with exporting(model, mode), atomic_path(path) as tmp, torch.no_grad(), \
+            warnings.catch_warnings():
+        # the integer ops compute their scales from the traced input (exported as ops, not
+        # constants); the tracer warns about the Python numbers it sees along the way
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            model, args, str(tmp), input_names=list(input_names),
+            output_names=list(output_names), dynamic_axes=dynamic_axes, opset_version=opset,
+            dynamo=False)
+        onnx.checker.check_model(str(tmp))
     return path
 
 
@@ -126,10 +207,7 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None,
     """An onnxruntime CPU session for `path` (optionally writing the graph it optimized)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    if optimized_path is not None:
-        options.optimized_model_filepath = str(optimized_path)
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from netshrink.quant.onnx_runner import session_options
+
+    return ort.InferenceSession(str(path), session_options(threads, optimized_path),
+                                providers=["CPUExecutionProvider"])
