@@ -72,7 +72,15 @@ def trials_for(s: dict) -> list[TrialSpec]:
 
 
 def flat_rows(rows: list[dict], methods: list[str]) -> list[dict]:
-    """One row per trained network; the dense trial stands for every method at 10^0."""
+    """One row per trained network; the dense trial stands for every method at 10^0.
+
+    `untrainable`: test accuracy within a point of chance (what layer collapse does to a
+    network that it disconnects).
+    """
+    from netshrink import data as datasets
+
+    chance = {name: 1 / datasets.load(name).num_classes
+              for name in {row["data"] for row in rows}}
     out = []
     for row in rows:
         if row.get("status", "ok") != "ok":
@@ -83,7 +91,8 @@ def flat_rows(rows: list[dict], methods: list[str]) -> list[dict]:
                 "test_accuracy": m["test_accuracy"],
                 "early_stop_test_accuracy": m["early_stop_test_accuracy"],
                 "collapsed": int(bool(m["collapsed"])), "collapsed_layers":
-                m["collapsed_layers"], "density": m["density"]}
+                m["collapsed_layers"], "density": m["density"],
+                "untrainable": int(m["test_accuracy"] <= chance[row["data"]] + 0.01)}
         if row["params"]["compression"] == 1.0:
             out += [{**base, "method": method} for method in methods]
         else:
@@ -118,12 +127,19 @@ def checks(table: list[dict], s: dict) -> list[str]:
                          f"{', '.join(below) if below else 'no compression'} "
                          f"({'NOT met' if below else 'met'})")
     sf_collapse = [r for r in table if r["method"] == "synflow" and r["collapsed_mean"]]
+    learned = [r for r in sf_collapse if r["untrainable_mean"] < 1]
     others = sorted({(r["model"], r["method"]) for r in table
                      if r["method"] != "synflow" and r["collapsed_mean"]})
     lines.append("- SynFlow layer collapse up to 10^3: "
                  + ("none (met)" if not sf_collapse else
                     "at " + ", ".join(f"{r['model']} {r['compression']:.3g}"
                                       for r in sf_collapse) + " (NOT met)"))
+    if learned:
+        lines.append("  (where SynFlow emptied a layer yet the network trained above chance, the "
+                     "emptied layers are bypassed, e.g. the convolutions of a residual branch "
+                     "whose shortcut was kept, so the network stayed connected: "
+                     + ", ".join(f"{r['model']} {r['compression']:.3g}" for r in learned)
+                     + "; emptied layers per network in networks.csv)")
     lines.append("- other methods that collapse (model, method): "
                  + (", ".join(f"{m} {meth}" for m, meth in others) if others else
                     "none (NOT met: the paper reports collapse for some)"))
@@ -133,7 +149,8 @@ def checks(table: list[dict], s: dict) -> list[str]:
 def markdown(table: list[dict], s: dict, note: str) -> str:
     parts = ["# SynFlow and pruning at initialization (Tanaka et al. 2020)", "", note, "",
              "Test accuracy (%) after training, mean ± sample std over seeds, by compression "
-             "(1/density of the prunable weights). `C k/n`: layer collapse in k of n seeds.",
+             "(1/density of the prunable weights). `C k/n`: layer collapse (a layer left with no "
+             "weight) in k of n seeds; 10.0 is chance.",
              ""]
     compressions = sorted({r["compression"] for r in table})
     for data in s["data"]:
@@ -213,7 +230,8 @@ def run(options: ReproOptions) -> None:
     nets = flat_rows(rows, s["methods"])
     write_csv(nets, out / "networks.csv")
     table = aggregate(nets, ["data", "model", "method", "compression"],
-                      ["test_accuracy", "early_stop_test_accuracy", "collapsed", "density"])
+                      ["test_accuracy", "early_stop_test_accuracy", "collapsed", "density",
+                       "untrainable"])
     write_csv(table, out / "summary.csv")
     plot(table, s, out)
     text = markdown(table, s, note)
