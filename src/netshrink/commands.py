@@ -168,6 +168,8 @@ def _demo(sub) -> None:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--epochs", type=float, default=3.0, help="epochs per training")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default="fashion-mnist",
+                   help="data set (fashion-mnist, mnist, digits for a quick look)")
     p.set_defaults(run=run_demo)
 
 
@@ -176,7 +178,7 @@ def run_demo(args) -> int:
 
     if args.epochs <= 0:
         raise NetshrinkError(f"--epochs {args.epochs} must be positive")
-    run(out_dir(args.out), epochs=args.epochs, seed=args.seed)
+    run(out_dir(args.out), epochs=args.epochs, seed=args.seed, dataset=args.data)
     return 0
 
 
