@@ -1,5 +1,6 @@
 """Model files: exact round trip, never unpickled, corrupt files refused, nothing half-written."""
 
+import json
 import pickle
 
 import pytest
@@ -10,6 +11,7 @@ from torch import nn
 import netshrink
 from netshrink import models
 from netshrink.errors import NetshrinkError
+from netshrink.serialize import _MASK, _VALUES, _encode_sparse
 
 
 @pytest.mark.parametrize("name", ["lenet300", "resnet", "mlp"])
@@ -56,3 +58,48 @@ def test_user_model_needs_the_model_to_load_into(tmp_path):
     assert torch.equal(other[0].weight, model[0].weight)
     with pytest.raises(NetshrinkError, match="do not fit"):
         netshrink.load(path, model=nn.Sequential(nn.Linear(4, 2)))
+
+
+def _pruned_lenet300(sparsity=0.9):
+    model = models.create("lenet300")
+    netshrink.prune_(model, "magnitude", sparsity=sparsity, scope="layerwise")
+    return model
+
+
+def test_a_pruned_model_is_stored_sparse_and_loads_exactly(tmp_path):
+    model = _pruned_lenet300()
+    sparse = netshrink.save(model, tmp_path / "s.safetensors")
+    dense = netshrink.save(model, tmp_path / "d.safetensors", sparse=False)
+    # 90% zeros: one bit per weight plus 10% of the float32 values, about 7.6x less
+    assert sparse.stat().st_size < dense.stat().st_size / 6
+    header = netshrink.serialize.read_metadata(sparse)
+    stored_sparse = {k for k in header["sparse"] if k.endswith("weight")}
+    assert stored_sparse == set(netshrink.prune.prunable(model))
+    loaded = netshrink.load(sparse)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert netshrink.serialize.read_metadata(dense).get("sparse") is None
+
+
+def test_dense_tensors_are_not_stored_sparse(tmp_path):
+    model = _pruned_lenet300(sparsity=0.1)   # 90% non-zero: a mask would only add bytes
+    path = netshrink.save(model, tmp_path / "m.safetensors")
+    assert "sparse" not in netshrink.serialize.read_metadata(path)
+
+
+def test_sparse_parts_that_disagree_are_refused(tmp_path):
+    model = _pruned_lenet300()
+    path = netshrink.save(model, tmp_path / "m.safetensors")
+    tensors = netshrink.serialize.read_tensors(path)   # decoded, dense
+    header = netshrink.serialize.read_metadata(path)
+    name = next(iter(header["sparse"]))
+    _encode_sparse(tensors)
+    tensors[name + _VALUES] = tensors[name + _VALUES][:-1]           # one value missing
+    meta = {"netshrink": json.dumps(header)}
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(NetshrinkError, match="corrupt sparse tensor"):
+        netshrink.load(tmp_path / "bad.safetensors")
+    del tensors[name + _MASK]
+    save_file(tensors, str(tmp_path / "bad2.safetensors"), metadata=meta)
+    with pytest.raises(NetshrinkError, match="parts missing"):
+        netshrink.load(tmp_path / "bad2.safetensors")
