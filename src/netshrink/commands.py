@@ -166,7 +166,8 @@ def run_download(args) -> int:
 def _demo(sub) -> None:
     p = sub.add_parser("demo", help="the end-to-end demo on Fashion-MNIST")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=float, default=3.0, help="epochs per training")
+    p.add_argument("--epochs", type=float, default=10.0,
+                   help="epochs per training (retraining after pruning: half)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default="fashion-mnist",
                    help="data set (fashion-mnist, mnist, digits for a quick look)")

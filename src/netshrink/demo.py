@@ -23,7 +23,7 @@ from netshrink.quant import Static
 from netshrink.train import TrainConfig, evaluate, fit, seed_everything
 
 
-def run(out: Path, epochs: float = 3.0, seed: int = 0,
+def run(out: Path, epochs: float = 10.0, seed: int = 0,
         dataset: str = "fashion-mnist") -> list[dict]:
     """Run the four steps, print a table and write it (Markdown and JSON) into `out`.
 
