@@ -10,11 +10,11 @@ import hashlib
 import json
 import math
 import numbers
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import yaml
 
-from netshrink.errors import NetshrinkError
+from netshrink.errors import NetshrinkError, reject_unknown_fields
 
 ARGUMENT_FIELDS = ("model_args", "data_args", "params", "train")
 
@@ -62,13 +62,7 @@ class TrialSpec:
     def from_dict(cls, values: dict) -> TrialSpec:
         if not isinstance(values, dict):
             raise NetshrinkError(f"a trial must be a mapping, got {type(values).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise NetshrinkError(
-                f"unknown trial key {', '.join(sorted(map(str, unknown)))}; "
-                f"known: {', '.join(sorted(known))}"
-            )
+        reject_unknown_fields(cls, values, "trial key")
         missing = {"task", "model"} - set(values)
         if missing:
             raise NetshrinkError(f"trial is missing {', '.join(sorted(missing))}")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from netshrink.errors import NetshrinkError
+from netshrink.errors import NetshrinkError, reject_unknown_fields
 
 LOSSES = ("kl", "cross_entropy", "mse")
 
@@ -77,13 +77,7 @@ class DistillConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> DistillConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise NetshrinkError(
-                f"unknown distillation option {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(sorted(known))}"
-            )
+        reject_unknown_fields(cls, values, "distillation option")
         values = dict(values)
         if "hints" in values:
             values["hints"] = tuple(tuple(pair) for pair in values["hints"])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from netshrink.errors import NetshrinkError
+from netshrink.errors import NetshrinkError, reject_unknown_fields
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
@@ -57,11 +57,5 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise NetshrinkError(
-                f"unknown training option {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(sorted(known))}"
-            )
+        reject_unknown_fields(cls, values, "training option")
         return cls(**values)
