@@ -158,6 +158,23 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+def new_figure(width: float, height: float, dpi: int = 110):
+    """A matplotlib Figure on the Agg canvas: no display, no pyplot state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write `fig` as a PNG at `path` atomically (complete or absent)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)
+
+
 def plot_lines(
     rows: Sequence[dict],
     x: str,
@@ -176,9 +193,6 @@ def plot_lines(
     rows whose x or y is not a number are skipped. Drawn with matplotlib's Agg canvas (no
     display needed) and written atomically.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     keys = [group] if isinstance(group, str) else list(group or [])
     lines: dict[tuple, list[tuple[float, float, float]]] = {}
     for row in rows:
@@ -191,8 +205,7 @@ def plot_lines(
     if not lines:
         raise NetshrinkError(f"nothing to plot: no row has numbers in both {x!r} and {y!r}")
 
-    fig = Figure(figsize=(6.4, 4.4), dpi=120)
-    FigureCanvasAgg(fig)
+    fig = new_figure(6.4, 4.4, dpi=120)
     ax = fig.add_subplot()
     for label in sorted(lines, key=lambda k: tuple(_sort_key(v) for v in k)):
         points = sorted(lines[label])
@@ -209,9 +222,7 @@ def plot_lines(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small", title=", ".join(keys) or None, title_fontsize="small")
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png")
-    return Path(out_png)
+    return save_figure(fig, out_png)
 
 
 def columns_of(rows: Iterable[dict]) -> list[str]:

@@ -18,6 +18,18 @@ def sweep(trials: Sequence[TrialSpec], options) -> list[dict]:
                       workers=options.workers, echo=print)
 
 
+def resolve_and_sweep(name: str, options, settings_for, scale_note, trials_for
+                      ) -> tuple[dict, str, list[dict]]:
+    """The common start of a reproduction: resolve its settings, print how they scale the paper
+    down, save the resolved configuration, run the trials. Returns (settings, note, rows)."""
+    settings = settings_for(options)
+    note = scale_note(options, settings)
+    print(note)
+    trials = trials_for(settings)
+    save_config(Path(options.out), name, options, settings, trials)
+    return settings, note, sweep(trials, options)
+
+
 def save_config(out: Path, name: str, options, settings: dict, trials: Sequence[TrialSpec]
                 ) -> None:
     """The resolved configuration: options, the reproduction's settings and every trial."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from netshrink.bench import TrialSpec
 from netshrink.bench.report import aggregate, plot_lines, write_csv
 from netshrink.reproduce import ReproOptions, reproduction
-from netshrink.reproduce._pruning import failures, pm, save_config, sweep, write_text
+from netshrink.reproduce._pruning import failures, pm, resolve_and_sweep, write_text
 
 ROUNDS = (0, 3, 7, 12, 15, 18)  # 100, 51.3, 21.1, 7.0, 3.6, 1.9 percent of weights left
 PAPER_PERCENT = {0: 100.0, 3: 51.3, 7: 21.1, 12: 7.0, 15: 3.6, 18: 1.9}
@@ -137,12 +137,7 @@ def markdown(table: list[dict], data_sets: list[str], note: str) -> str:
               "re-init and shuffled masks on MNIST and Fashion-MNIST")
 def run(options: ReproOptions) -> None:
     out = Path(options.out)
-    s = settings_for(options)
-    note = scale_note(options, s)
-    print(note)
-    trials = trials_for(s)
-    save_config(out, "lottery", options, s, trials)
-    rows = sweep(trials, options)
+    s, note, rows = resolve_and_sweep("lottery", options, settings_for, scale_note, trials_for)
     nets = networks(rows)
     write_csv(nets, out / "networks.csv")
     table = aggregate(nets, ["data", "arm", "round"], list(METRICS))

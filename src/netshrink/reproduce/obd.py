@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from netshrink.bench import TrialSpec
-from netshrink.bench.report import aggregate, write_csv
+from netshrink.bench.report import aggregate, new_figure, save_figure, write_csv
 from netshrink.reproduce import ReproOptions, reproduction
-from netshrink.reproduce._pruning import failures, pm, save_config, sweep, write_text
+from netshrink.reproduce._pruning import failures, pm, resolve_and_sweep, write_text
 
 METHODS = ("obd", "magnitude")
 PAPER = ("Paper (LeCun et al. 1990, Figs. 1-2: a 2,578-parameter network on handwritten zip "
@@ -154,11 +154,6 @@ def markdown(table: list[dict], s: dict, note: str) -> str:
 
 def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
     """Objective (log scale) and test accuracy against the fraction deleted."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from netshrink.fileio import atomic_path
-
     curves = [("obd", "one-shot", "train_loss", "OBD, no retraining", "C0"),
               ("obd", "one-shot", "predicted_train_loss", "OBD predicted", "C0"),
               ("magnitude", "one-shot", "train_loss", "magnitude, no retraining", "C1"),
@@ -166,8 +161,7 @@ def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
               ("magnitude", "iterative", "train_loss_after", "magnitude, retrained", "C3")]
     paths = []
     for data in s["data"]:
-        fig = Figure(figsize=(11, 4.2), dpi=110)
-        FigureCanvasAgg(fig)
+        fig = new_figure(11, 4.2)
         for i, kind in enumerate(("loss", "accuracy")):
             ax = fig.add_subplot(1, 2, i + 1)
             for method, mode, field, label, color in curves:
@@ -192,9 +186,7 @@ def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
         fig.suptitle(f"Optimal Brain Damage vs magnitude on {data}")
         fig.tight_layout()
         path = out / f"deletion_{data}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-        paths.append(path)
+        paths.append(save_figure(fig, path))
     return paths
 
 
@@ -202,12 +194,7 @@ def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
               "network, before and after retraining")
 def run(options: ReproOptions) -> None:
     out = Path(options.out)
-    s = settings_for(options)
-    note = scale_note(options, s)
-    print(note)
-    trials = trials_for(s)
-    save_config(out, "obd", options, s, trials)
-    rows = sweep(trials, options)
+    s, note, rows = resolve_and_sweep("obd", options, settings_for, scale_note, trials_for)
     curves = curve_rows(rows)
     write_csv(curves, out / "curves.csv")
     table = aggregate(curves, ["data", "method", "mode", "fraction"], list(FIELDS))

@@ -191,13 +191,11 @@ def markdown(table: list[dict], protocol: dict, full: bool) -> str:
 
 
 def plot(table: list[dict], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from netshrink.bench.report import new_figure, save_figure
 
     models = sorted({r["model"] for r in table}, key=["lenet5", "resnet", "minilm"].index)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig = new_figure(13, 3.8, dpi=120)
+    axes = fig.subplots(1, 3)
     for ax, key, label in ((axes[0], "top1", "top-1 (MiniLM: cosine)"),
                            (axes[1], "latency_ms_b256", "latency ms (batch 256; MiniLM 32)"),
                            (axes[2], "size_mb", "file MB")):
@@ -212,8 +210,7 @@ def plot(table: list[dict], path) -> None:
     axes[2].set_yscale("log")
     axes[0].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @reproduction("quantization", "TensorFlow Lite's float / PTQ / QAT table on Fashion-MNIST and "

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from netshrink.bench import TrialSpec
-from netshrink.bench.report import aggregate, write_csv
+from netshrink.bench.report import aggregate, new_figure, save_figure, write_csv
 from netshrink.reproduce import ReproOptions, reproduction
-from netshrink.reproduce._pruning import failures, pm, save_config, sweep, write_text
+from netshrink.reproduce._pruning import failures, pm, resolve_and_sweep, write_text
 
 METHODS = ("random", "magnitude", "snip", "grasp", "synflow")
 EXPONENTS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)  # compression 10^e; 10^0 is the dense network
@@ -178,15 +178,9 @@ def markdown(table: list[dict], s: dict, note: str) -> str:
 
 def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
     """Accuracy against compression per model; a collapsed point is drawn as a red cross."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from netshrink.fileio import atomic_path
-
     paths = []
     for data in s["data"]:
-        fig = Figure(figsize=(6.0 * len(s["models"]), 4.4), dpi=110)
-        FigureCanvasAgg(fig)
+        fig = new_figure(6.0 * len(s["models"]), 4.4)
         for i, (name, args) in enumerate(s["models"]):
             ax = fig.add_subplot(1, len(s["models"]), i + 1)
             for method in s["methods"]:
@@ -211,9 +205,7 @@ def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
             ax.legend(fontsize="small")
         fig.tight_layout()
         path = out / f"accuracy_{data}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-        paths.append(path)
+        paths.append(save_figure(fig, path))
     return paths
 
 
@@ -221,12 +213,7 @@ def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
               "initialization on a small VGG and ResNet, compression 10^0..10^3, collapse")
 def run(options: ReproOptions) -> None:
     out = Path(options.out)
-    s = settings_for(options)
-    note = scale_note(options, s)
-    print(note)
-    trials = trials_for(s)
-    save_config(out, "synflow", options, s, trials)
-    rows = sweep(trials, options)
+    s, note, rows = resolve_and_sweep("synflow", options, settings_for, scale_note, trials_for)
     nets = flat_rows(rows, s["methods"])
     write_csv(nets, out / "networks.csv")
     table = aggregate(nets, ["data", "model", "method", "compression"],
