@@ -51,24 +51,19 @@ def _versions() -> dict:
     return {"netshrink": __version__, "torch": torch.__version__}
 
 
-def _sparse_bytes(tensor: torch.Tensor) -> int:
-    nonzero = int(torch.count_nonzero(tensor))
-    return (tensor.numel() + 7) // 8 + nonzero * tensor.element_size()
-
-
 def _encode_sparse(tensors: dict[str, torch.Tensor]) -> dict[str, dict]:
     """Replace mostly-zero tensors in `tensors` by a packed bit mask and their non-zeros."""
     sparse = {}
     for name in list(tensors):
         tensor = tensors[name]
-        dense_bytes = tensor.numel() * tensor.element_size()
-        if (tensor.numel() < 256 or tensor.dtype == torch.bool or tensor.is_complex()
-                or _sparse_bytes(tensor) > SPARSE_WORTH_IT * dense_bytes):
+        if tensor.numel() < 256 or tensor.dtype == torch.bool or tensor.is_complex():
             continue
         flat = tensor.reshape(-1)
         keep = flat != 0
-        bits = np.packbits(keep.numpy().astype(np.uint8))
-        tensors[name + _MASK] = torch.from_numpy(bits)
+        sparse_bytes = (flat.numel() + 7) // 8 + int(keep.sum()) * tensor.element_size()
+        if sparse_bytes > SPARSE_WORTH_IT * flat.numel() * tensor.element_size():
+            continue
+        tensors[name + _MASK] = torch.from_numpy(np.packbits(keep.numpy()))
         tensors[name + _VALUES] = flat[keep].clone()
         sparse[name] = {"shape": list(tensor.shape)}
         del tensors[name]
