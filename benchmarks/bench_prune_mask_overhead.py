@@ -12,7 +12,8 @@ to dense are printed and written beside this file as JSON.
 
 A control times Adam's step alone on the same weights with dense gradients and with 90% exactly
 zero gradients (no masks at all): on CPUs where sqrt(0) is slow, Adam pays for the zero second
-moments of pruned weights whatever masks them; that part of the ratio is not the mask's.
+moments of pruned weights whatever masks them; that part of the ratio is not the mask's. A
+second control times torch.sqrt alone on ordinary values and on 90% zeros.
 """
 
 from __future__ import annotations
@@ -125,6 +126,16 @@ def adam_zero_gradient_control(repeats: int, sparsity: float) -> dict:
             "ratio": medians["zero gradients"] / medians["dense gradients"]}
 
 
+def sqrt_zero_control(repeats: int, sparsity: float) -> dict:
+    """torch.sqrt alone on LeNet-300-100's weight count: ordinary values vs 90% exact zeros."""
+    torch.manual_seed(0)
+    values = torch.rand(sum(p.numel() for p in models.create("lenet300").parameters())) + 0.5
+    zeros = values * (torch.rand(values.shape) > sparsity)
+    medians = time_sides({"values": lambda: torch.sqrt(values),
+                          "zeros": lambda: torch.sqrt(zeros)}, repeats, 5)
+    return {"median_seconds": medians, "ratio": medians["zeros"] / medians["values"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=200, help="timed steps per side")
@@ -137,6 +148,7 @@ def main() -> None:
                for name, batch in (("lenet300", 60), ("lenet5", 128))
                for optimizer in OPTIMIZERS]
     control = adam_zero_gradient_control(args.repeats, args.sparsity)
+    sqrt_control = sqrt_zero_control(args.repeats, args.sparsity)
     for r in results:
         m = r["median_seconds"]
         print(f"{r['model']:9s} batch {r['batch']:3d} {r['optimizer']:4s}: dense "
@@ -149,8 +161,13 @@ def main() -> None:
     print(f"control: Adam step alone on LeNet-300-100 weights, no masks: dense gradients "
           f"{1e3 * m['dense gradients']:.2f} ms, {args.sparsity:.0%} zero gradients "
           f"{1e3 * m['zero gradients']:.2f} ms (ratio {control['ratio']:.3f})")
+    m = sqrt_control["median_seconds"]
+    print(f"control: torch.sqrt alone, same element count: ordinary values "
+          f"{1e6 * m['values']:.0f} us, {args.sparsity:.0%} zeros {1e6 * m['zeros']:.0f} us "
+          f"(ratio {sqrt_control['ratio']:.2f})")
     payload = {"threads": args.threads, "machine": platform.processor() or platform.machine(),
-               "torch": torch.__version__, "results": results, "adam_control": control}
+               "torch": torch.__version__, "results": results, "adam_control": control,
+               "sqrt_control": sqrt_control}
     (HERE / "bench_prune_mask_overhead.json").write_text(json.dumps(payload, indent=2) + "\n")
 
 
