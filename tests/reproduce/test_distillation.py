@@ -8,9 +8,11 @@ import pytest
 from netshrink.reproduce import ReproOptions
 from netshrink.reproduce import distillation as repro
 
+EVERYWHERE = repro.Scale(only={}, temperature_seeds=None)  # the default budget, every experiment
+
 
 def test_plan_wires_students_to_their_teachers():
-    p = repro.plan("mnist", 1, repro.DEFAULT, {})
+    p = repro.plan("mnist", 1, EVERYWHERE, {})
     assert len(p.teachers) == 4 + repro.DEFAULT.ensemble_members
     assert p.teachers["big"].params == {"jitter": 2}
     assert p.teachers["big"].model_args == repro.BIG
@@ -29,8 +31,27 @@ def test_plan_wires_students_to_their_teachers():
                if k not in ("big", "resnet"))
 
 
+def test_default_runs_each_experiment_where_it_shows_something():
+    mnist = [repro.plan("mnist", s, repro.DEFAULT, {}) for s in (0, 1, 2)]
+    fashion = [repro.plan("fashion-mnist", s, repro.DEFAULT, {}) for s in (0, 1, 2)]
+    # 1 and 4 on MNIST; T=20 on every seed, the other temperatures on the first only
+    assert [sorted(k for k in p.students if k.startswith("distilled")) for p in mnist] == [
+        ["distilled_T1", "distilled_T2", "distilled_T20", "distilled_T4", "distilled_T8"],
+        ["distilled_T20"], ["distilled_T20"]]
+    assert all("omitted" in p.students and "resnet" not in p.teachers for p in mnist)
+    # 2 on Fashion-MNIST, 3 on both
+    assert all({"mlp_from_resnet", "lenet5_from_resnet", "from_ensemble"} <= set(p.students)
+               and "big" not in p.teachers and "omitted" not in p.students for p in fashion)
+    assert all("from_ensemble" in p.students for p in mnist)
+    assert repro.DEFAULT.epochs["student"] == 20
+    header = repro.describe_scale(repro.DEFAULT, full=False)
+    assert "1. [mnist]" in header and "2. [fashion-mnist]" in header
+    assert "3. [mnist, fashion-mnist]" in header and "first 1 seed(s) only" in header
+    assert "[mnist, fashion-mnist]" in repro.describe_scale(repro.FULL, full=True).split("2.")[1]
+
+
 def test_teachers_shared_by_seeds_or_one_per_seed():
-    shared = [repro.plan("mnist", s, repro.DEFAULT, {}) for s in (0, 1, 2)]
+    shared = [repro.plan("mnist", s, EVERYWHERE, {}) for s in (0, 1, 2)]
     assert len({p.teachers["big"].trial_id for p in shared}) == 1
     assert len({p.teachers["small"].trial_id for p in shared}) == 3
     own = [repro.plan("mnist", s, repro.FULL, {}) for s in (0, 1, 2)]
@@ -43,7 +64,7 @@ def _row(metrics, seed=0):
 
 
 def test_tables_put_the_paper_beside_ours(tmp_path: Path):
-    scale = repro.Scale(seeds=(0, 1), datasets=("mnist",), temperatures=(20,))
+    scale = repro.Scale(seeds=(0, 1), datasets=("mnist",), temperatures=(20,), only={})
     rows = {("mnist", "big"): [_row({"test_errors": 67}), _row({"test_errors": 69}, 1)],
             ("mnist", "small"): [_row({"test_errors": 146}), _row({"test_errors": 146}, 1)],
             ("mnist", "distilled_T20"): [_row({"test_errors": 74}), _row({"test_errors": 76}, 1)],
@@ -65,7 +86,7 @@ def test_tables_put_the_paper_beside_ours(tmp_path: Path):
 
 
 def test_no_gap_is_said_not_hidden(tmp_path: Path):
-    scale = repro.Scale(seeds=(0,), datasets=("fashion-mnist",), temperatures=(4,))
+    scale = repro.Scale(seeds=(0,), datasets=("fashion-mnist",), temperatures=(4,), only={})
     rows = {("fashion-mnist", "big"): [_row({"test_errors": 1200})],
             ("fashion-mnist", "small"): [_row({"test_errors": 1100})],
             ("fashion-mnist", "distilled_T4"): [_row({"test_errors": 1050})]}
@@ -74,7 +95,8 @@ def test_no_gap_is_said_not_hidden(tmp_path: Path):
 
 
 def test_targets_count_only_pairs_whose_teacher_leads_by_a_point():
-    scale = repro.Scale(seeds=(0, 1), datasets=("mnist",), temperatures=(4,))
+    scale = repro.Scale(seeds=(0, 1), datasets=("mnist",), temperatures=(4,), only={},
+                        temperature_seeds=None)
 
     def acc(*values):
         return [_row({"test_accuracy": v}, seed) for seed, v in enumerate(values)]
@@ -101,3 +123,11 @@ def test_runs_end_to_end_on_the_digits(tmp_path: Path):
     run("distillation", ReproOptions(out=tmp_path, seeds=(0,), data=("digits",)))
     text = (tmp_path / "distillation.md").read_text()
     assert "## 4. Class 3 left out" in text and "Failed trials" not in text
+
+
+def test_targets_leave_out_pairs_of_experiments_not_run_on_the_data():
+    rows = {("mnist", "resnet"): [_row({"test_accuracy": 0.99})],
+            ("mnist", "small"): [_row({"test_accuracy": 0.97})],
+            ("mnist", "mlp_from_resnet"): [_row({"test_accuracy": 0.98})]}
+    assert "resnet -> 2x800" not in repro.targets(repro.Results(rows), repro.DEFAULT)
+    assert "resnet -> 2x800" in repro.targets(repro.Results(rows), EVERYWHERE)
