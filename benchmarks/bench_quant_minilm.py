@@ -4,10 +4,12 @@
 
 One batch of 32 sentences (32-64 tokens each, netshrink.quant.sentences), all sides timed in
 the same run, alternating A B C ... A B C (netshrink.measure.compare_latency), medians; the
-whole comparison once per thread count (2, then 1 by default). Quality is the cosine
-similarity of each side's embeddings to PyTorch float32's on all 72 evaluation sentences; size
-is each side's saved file against the float32 safetensors file. Writes JSON, with the
-machine's load average before and after each timed run.
+whole comparison once per thread count (2, then 1 by default). Each timed call follows one
+untimed call of the same side (--settle 1), so no side is timed while the previous side's
+threads (onnxruntime's or OpenMP's, which spin after their work) still hold a core. Quality
+is the cosine similarity of each side's embeddings to PyTorch float32's on all 72 evaluation
+sentences; size is each side's saved file against the float32 safetensors file. Writes JSON,
+with the machine's load average before and after each timed run.
 
 Sides: PyTorch float32; torch.ao.quantization.quantize_dynamic per tensor and per channel
 (fbgemm int8 Linear layers, embeddings left in float32); onnxruntime float32 and
@@ -134,13 +136,14 @@ def _embed_all(fn) -> torch.Tensor:
                           for i in range(0, len(EVALUATION), BATCH)])
 
 
-def time_sides(sides: dict[str, Side], threads: int, repeats: int, warmup: int) -> dict:
+def time_sides(sides: dict[str, Side], threads: int, repeats: int, warmup: int,
+               settle: int = 1) -> dict:
     """One alternating run of every side with `threads` threads: {name: LatencyStats}."""
     batch = minilm.tokenize(EVALUATION[:BATCH])
     fns = {name: side.runner(threads) for name, side in sides.items()}
     return measure.compare_latency({name: (lambda fn=fn: fn(batch)) for name, fn in
                                     fns.items()}, repeats=repeats, warmup=warmup,
-                                   num_threads=threads)
+                                   num_threads=threads, settle=settle)
 
 
 def verdict(rows: dict) -> dict:
@@ -191,7 +194,8 @@ def profile_onnx(path: Path, threads: int = 1, runs: int = 5) -> dict:
             "integer_products_share": integer / (statistics.median(totals) / 1000)}
 
 
-def run(repeats: int, warmup: int, thread_counts: list[int], out: Path) -> dict:
+def run(repeats: int, warmup: int, thread_counts: list[int], out: Path,
+        settle: int = 1) -> dict:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         sides = build_sides(Path(tmp))
@@ -205,7 +209,7 @@ def run(repeats: int, warmup: int, thread_counts: list[int], out: Path) -> dict:
         runs = {}
         for threads in thread_counts:
             load_before = os.getloadavg()
-            stats = time_sides(sides, threads, repeats, warmup)
+            stats = time_sides(sides, threads, repeats, warmup, settle)
             load_after = os.getloadavg()
             base = stats["pytorch float32"].median
             rows = {}
@@ -231,7 +235,8 @@ def run(repeats: int, warmup: int, thread_counts: list[int], out: Path) -> dict:
     result = {
         "benchmark": "bench_quant_minilm", "batch": list(batch["input_ids"].shape),
         "sentence_tokens": [int(n) for n in batch["attention_mask"].sum(1)],
-        "repeats": repeats, "warmup": warmup, "thread_counts": thread_counts,
+        "repeats": repeats, "warmup": warmup, "settle": settle,
+        "thread_counts": thread_counts,
         "netshrink_pytorch_kernel": kernels.select("cpu").name, "machine": machine(),
         "runs": runs, "profile_netshrink_onnx": profile,
     }
@@ -257,7 +262,8 @@ def report(result: dict) -> None:
     for run in result["runs"].values():
         load = run["load_average_before"][0], run["load_average_after"][0]
         print(f"\nMiniLM-L6 batch {result['batch'][0]}x{result['batch'][1]} tokens, "
-              f"{run['threads']} thread(s), {result['repeats']} alternating repeats, medians; "
+              f"{run['threads']} thread(s), {result['repeats']} alternating repeats (settle "
+              f"{result.get('settle', 0)}), medians; "
               f"load average {load[0]:.1f} -> {load[1]:.1f}")
         print(f"{'side':48s} {'median ms':>10s} {'p10-p90 ms':>16s} {'speedup':>8s} "
               f"{'cosine':>7s} {'min cos':>8s} {'file MB':>8s} {'smaller':>8s}")
@@ -293,14 +299,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--settle", type=int, default=1,
+                        help="untimed calls of a side right before each timed one (default 1)")
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1],
                         help="thread counts, one alternating run each (default: 2 1)")
     parser.add_argument("--out", default="runs/bench/quant_minilm.json")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.warmup < 0 or min(args.threads) < 1:
-        parser.error("--repeats and --threads must be positive, --warmup non-negative")
+    if args.repeats < 1 or args.warmup < 0 or args.settle < 0 or min(args.threads) < 1:
+        parser.error("--repeats and --threads must be positive, --warmup and --settle "
+                     "non-negative")
     warnings.filterwarnings("ignore")
-    run(args.repeats, args.warmup, args.threads, Path(args.out))
+    run(args.repeats, args.warmup, args.threads, Path(args.out), args.settle)
     return 0
 
 

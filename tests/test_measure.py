@@ -1,5 +1,6 @@
 """Counting parameters, non-zeros, FLOPs and timing."""
 
+import pytest
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -47,6 +48,17 @@ def test_compare_latency_interleaves():
                                      "b": lambda: order.append("b")}, repeats=3, warmup=1)
     assert order == ["a", "b", "a", "b", "a", "b", "a", "b"]
     assert set(stats) == {"a", "b"}
+
+
+def test_compare_latency_settles_each_candidate_before_timing_it():
+    order = []
+    stats = measure.compare_latency({"a": lambda: order.append("a"),
+                                     "b": lambda: order.append("b")}, repeats=2, warmup=0,
+                                    settle=1)
+    assert order == ["a", "a", "b", "b", "a", "a", "b", "b"]
+    assert all(s.runs == 2 for s in stats.values())
+    with pytest.raises(ValueError, match="settle"):
+        measure.compare_latency({"a": lambda: None}, settle=-1)
 
 
 def test_file_size(tmp_path):

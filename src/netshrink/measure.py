@@ -101,10 +101,18 @@ def compare_latency(
     repeats: int = 50,
     warmup: int = 5,
     num_threads: int | None = None,
+    settle: int = 0,
 ) -> dict[str, LatencyStats]:
-    """Time each zero-argument callable, interleaved A B A B ..., after `warmup` calls each."""
+    """Time each zero-argument callable, interleaved A B A B ..., after `warmup` calls each.
+
+    settle: untimed calls of each candidate just before each of its timed calls, so that the
+    previous candidate's threads (onnxruntime's and OpenMP's spin after their work) have
+    handed the cores back before the clock starts.
+    """
     if not candidates:
         raise ValueError("compare_latency needs at least one candidate")
+    if settle < 0:
+        raise ValueError(f"settle={settle} must be 0 or more")
     with threads(num_threads) as n, torch.inference_mode():
         for fn in candidates.values():
             for _ in range(warmup):
@@ -112,6 +120,8 @@ def compare_latency(
         samples: dict[str, list[float]] = {name: [] for name in candidates}
         for _ in range(repeats):
             for name, fn in candidates.items():
+                for _ in range(settle):
+                    fn()
                 t0 = time.perf_counter()
                 fn()
                 samples[name].append(time.perf_counter() - t0)
