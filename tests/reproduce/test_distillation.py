@@ -9,11 +9,14 @@ from netshrink.reproduce import ReproOptions
 from netshrink.reproduce import distillation as repro
 
 EVERYWHERE = repro.Scale(only={}, temperature_seeds=None)  # the default budget, every experiment
+OWN_MEMBERS = repro.Scale(only={}, temperature_seeds=None, ensemble_members=5,
+                          ensemble_net=("lenet300", {}),
+                          epochs={**repro.DEFAULT.epochs, "ensemble": 10})
 
 
 def test_plan_wires_students_to_their_teachers():
-    p = repro.plan("mnist", 1, EVERYWHERE, {})
-    assert len(p.teachers) == 4 + repro.DEFAULT.ensemble_members
+    p = repro.plan("mnist", 1, OWN_MEMBERS, {})
+    assert len(p.teachers) == 4 + OWN_MEMBERS.ensemble_members
     assert p.teachers["big"].params == {"jitter": 2}
     assert p.teachers["big"].model_args == repro.BIG
     big = p.teachers["big"].trial_id
@@ -22,13 +25,29 @@ def test_plan_wires_students_to_their_teachers():
     assert all(p.students[f"distilled_T{t}"].params["teachers"] == [big] for t in (1, 20))
     assert p.students["omitted"].params["omit"] == [3]
     members = p.students["from_ensemble"].params["teachers"]
-    assert len(set(members)) == repro.DEFAULT.ensemble_members
+    assert len(set(members)) == OWN_MEMBERS.ensemble_members
     assert p.students["ensemble"].params["members"] == members
     # the student alone and the distilled students share a budget
     assert p.students["mlp_from_resnet"].train == p.teachers["small"].train
     assert p.teachers["big"].seed == 0  # shared teachers are trained with the first seed
     assert all(s.seed == 1 for k, s in [*p.teachers.items(), *p.students.items()]
                if k not in ("big", "resnet"))
+
+
+def test_default_ensemble_is_the_seeds_small_nets():
+    plans = [repro.plan("fashion-mnist", s, repro.DEFAULT, {}) for s in (0, 1, 2)]
+    smalls = [p.teachers["small"].trial_id for p in plans]
+    assert len(set(smalls)) == 3
+    for p in plans:
+        assert p.students["ensemble"].params["members"] == smalls
+        assert p.students["from_ensemble"].params["teachers"] == smalls
+        assert p.students["from_ensemble"].model_args == repro.SMALL
+        assert p.students["from_ensemble"].train == p.teachers["small"].train
+    # one ensemble trial shared by the seeds, one distilled student per seed
+    assert len({p.students["ensemble"].trial_id for p in plans}) == 1
+    assert len({p.students["from_ensemble"].trial_id for p in plans}) == 3
+    assert repro.pairs(repro.DEFAULT)[-1][:3] == ("ensemble", "small", "from_ensemble")
+    assert "seeds' small 2x800 nets" in repro.describe_scale(repro.DEFAULT, full=False)
 
 
 def test_default_runs_each_experiment_where_it_shows_something():
@@ -64,7 +83,8 @@ def _row(metrics, seed=0):
 
 
 def test_tables_put_the_paper_beside_ours(tmp_path: Path):
-    scale = repro.Scale(seeds=(0, 1), datasets=("mnist",), temperatures=(20,), only={})
+    scale = repro.Scale(seeds=(0, 1), datasets=("mnist",), temperatures=(20,), only={},
+                        ensemble_members=5, ensemble_net=("lenet300", {}))
     rows = {("mnist", "big"): [_row({"test_errors": 67}), _row({"test_errors": 69}, 1)],
             ("mnist", "small"): [_row({"test_errors": 146}), _row({"test_errors": 146}, 1)],
             ("mnist", "distilled_T20"): [_row({"test_errors": 74}), _row({"test_errors": 76}, 1)],
@@ -96,7 +116,7 @@ def test_no_gap_is_said_not_hidden(tmp_path: Path):
 
 def test_targets_count_only_pairs_whose_teacher_leads_by_a_point():
     scale = repro.Scale(seeds=(0, 1), datasets=("mnist",), temperatures=(4,), only={},
-                        temperature_seeds=None)
+                        temperature_seeds=None, ensemble_members=5)
 
     def acc(*values):
         return [_row({"test_accuracy": v}, seed) for seed, v in enumerate(values)]

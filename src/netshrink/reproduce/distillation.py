@@ -15,10 +15,11 @@ Four experiments, each on MNIST (the paper's data) and Fashion-MNIST, over 3 see
 
 Every net trains with Adam and a cosine schedule and is tested at its early-stopping point
 (minimum validation loss, 5,000 training images held out). The default run is scaled down to
-finish within an hour on 2 cores: fewer epochs, a smaller ResNet, LeNet-300-100 ensemble
-members, the temperatures other than the paper's T = 20 on one seed, and each experiment only
-on the data where it can show something (1 and 4 on MNIST, the paper's data; 2 on
-Fashion-MNIST, where the ResNet leads the students by more than a point; 3 on both).
+finish within an hour on 2 cores: fewer epochs, a smaller ResNet, an ensemble of the seeds'
+2x800 nets trained alone (3 instead of 10 members of its own), the temperatures other than
+the paper's T = 20 on one seed, and each experiment only on the data where it can show
+something (1 and 4 on MNIST, the paper's data; 2 on Fashion-MNIST, where the ResNet leads the
+students by more than a point; 3 on both).
 `--full` runs the longer protocol on both data sets. Both print their scale first.
 """
 
@@ -60,8 +61,12 @@ class Scale:
     """The budget of one run of the reproduction.
 
     epochs: passes over the training set for "big", "student" (every 2x800 and LeNet-5 run,
-        alone or distilled: the same budget), "resnet" and "ensemble" (members and the net
-        distilled from them).
+        alone or distilled: the same budget), "resnet" and "ensemble" (members of their own and
+        the net distilled from them; not needed when ensemble_members is None).
+    ensemble_members: the size of experiment 3's ensemble, each member trained for it; None:
+        the ensemble is the seeds' 2x800 nets trained alone (one per seed, the "small" nets of
+        experiments 1 and 2), shared by every seed's distilled 2x800, which trains for the
+        students' epochs.
     shared_teachers: one big net and one ResNet per data set (trained with the first seed)
         teach the students of every seed, instead of one teacher per seed.
     only: experiments ("1" to "4") limited to some of `datasets`; the others run on all.
@@ -71,15 +76,14 @@ class Scale:
 
     seeds: tuple[int, ...] = (0, 1, 2)
     datasets: tuple[str, ...] = ("mnist", "fashion-mnist")
-    epochs: dict = field(default_factory=lambda: {"big": 25, "student": 20, "resnet": 6,
-                                                  "ensemble": 10})
+    epochs: dict = field(default_factory=lambda: {"big": 25, "student": 20, "resnet": 6})
     temperatures: tuple[float, ...] = (1, 2, 4, 8, 20)
     only: dict = field(default_factory=lambda: {"1": ("mnist",), "2": ("fashion-mnist",),
                                                 "4": ("mnist",)})
     temperature_seeds: int | None = 1
     resnet_args: dict = field(default_factory=lambda: {"depth": 8, "width": 16})
-    ensemble_members: int = 5
-    ensemble_net: tuple = ("lenet300", {})
+    ensemble_members: int | None = None
+    ensemble_net: tuple = ("mlp", SMALL)
     shared_teachers: bool = True
     evals_per_epoch: int = 2
 
@@ -135,11 +139,16 @@ def plan(data: str, seed: int, scale: Scale, extra: dict) -> Plan:
     if "2" in runs:
         p.teachers["resnet"] = alone("resnet", scale.resnet_args, epochs["resnet"],
                                      teacher_seed)
-    if runs & {"1", "2"}:
+    small_members = scale.ensemble_members is None
+    if runs & {"1", "2"} or ("3" in runs and small_members):
         p.teachers["small"] = alone("mlp", SMALL, epochs["student"])
     if "2" in runs:
         p.teachers["lenet5"] = alone("lenet5", {}, epochs["student"])
-    if "3" in runs:
+    if "3" in runs and small_members:
+        ens_model, ens_args = "mlp", SMALL
+        for k, member_seed in enumerate(scale.seeds):
+            p.teachers[f"member{k}"] = alone("mlp", SMALL, epochs["student"], member_seed)
+    elif "3" in runs:
         for k in range(scale.ensemble_members):
             p.teachers[f"member{k}"] = alone(ens_model, ens_args, epochs["ensemble"], member=k)
 
@@ -158,12 +167,14 @@ def plan(data: str, seed: int, scale: Scale, extra: dict) -> Plan:
             p.students[f"{name}_from_resnet"] = student(model, args, ["resnet"], s_train,
                                                         temperature=RESNET_T, alpha=ALPHA)
     if "3" in runs:
-        members = [f"member{k}" for k in range(scale.ensemble_members)]
+        members = [k for k in p.teachers if k.startswith("member")]
         p.students["ensemble"] = TrialSpec(
-            "kd_ensemble", ens_model, data, dict(ens_args), seed=seed,
+            "kd_ensemble", ens_model, data, dict(ens_args),
+            seed=scale.seeds[0] if small_members else seed,  # shared members: one ensemble
             params={"members": [p.teachers[m].trial_id for m in members], **extra})
         p.students["from_ensemble"] = student(
-            ens_model, ens_args, members, train_dict(epochs["ensemble"], scale),
+            ens_model, ens_args, members,
+            s_train if small_members else train_dict(epochs["ensemble"], scale),
             temperature=ENSEMBLE_T, alpha=ENSEMBLE_ALPHA)
     if "4" in runs:
         p.students["omitted"] = student("mlp", SMALL, ["big"], s_train, temperature=OMIT_T,
@@ -176,7 +187,13 @@ def describe_scale(scale: Scale, full: bool) -> str:
     mode = "--full" if full else "default (scaled down; --full for the longer protocol)"
     e = scale.epochs
     ens_model, ens_args = scale.ensemble_net
-    ensemble = f"{scale.ensemble_members} x {ens_model}" + (f" {ens_args}" if ens_args else "")
+    if scale.ensemble_members is None:
+        ensemble = (f"the {len(scale.seeds)} seeds' small 2x800 nets (trained alone, "
+                    f"{e['student']:g} epochs), shared by the seeds; one 2x800 distilled for "
+                    f"{e['student']:g} epochs at")
+    else:
+        ensemble = (f"{scale.ensemble_members} x {ens_model}" + (f" {ens_args}" if ens_args
+                    else "") + f", {e['ensemble']:g} epochs each; one distilled at")
     teachers = (f"one big net and one ResNet per data set (seed {scale.seeds[0]}) teach every "
                 "seed's students" if scale.shared_teachers else "one teacher per seed")
 
@@ -198,8 +215,7 @@ def describe_scale(scale: Scale, full: bool) -> str:
         "     (paper: trained to convergence, SGD, dropout and max-norm constraints; T=20)",
         f"  2. {on('2')} resnet {scale.resnet_args}: {e['resnet']:g} epochs; students 2x800 "
         f"MLP and LeNet-5 at T={RESNET_T:g}, {e['student']:g} epochs, alone and distilled",
-        f"  3. {on('3')} ensemble of {ensemble}, {e['ensemble']:g} epochs each; one distilled at "
-        f"T={ENSEMBLE_T:g}, alpha {ENSEMBLE_ALPHA:g}",
+        f"  3. {on('3')} ensemble of {ensemble} T={ENSEMBLE_T:g}, alpha {ENSEMBLE_ALPHA:g}",
         "     (paper: 10 acoustic models of 85M parameters on 2000 h of speech, frame accuracy)",
         f"  4. {on('4')} class {OMITTED_CLASS} left out of the transfer set; 2x800 distilled "
         f"from the big net at T={OMIT_T:g}; bias shift chosen on validation (ours) and on test "
@@ -209,8 +225,8 @@ def describe_scale(scale: Scale, full: bool) -> str:
         d, f = DEFAULT, FULL
         lines.append(
             f"  default vs --full: epochs {d.epochs} vs {f.epochs}; resnet {d.resnet_args} vs "
-            f"{f.resnet_args}; ensemble {d.ensemble_members} x {d.ensemble_net[0]} vs "
-            f"{f.ensemble_members} x mlp 2x800; teachers shared by the seeds vs one per seed; "
+            f"{f.resnet_args}; ensemble: the seeds' small nets vs {f.ensemble_members} x mlp "
+            "2x800 of its own per seed; teachers shared by the seeds vs one per seed; "
             "experiments 1, 2, 4 on one data set each vs every experiment on both; T != 20 on "
             "one seed vs all seeds")
     return "\n".join(lines)
@@ -322,8 +338,16 @@ def experiment2(res: Results, data: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _single_net(scale: Scale) -> tuple[str, str]:
+    """The role experiment 3 compares the ensemble with, and its name in the table."""
+    if scale.ensemble_members is None:
+        return "small", "one 2x800 trained alone (each seed's)"
+    return "member0", f"one {scale.ensemble_net[0]} (member 0)"
+
+
 def experiment3(res: Results, data: str, scale: Scale) -> str:
-    single, s_sd = _stats(res.values(data, "member0", "test_accuracy"))
+    single_role, single_name = _single_net(scale)
+    single, s_sd = _stats(res.values(data, single_role, "test_accuracy"))
     ensemble, e_sd = res.stat(data, "ensemble", "test_accuracy")
     distilled, d_sd = res.stat(data, "from_ensemble", "test_accuracy")
     kept = _ratio(None if distilled is None or single is None else distilled - single,
@@ -332,9 +356,10 @@ def experiment3(res: Results, data: str, scale: Scale) -> str:
         PAPER["speech_ensemble"] - PAPER["speech_single"])
     return "\n".join([
         "| system | test accuracy (ours) | paper (speech, frame accuracy) |", "|---|---|---|",
-        f"| one {scale.ensemble_net[0]} (member 0) | {_fmt(single, s_sd, '.2%')} | "
+        f"| {single_name} | {_fmt(single, s_sd, '.2%')} | "
         f"{PAPER['speech_single']}% |",
-        f"| ensemble of {scale.ensemble_members} | {_fmt(ensemble, e_sd, '.2%')} | "
+        f"| ensemble of {scale.ensemble_members or len(scale.seeds)} | "
+        f"{_fmt(ensemble, e_sd, '.2%')} | "
         f"{PAPER['speech_ensemble']}% |",
         f"| one net distilled from the ensemble | {_fmt(distilled, d_sd, '.2%')} | "
         f"{PAPER['speech_distilled']}% |",
@@ -379,7 +404,7 @@ def pairs(scale: Scale) -> list[tuple[str, str, str, str]]:
            for t in scale.temperatures]
     out += [("resnet", "small", "mlp_from_resnet", f"resnet -> 2x800, T={RESNET_T:g}"),
             ("resnet", "lenet5", "lenet5_from_resnet", f"resnet -> LeNet-5, T={RESNET_T:g}"),
-            ("ensemble", "member0", "from_ensemble",
+            ("ensemble", _single_net(scale)[0], "from_ensemble",
              f"ensemble -> one {scale.ensemble_net[0]}, T={ENSEMBLE_T:g}")]
     return out
 
