@@ -263,7 +263,7 @@ def report(result: dict) -> None:
         load = run["load_average_before"][0], run["load_average_after"][0]
         print(f"\nMiniLM-L6 batch {result['batch'][0]}x{result['batch'][1]} tokens, "
               f"{run['threads']} thread(s), {result['repeats']} alternating repeats (settle "
-              f"{result.get('settle', 0)}), medians; "
+              f"{result['settle']}), medians; "
               f"load average {load[0]:.1f} -> {load[1]:.1f}")
         print(f"{'side':48s} {'median ms':>10s} {'p10-p90 ms':>16s} {'speedup':>8s} "
               f"{'cosine':>7s} {'min cos':>8s} {'file MB':>8s} {'smaller':>8s}")

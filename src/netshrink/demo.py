@@ -12,6 +12,7 @@ and latency on a batch of 256 test images (2 threads, the candidates timed alter
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import netshrink
@@ -29,8 +30,6 @@ def run(out: Path, epochs: float = 10.0, seed: int = 0,
 
     The resolved configuration goes to `out/config.json` before anything trains.
     """
-    import json
-
     splits = data.load(dataset, seed=seed)
     config = TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=epochs, seed=seed,
                          lr_schedule="cosine", device="cpu")
@@ -106,8 +105,6 @@ def _measure(candidates: dict, splits, out: Path) -> list[dict]:
 
 
 def _report(rows: list[dict], out: Path) -> None:
-    import json
-
     header = ("| model | test accuracy | non-zero parameters | file bytes | file x smaller | "
               "latency ms (256 images) | speed-up |")
     lines = [header, "|---|---|---|---|---|---|---|"]

@@ -151,3 +151,14 @@ def test_targets_leave_out_pairs_of_experiments_not_run_on_the_data():
             ("mnist", "mlp_from_resnet"): [_row({"test_accuracy": 0.98})]}
     assert "resnet -> 2x800" not in repro.targets(repro.Results(rows), repro.DEFAULT)
     assert "resnet -> 2x800" in repro.targets(repro.Results(rows), EVERYWHERE)
+
+
+def test_end_of_training_is_shown_beside_early_stopping():
+    rows = {("mnist", "small"): [_row({"test_accuracy": 0.97, "final_test_accuracy": 0.98,
+                                       "early_stop_iteration": 100}),
+                                 _row({"test_accuracy": 0.97, "final_test_accuracy": 0.99,
+                                       "early_stop_iteration": 300}, 1)],
+            ("mnist", "ensemble"): [_row({"test_accuracy": 0.99})]}  # no training: left out
+    text = repro.end_of_training(repro.Results(rows))
+    assert "| mnist | small | 97.00% ± 0.00% | 98.50% ± 0.71% | 200 ± 141 |" in text
+    assert "ensemble" not in text

@@ -398,6 +398,22 @@ def experiment4(res: Results, data: str) -> str:
     ]) + "\n"
 
 
+def end_of_training(res: Results) -> str:
+    """Every role's test accuracy at its early-stopping point (the tables above) and at the end
+    of its training: early stopping on the validation loss can stop a net while its accuracy
+    still rises, so both are shown."""
+    lines = ["| data | net (role) | at early stopping | at the end | early-stopping iteration |",
+             "|---|---|---|---|---|"]
+    for data, role in res.rows:
+        end = res.stat(data, role, "final_test_accuracy")
+        if end[0] is None:
+            continue
+        lines.append(f"| {data} | {role} | {res.cell(data, role, 'test_accuracy', '.2%')} | "
+                     f"{_fmt(*end, '.2%')} | "
+                     f"{res.cell(data, role, 'early_stop_iteration', '.0f')} |")
+    return "\n".join(lines) + "\n"
+
+
 def pairs(scale: Scale) -> list[tuple[str, str, str, str]]:
     """(teacher role, alone role, distilled role, label): every teacher-student comparison."""
     out = [("big", "small", f"distilled_T{t:g}", f"big -> 2x800, T={t:g}")
@@ -513,7 +529,8 @@ def write_outputs(options: ReproOptions, scale: Scale, header: str, res: Results
                 + ". Test errors "
                 f"are counted on the test set (10,000 images for MNIST and Fashion-MNIST) at each "
                 f"net's early-stopping point. "
-                f"Wall time of this run: {seconds / 60:.1f} min; CPU time of all its trials "
+                f"Wall time of this invocation: {seconds / 60:.1f} min (trials finished by an "
+                f"earlier invocation are reused, not run again); CPU time of all its trials "
                 f"(one thread each): {cpu / 60:.1f} core-min, so about {cpu / 120:.0f} min on "
                 f"2 idle cores with --workers 2.\n"]
     plot_rows = []
@@ -530,7 +547,9 @@ def write_outputs(options: ReproOptions, scale: Scale, header: str, res: Results
         sections += [f"## 4. Class {OMITTED_CLASS} left out of the transfer set: {data}\n",
                      experiment4(res, data)]
     sections += ["## The targets, checked on these figures (test accuracy, points)\n",
-                 targets(res, scale)]
+                 targets(res, scale),
+                 "## Early stopping and the end of training (test accuracy)\n",
+                 end_of_training(res)]
     failed = res.failed()
     if failed:
         sections += ["## Failed trials\n", "\n".join(f"- {f}" for f in failed) + "\n"]
