@@ -43,6 +43,7 @@ def test_default_ensemble_is_the_seeds_small_nets():
         assert p.students["from_ensemble"].params["teachers"] == smalls
         assert p.students["from_ensemble"].model_args == repro.SMALL
         assert p.students["from_ensemble"].train == p.teachers["small"].train
+        assert not any(role.startswith("member") for role in p.teachers)  # no second name
     # one ensemble trial shared by the seeds, one distilled student per seed
     assert len({p.students["ensemble"].trial_id for p in plans}) == 1
     assert len({p.students["from_ensemble"].trial_id for p in plans}) == 3

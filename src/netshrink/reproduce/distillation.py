@@ -146,39 +146,40 @@ def plan(data: str, seed: int, scale: Scale, extra: dict) -> Plan:
     if "2" in runs:
         p.teachers["lenet5"] = alone("lenet5", {}, epochs["student"])
     if "3" in runs and small_members:
+        # every seed's plan trains its own "small" net; the ensemble refers to all of them
         ens_model, ens_args = "mlp", SMALL
-        for k, member_seed in enumerate(scale.seeds):
-            p.teachers[f"member{k}"] = alone("mlp", SMALL, epochs["student"], member_seed)
+        member_ids = [alone("mlp", SMALL, epochs["student"], s).trial_id for s in scale.seeds]
     elif "3" in runs:
         for k in range(scale.ensemble_members):
             p.teachers[f"member{k}"] = alone(ens_model, ens_args, epochs["ensemble"], member=k)
+        member_ids = [p.teachers[f"member{k}"].trial_id for k in range(scale.ensemble_members)]
 
-    def student(model, args, teachers, train, **params):
-        ids = [p.teachers[t].trial_id for t in teachers]
+    def student(model, args, teacher_ids, train, **params):
         return TrialSpec("kd_distill", model, data, dict(args), train=train, seed=seed,
-                         params={"teachers": ids, **params, **extra})
+                         params={"teachers": teacher_ids, **params, **extra})
 
+    big = [p.teachers["big"].trial_id] if "big" in p.teachers else []
     if "1" in runs:
         for t in scale.temperatures:
             if seed in scale.seeds_for(t):
-                p.students[f"distilled_T{t:g}"] = student("mlp", SMALL, ["big"], s_train,
+                p.students[f"distilled_T{t:g}"] = student("mlp", SMALL, big, s_train,
                                                           temperature=float(t), alpha=ALPHA)
     if "2" in runs:
+        resnet = [p.teachers["resnet"].trial_id]
         for name, model, args in (("mlp", "mlp", SMALL), ("lenet5", "lenet5", {})):
-            p.students[f"{name}_from_resnet"] = student(model, args, ["resnet"], s_train,
+            p.students[f"{name}_from_resnet"] = student(model, args, resnet, s_train,
                                                         temperature=RESNET_T, alpha=ALPHA)
     if "3" in runs:
-        members = [k for k in p.teachers if k.startswith("member")]
         p.students["ensemble"] = TrialSpec(
             "kd_ensemble", ens_model, data, dict(ens_args),
             seed=scale.seeds[0] if small_members else seed,  # shared members: one ensemble
-            params={"members": [p.teachers[m].trial_id for m in members], **extra})
+            params={"members": member_ids, **extra})
         p.students["from_ensemble"] = student(
-            ens_model, ens_args, members,
+            ens_model, ens_args, member_ids,
             s_train if small_members else train_dict(epochs["ensemble"], scale),
             temperature=ENSEMBLE_T, alpha=ENSEMBLE_ALPHA)
     if "4" in runs:
-        p.students["omitted"] = student("mlp", SMALL, ["big"], s_train, temperature=OMIT_T,
+        p.students["omitted"] = student("mlp", SMALL, big, s_train, temperature=OMIT_T,
                                         alpha=ALPHA, omit=[OMITTED_CLASS])
     return p
 
