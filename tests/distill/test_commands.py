@@ -49,3 +49,33 @@ def test_a_missing_teacher_file(tmp_path, capsys):
     assert main(["distill", "--teacher", str(tmp_path / "no.safetensors"), "--model", "mlp",
                  "--out", str(tmp_path / "o"), *COMMON]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_distill_retrains_a_pruned_student_file_and_keeps_its_zeros(tmp_path, teacher_file,
+                                                                     capsys):
+    import netshrink
+    from netshrink.prune.mask import density
+
+    small = tmp_path / "small"
+    assert main(["train", "--model", "mlp", "--arg", "widths=[16]", "--epochs", "2", "--out",
+                 str(small), *COMMON]) == 0
+    pruned = tmp_path / "pruned"
+    assert main(["prune", str(small / "model.safetensors"), "--method", "magnitude",
+                 "--sparsity", "0.75", "--data", "digits", "--out", str(pruned)]) == 0
+    out = tmp_path / "student"
+    assert main(["distill", "--teacher", str(teacher_file), "--student",
+                 str(pruned / "model.safetensors"), "--epochs", "2", "--out", str(out),
+                 *COMMON]) == 0
+    assert "25.0% of the prunable weights kept" in capsys.readouterr().out
+    model = netshrink.load(out / "model.safetensors")
+    assert density(model) == pytest.approx(0.25, abs=0.01)
+    config = json.loads((out / "config.json").read_text())
+    assert config["student_file"] == str(pruned / "model.safetensors")
+
+
+def test_student_file_and_model_options_exclude_each_other(tmp_path, teacher_file, capsys):
+    out = tmp_path / "never"
+    assert main(["distill", "--teacher", str(teacher_file), "--student", str(teacher_file),
+                 "--model", "mlp", "--out", str(out), *COMMON]) == 2
+    assert "drop --model" in capsys.readouterr().err
+    assert not out.exists()

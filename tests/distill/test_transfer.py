@@ -31,7 +31,7 @@ def test_bad_transfer_input(digits):
         transfer_set(digits, omit_classes=[10])
     with pytest.raises(NetshrinkError, match="shape"):
         transfer_set(digits, unlabeled=torch.zeros(3, 1, 28, 28))
-    bad = transfer_set(digits)
+    bad = transfer_set(digits, drop_labels=True)  # its own label tensor: digits stays intact
     bad.train.tensors[1][0] = -2
     with pytest.raises(NetshrinkError, match="out of range"):
         check_labels(bad)

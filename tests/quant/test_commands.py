@@ -5,6 +5,7 @@ import netshrink
 from netshrink import models
 from netshrink.cli import main
 from netshrink.quant import QuantConv2d
+from netshrink.serialize import read_metadata
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +76,28 @@ def test_quantize_command_refuses_a_model_that_does_not_fit_the_data(tmp_path, c
     code = main(["quantize", str(path), "--config", "dynamic", "--data", "digits",
                  "--out", str(tmp_path / "o.safetensors")])
     assert code == 2 and "does not fit" in capsys.readouterr().err
+
+
+def test_qat_fine_tunes_by_distillation_from_a_teacher_file(saved_model, tmp_path, capsys):
+    out = tmp_path / "qat.safetensors"
+    assert main(["quantize", str(saved_model), "--config", "qat", "--data", "digits",
+                 "--epochs", "0.2", "--teacher", str(saved_model), "--temperature", "2",
+                 "--out", str(out)]) == 0
+    assert "fine-tuned by distillation" in capsys.readouterr().out
+    model = netshrink.load(out)
+    assert isinstance(model[0], QuantConv2d)
+    metadata = read_metadata(out)["user"]
+    assert metadata["distill_teachers"] == str(saved_model) and metadata["temperature"] == 2.0
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--config", "static"], "--teacher only applies to --config qat"),
+    (["--config", "qat", "--temperature", "-1"], "temperature"),
+])
+def test_a_teacher_outside_qat_or_a_bad_temperature_writes_nothing(saved_model, tmp_path,
+                                                                   capsys, extra, message):
+    out = tmp_path / "m.safetensors"
+    assert main(["quantize", str(saved_model), "--data", "digits", "--teacher",
+                 str(saved_model), "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -118,6 +118,18 @@ def check_inputs(student: nn.Module, teacher: nn.Module | Sequence[nn.Module], d
     _check_and_project(student, teacher, data, config or DistillConfig(), resolved)
 
 
+def _run(forward, role: str, data: Splits) -> torch.Tensor:
+    """One forward pass on the data's images; a shape mismatch becomes one clear error."""
+    try:
+        return forward()
+    except RuntimeError as err:
+        raise NetshrinkError(
+            f"the {role} does not fit the images of {data.name!r} (shape "
+            f"{tuple(data.input_shape)}): {str(err).splitlines()[0]}; was it built for another "
+            f"data set?"
+        ) from None
+
+
 @torch.no_grad()
 def _check_and_project(student: nn.Module, teacher: nn.Module, data: Splits,
                        config: DistillConfig, device: torch.device) -> list[nn.Module]:
@@ -130,8 +142,8 @@ def _check_and_project(student: nn.Module, teacher: nn.Module, data: Splits,
     try:
         with FeatureCapture(teacher, teacher_names, "teacher") as t_cap, \
                 FeatureCapture(student, student_names, "student") as s_cap:
-            teacher_out = member_logits(teacher, x)
-            student_out = student(x)
+            teacher_out = _run(lambda: member_logits(teacher, x), "teacher", data)
+            student_out = _run(lambda: student(x), "student", data)
             features = [(s_cap.take(s), t_cap.take(t)) for t, s in config.hints]
     finally:
         student.train(was_training)

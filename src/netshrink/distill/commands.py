@@ -19,6 +19,10 @@ def _distill(sub) -> None:
     p.add_argument("--teacher", required=True, metavar="FILE[,FILE...]",
                    help="teacher model file(s) written by netshrink; several = an ensemble")
     add_train_options(p)
+    p.set_defaults(model=None)  # --model lenet300 unless --student names a file
+    p.add_argument("--student", default=None, metavar="FILE",
+                   help="start from this saved model instead of a fresh --model (a pruned file "
+                        "keeps its zeros: distillation as the retraining after pruning)")
     p.add_argument("--temperature", type=float, default=d.temperature)
     p.add_argument("--alpha", type=float, default=d.alpha,
                    help="weight of the soft-target loss (1 - alpha: hard labels)")
@@ -47,12 +51,41 @@ def _hints(items: list[str] | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _data_and_student(args):
+    """The data set and the student: a fresh zoo model, or a saved file (its masks replayed)."""
+    if args.student is None:
+        args.model = args.model or "lenet300"
+        return data_and_model(args)
+    if args.model or args.arg or args.init != "default":
+        raise NetshrinkError("--student FILE starts from a saved model; drop --model, --arg "
+                             "and --init (they build a fresh one)")
+    import netshrink
+    from netshrink import data
+    from netshrink.train import seed_everything
+
+    student = netshrink.load(args.student)
+    splits = data.load(args.data, root=args.data_root, val_size=args.val_size, seed=args.seed)
+    seed_everything(args.seed)
+    return splits, student
+
+
+def _size(model) -> str:
+    """Parameters, and the density of the prunable weights when some are masked."""
+    from netshrink import measure
+    from netshrink.prune.mask import density, masked_parameters
+
+    text = f"{measure.count_parameters(model):,d} parameters"
+    if masked_parameters(model):
+        text += f", {100 * density(model):.1f}% of the prunable weights kept (masked)"
+    return text
+
+
 def run_distill(args) -> int:
     import netshrink
-    from netshrink import measure
     from netshrink.distill.api import check_inputs, distill
     from netshrink.distill.config import DistillConfig
     from netshrink.distill.transfer import transfer_set
+    from netshrink.prune.mask import masked_parameters
     from netshrink.train import evaluate, resolve_device
 
     files = [f for f in args.teacher.split(",") if f]
@@ -63,7 +96,7 @@ def run_distill(args) -> int:
                            hints=_hints(args.hint), hint_weight=args.hint_weight,
                            cache_dir=args.cache, jitter=args.jitter)
     train = train_config(args)
-    splits, student = data_and_model(args)
+    splits, student = _data_and_student(args)
     transfer = transfer_set(splits, drop_labels=args.unlabeled, omit_classes=args.omit_class)
     check_inputs(student, teachers, transfer, config, train.device)
     folder = out_dir(args.out)
@@ -71,11 +104,12 @@ def run_distill(args) -> int:
     teacher_acc = [evaluate(t.to(device), splits.test, device)[1] for t in teachers]
     listing = ", ".join(f"{f} ({_pct(a)})" for f, a in zip(files, teacher_acc, strict=True))
     print(f"teachers: {listing}")
-    print(f"student: {args.model} ({measure.count_parameters(student):,d} parameters), "
+    print(f"student: {args.student or args.model} ({_size(student)}), "
           f"transfer set {len(transfer.train):,d} examples, T={config.temperature:g}, "
           f"alpha={config.alpha:g}, loss={config.loss}")
     write_json(folder / "config.json", {
-        "command": "distill", "teachers": files, "model": student.netshrink_spec,
+        "command": "distill", "teachers": files, "student_file": args.student,
+        "model": getattr(student, "netshrink_spec", None),
         "data": args.data, "val_size": len(splits.val), "unlabeled": args.unlabeled,
         "omit_classes": args.omit_class, "distill": config.to_dict(), "train": train.to_dict()})
     result = distill(student, teachers, transfer, config, train, log_csv=folder / "log.csv",
@@ -84,6 +118,8 @@ def run_distill(args) -> int:
                    metadata={"data": args.data, "test_accuracy": result.test_accuracy,
                              "teachers": files})
     write_json(folder / "result.json", {**result.to_dict(), "teacher_test_accuracy": teacher_acc})
+    if masked_parameters(student):
+        print(f"student after training: {_size(student)}")
     if result.cache:
         print(f"teacher outputs: cache {result.cache} ({result.cache_file}, "
               f"{result.teacher_seconds:.1f} s)")

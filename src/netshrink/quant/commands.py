@@ -28,6 +28,12 @@ def _quantize(sub) -> None:
     p.add_argument("--epochs", type=float, default=1.0, help="qat: fine-tuning epochs")
     p.add_argument("--lr", type=float, default=1e-4, help="qat: learning rate")
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--teacher", default=None, metavar="FILE[,FILE...]",
+                   help="qat: fine-tune by distillation from these model files (the float "
+                        "FILE itself is a common teacher) instead of the labels alone")
+    p.add_argument("--temperature", type=float, default=4.0, help="qat with --teacher: T")
+    p.add_argument("--alpha", type=float, default=0.9,
+                   help="qat with --teacher: weight of the soft-target loss")
     p.add_argument("--data", default="fashion-mnist",
                    help="calibration / training / test data (fashion-mnist, mnist, digits)")
     p.add_argument("--data-root", default=None)
@@ -73,16 +79,28 @@ def run_quantize(args) -> int:
     if args.epochs <= 0:
         raise NetshrinkError(f"--epochs {args.epochs} must be positive")
     config = _config(args)
+    teachers = _teachers(args)
     model = netshrink.load(args.file).eval()
     splits = datasets.load(args.data, root=args.data_root, seed=args.seed)
     seed_everything(args.seed)
     float_acc = _accuracy(model, splits, evaluate)
     float_bytes = Path(args.file).stat().st_size
     if args.config == "qat":
-        netshrink.quantize_(model, config, data=splits)
-        fit(model, splits, TrainConfig(lr=args.lr, epochs=args.epochs,
-                                       batch_size=args.batch_size, seed=args.seed,
-                                       device="cpu"), progress=False)
+        train = TrainConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
+                            seed=args.seed, device="cpu")
+        if teachers:
+            from netshrink.distill import DistillConfig, distill
+            from netshrink.distill.api import check_inputs
+
+            soft = DistillConfig(temperature=args.temperature, alpha=args.alpha)
+            check_inputs(model, teachers, splits, soft)
+            netshrink.quantize_(model, config, data=splits)
+            distill(model, teachers, splits, soft, train, progress=False)
+            print(f"fine-tuned by distillation from {args.teacher} (T={soft.temperature:g}, "
+                  f"alpha={soft.alpha:g})")
+        else:
+            netshrink.quantize_(model, config, data=splits)
+            fit(model, splits, train, progress=False)
         convert(model)
     else:
         netshrink.quantize_(model, config, data=splits if args.config == "static" else None)
@@ -91,7 +109,10 @@ def run_quantize(args) -> int:
         example = splits.test.tensors[0][:1].to(torch.float32)
         export_onnx(model, example, args.onnx, mode=args.onnx_mode)
         print(f"exported {args.onnx} ({args.onnx_mode})")
+    distilled = ({"distill_teachers": args.teacher, "temperature": args.temperature,
+                  "alpha": args.alpha} if teachers else {})
     netshrink.save(model, out, metadata={"quantize": config.to_dict(), "data": args.data,
+                                         **distilled,
                                          "float_test_accuracy": float_acc,
                                          "test_accuracy": int_acc})
     size = out.stat().st_size
@@ -101,6 +122,21 @@ def run_quantize(args) -> int:
     print(f"file: {float_bytes:,d} -> {size:,d} bytes ({float_bytes / size:.2f}x smaller)")
     print(f"saved {out}")
     return 0
+
+
+def _teachers(args) -> list:
+    """The --teacher files, loaded; only quantization-aware training has a training loss."""
+    import netshrink
+
+    if args.teacher is None:
+        return []
+    if args.config != "qat":
+        raise NetshrinkError(f"--teacher only applies to --config qat (it fine-tunes); "
+                             f"--config {args.config} does not train")
+    files = [f for f in args.teacher.split(",") if f]
+    if not files:
+        raise NetshrinkError("--teacher needs at least one model file")
+    return [netshrink.load(f) for f in files]
 
 
 def _accuracy(model, splits, evaluate) -> float:
