@@ -26,6 +26,7 @@ import io
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -47,9 +48,10 @@ def nets(folder: Path, data_name: str) -> tuple[Path, dict[int, Path]]:
                          f"`netshrink reproduce distillation` first")
     students = {int(k.split("/")[1]): v for k, v in trials.items()
                 if k.startswith(f"{data_name}/") and k.endswith("/small")}
-    file = folder / "trials" / "{}" / "model.safetensors"
-    return Path(str(file).format(teacher)), {s: Path(str(file).format(t))
-                                              for s, t in sorted(students.items())}
+    def model_file(trial_id: str) -> Path:
+        return folder / "trials" / trial_id / "model.safetensors"
+
+    return model_file(teacher), {s: model_file(t) for s, t in sorted(students.items())}
 
 
 def retrain(model, teacher, splits, train: TrainConfig, soft: DistillConfig | None) -> None:
@@ -60,49 +62,50 @@ def retrain(model, teacher, splits, train: TrainConfig, soft: DistillConfig | No
         netshrink.distill(model, teacher, splits, soft, train, progress=False)
 
 
+def compressions(args) -> list[tuple[str, Callable, Callable, float, float]]:
+    """(name, compress(model, splits), finish(model), retraining epochs, learning rate)."""
+    def prune(model, splits):
+        netshrink.prune_(model, "magnitude", sparsity=args.sparsity, scope="global")
+
+    out = [(f"pruned {args.sparsity:.0%}", prune, lambda model: None, args.prune_epochs, args.lr)]
+    for bits in args.bits:
+        def qat(model, splits, bits=bits):
+            netshrink.quantize_(model, QAT(bits=bits), data=splits)
+        out.append((f"QAT, {bits}-bit weights", qat, convert, args.qat_epochs, args.qat_lr))
+    return out
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     teacher_file, student_files = nets(Path(args.reproduction), args.data)
     teacher = netshrink.load(teacher_file).eval()
+    soft = DistillConfig(temperature=args.temperature, alpha=args.alpha,
+                         cache_dir=str(Path(args.out) / "teacher-cache"))
     rows = []
     for seed, file in student_files.items():
         splits = data.load(args.data, seed=seed)
         dense = netshrink.load(file).eval()
         dense_acc = evaluate(dense, splits.test)[1]
-        soft = DistillConfig(temperature=args.temperature, alpha=args.alpha,
-                             cache_dir=str(Path(args.out) / "teacher-cache"))
         arms = {"labels": (None, None), "resnet": (teacher, soft), "self": (dense, soft)}
-        for arm, (teaching, soft) in arms.items():
-            model = copy.deepcopy(dense)
-            netshrink.prune_(model, "magnitude", sparsity=args.sparsity, scope="global")
-            pruned_acc = evaluate(model, splits.test)[1]
-            start = time.perf_counter()
-            retrain(model, teaching, splits, train_config(args, args.prune_epochs, seed), soft)
-            rows.append({"seed": seed, "compression": f"pruned {args.sparsity:.0%}",
-                         "retraining": arm, "dense": dense_acc, "before_retraining": pruned_acc,
-                         "test_accuracy": evaluate(model, splits.test)[1],
-                         "density": netshrink.prune.density(model),
-                         "seconds": time.perf_counter() - start})
-            print(rows[-1], flush=True)
-        for bits in args.bits:
-            for arm, (teaching, soft) in arms.items():
+        for name, compress, finish, epochs, lr in compressions(args):
+            for arm, (teaching, arm_soft) in arms.items():
                 model = copy.deepcopy(dense)
-                netshrink.quantize_(model, QAT(bits=bits), data=splits)
-                start_acc = evaluate(model, splits.test)[1]
+                compress(model, splits)
+                before = evaluate(model, splits.test)[1]
                 start = time.perf_counter()
-                retrain(model, teaching, splits,
-                        train_config(args, args.qat_epochs, seed, lr=args.qat_lr), soft)
-                convert(model)
-                rows.append({"seed": seed, "compression": f"QAT, {bits}-bit weights",
-                             "retraining": arm, "dense": dense_acc,
-                             "before_retraining": start_acc,
-                             "test_accuracy": evaluate(model, splits.test)[1], "density": 1.0,
+                retrain(model, teaching, splits, train_config(args, epochs, seed, lr), arm_soft)
+                finish(model)
+                rows.append({"seed": seed, "compression": name, "retraining": arm,
+                             "dense": dense_acc, "before_retraining": before,
+                             "test_accuracy": evaluate(model, splits.test)[1],
+                             "density": netshrink.prune.density(model) if "pruned" in name
+                             else 1.0,
                              "seconds": time.perf_counter() - start})
                 print(rows[-1], flush=True)
     return rows
 
 
-def train_config(args, epochs: float, seed: int, lr: float | None = None) -> TrainConfig:
-    return TrainConfig(optimizer="adam", lr=lr or args.lr, batch_size=128, epochs=epochs,
+def train_config(args, epochs: float, seed: int, lr: float) -> TrainConfig:
+    return TrainConfig(optimizer="adam", lr=lr, batch_size=128, epochs=epochs,
                        lr_schedule="cosine", seed=seed, device=args.device)
 
 

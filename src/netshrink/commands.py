@@ -44,13 +44,21 @@ def train_config(args: argparse.Namespace):
                        device=args.device, deterministic=args.deterministic)
 
 
-def data_and_model(args: argparse.Namespace):
-    """Load the data set and build the model the options name (seeded)."""
-    from netshrink import data, models
+def load_splits(args: argparse.Namespace):
+    """Load the data set the options name, then seed everything for what follows."""
+    from netshrink import data
     from netshrink.train import seed_everything
 
     splits = data.load(args.data, root=args.data_root, val_size=args.val_size, seed=args.seed)
     seed_everything(args.seed)
+    return splits
+
+
+def data_and_model(args: argparse.Namespace):
+    """Load the data set and build the model the options name (seeded)."""
+    from netshrink import models
+
+    splits = load_splits(args)
     model = models.create(args.model, input_shape=splits.input_shape,
                           num_classes=splits.num_classes, init=args.init,
                           **key_values(args.arg, "--arg"))

@@ -1,6 +1,8 @@
 """Distillation combined with pruning and quantization: the student keeps its zeros, trains
 with fake quantization, and converts to integer layers afterwards."""
 
+import copy
+
 import pytest
 import torch
 
@@ -27,8 +29,6 @@ def trained_student(digits):
 
 def test_a_pruned_student_keeps_its_zeros_while_distilled(digits, trained_teacher,
                                                           trained_student):
-    import copy
-
     pruned = copy.deepcopy(trained_student)
     netshrink.prune_(pruned, "magnitude", sparsity=0.8)
     zeros = {n: (w == 0).clone() for n, w in masked_parameters(pruned).items()}
@@ -43,8 +43,6 @@ def test_a_pruned_student_keeps_its_zeros_while_distilled(digits, trained_teache
 
 def test_a_qat_student_distilled_then_converted_runs_integer_layers(digits, trained_teacher,
                                                                    trained_student):
-    import copy
-
     model = copy.deepcopy(trained_student)
     netshrink.quantize_(model, QAT(bits=4), data=digits)
     assert any(isinstance(m, QATLinear) for m in model.modules())

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from netshrink.cli import command, out_dir
-from netshrink.commands import _pct, add_train_options, data_and_model, train_config, write_json
+from netshrink.commands import (
+    _pct,
+    add_train_options,
+    data_and_model,
+    load_splits,
+    train_config,
+    write_json,
+)
 from netshrink.errors import NetshrinkError
 
 
@@ -51,6 +58,16 @@ def _hints(items: list[str] | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def load_teachers(option: str) -> tuple[list[str], list]:
+    """The files of a --teacher FILE[,FILE...] option and their models (several: an ensemble)."""
+    import netshrink
+
+    files = [f for f in option.split(",") if f]
+    if not files:
+        raise NetshrinkError("--teacher needs at least one model file")
+    return files, [netshrink.load(f) for f in files]
+
+
 def _data_and_student(args):
     """The data set and the student: a fresh zoo model, or a saved file (its masks replayed)."""
     if args.student is None:
@@ -60,13 +77,8 @@ def _data_and_student(args):
         raise NetshrinkError("--student FILE starts from a saved model; drop --model, --arg "
                              "and --init (they build a fresh one)")
     import netshrink
-    from netshrink import data
-    from netshrink.train import seed_everything
 
-    student = netshrink.load(args.student)
-    splits = data.load(args.data, root=args.data_root, val_size=args.val_size, seed=args.seed)
-    seed_everything(args.seed)
-    return splits, student
+    return load_splits(args), netshrink.load(args.student)
 
 
 def _size(model) -> str:
@@ -88,10 +100,7 @@ def run_distill(args) -> int:
     from netshrink.prune.mask import masked_parameters
     from netshrink.train import evaluate, resolve_device
 
-    files = [f for f in args.teacher.split(",") if f]
-    if not files:
-        raise NetshrinkError("--teacher needs at least one model file")
-    teachers = [netshrink.load(f) for f in files]
+    files, teachers = load_teachers(args.teacher)
     config = DistillConfig(temperature=args.temperature, alpha=args.alpha, loss=args.loss,
                            hints=_hints(args.hint), hint_weight=args.hint_weight,
                            cache_dir=args.cache, jitter=args.jitter)

@@ -93,13 +93,13 @@ def run_quantize(args) -> int:
             from netshrink.distill.api import check_inputs
 
             soft = DistillConfig(temperature=args.temperature, alpha=args.alpha)
-            check_inputs(model, teachers, splits, soft)
-            netshrink.quantize_(model, config, data=splits)
+            check_inputs(model, teachers, splits, soft)  # before the model is changed
+        netshrink.quantize_(model, config, data=splits)
+        if teachers:
             distill(model, teachers, splits, soft, train, progress=False)
             print(f"fine-tuned by distillation from {args.teacher} (T={soft.temperature:g}, "
                   f"alpha={soft.alpha:g})")
         else:
-            netshrink.quantize_(model, config, data=splits)
             fit(model, splits, train, progress=False)
         convert(model)
     else:
@@ -125,18 +125,15 @@ def run_quantize(args) -> int:
 
 
 def _teachers(args) -> list:
-    """The --teacher files, loaded; only quantization-aware training has a training loss."""
-    import netshrink
+    """The --teacher models; only quantization-aware training has a training loss."""
+    from netshrink.distill.commands import load_teachers
 
     if args.teacher is None:
         return []
     if args.config != "qat":
         raise NetshrinkError(f"--teacher only applies to --config qat (it fine-tunes); "
                              f"--config {args.config} does not train")
-    files = [f for f in args.teacher.split(",") if f]
-    if not files:
-        raise NetshrinkError("--teacher needs at least one model file")
-    return [netshrink.load(f) for f in files]
+    return load_teachers(args.teacher)[1]
 
 
 def _accuracy(model, splits, evaluate) -> float:
