@@ -26,8 +26,13 @@ def small_mlp(digits, seed=0):
     return models.create("mlp", input_shape=digits.input_shape, widths=(32,))
 
 
+def weights(model):
+    """{name: weight as the forward pass reads it}, masked or not."""
+    return {**netshrink.prune.prunable(model), **netshrink.prune.masked_parameters(model)}
+
+
 def pruned_entries(model, mask):
-    params = dict(model.named_parameters())
+    params = weights(model)
     return {name: params[name].detach()[~keep] for name, keep in mask.items()}
 
 
@@ -39,9 +44,14 @@ def assert_pruned_zero(model, mask):
 
 def test_state_dict_keys_stay_those_of_the_plain_model(digits):
     model = small_mlp(digits)
-    keys = list(model.state_dict())
-    prune_(model, "magnitude", sparsity=0.5)
-    assert list(model.state_dict()) == keys
+    keys = set(model.state_dict())
+    mask = prune_(model, "magnitude", sparsity=0.5)
+    state = model.state_dict()
+    assert set(state) == keys
+    assert torch.count_nonzero(state["1.weight"][~mask["1.weight"]]) == 0  # the masked value
+    plain = small_mlp(digits, seed=1)
+    plain.load_state_dict(state)  # a plain model takes a pruned model's state dict
+    assert torch.equal(plain[1].weight, state["1.weight"])
 
 
 def test_pruned_weights_stay_zero_in_our_training_loop(digits):
@@ -49,11 +59,10 @@ def test_pruned_weights_stay_zero_in_our_training_loop(digits):
     mask = prune_(model, "magnitude", sparsity=0.7)
     config = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-3,
                          batch_size=64, iterations=10, device="cpu")
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    before = {n: w.detach().clone() for n, w in weights(model).items()}
     fit(model, digits, config, progress=False)
     assert_pruned_zero(model, mask)
-    changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
-    assert "1.weight" in changed  # the kept weights did train
+    assert not torch.equal(weights(model)["1.weight"], before["1.weight"])  # kept ones trained
 
 
 @pytest.mark.parametrize("optimizer", ["adam_wd", "adamw", "sgd_momentum"])
@@ -80,7 +89,8 @@ def test_pruned_weights_stay_zero_in_a_plain_loop(digits, optimizer):
         step()
         assert_pruned_zero(model, mask)
         for name, keep in mask.items():
-            grad = dict(model.named_parameters())[name].grad
+            module = model.get_submodule(name.rpartition(".")[0])
+            grad = module.parametrizations.weight.original.grad
             assert torch.count_nonzero(grad[~keep]) == 0
 
 
@@ -115,7 +125,7 @@ def test_loading_dense_weights_into_a_masked_model_keeps_the_zeros(digits):
     mask = prune_(model, "magnitude", sparsity=0.5)
     model.load_state_dict(dense)
     assert_pruned_zero(model, mask)
-    kept = dict(model.named_parameters())["1.weight"].detach()[mask["1.weight"]]
+    kept = weights(model)["1.weight"].detach()[mask["1.weight"]]
     assert torch.equal(kept, dense["1.weight"][mask["1.weight"]])
 
 
@@ -151,14 +161,24 @@ def test_squash_makes_it_a_plain_model_with_zeros(digits, tmp_path):
     assert density(model) > 0.75  # no mask any more: the zeros train again (but for dead pixels)
 
 
-def test_mask_zeros_masks_a_model_loaded_into_a_user_module(digits, tmp_path):
+def test_loading_into_a_fresh_instance_brings_the_masks_back(digits, tmp_path):
     model = small_mlp(digits)
     mask = prune_(model, "magnitude", sparsity=0.5)
     path = netshrink.save(model, tmp_path / "m.safetensors")
     mine = netshrink.load(path, model=small_mlp(digits, seed=3))
-    assert len(current_mask(mine)) == 0
-    mask_zeros_(mine)
     assert all(torch.equal(current_mask(mine)[n], mask[n]) for n in mask)
+    fit(mine, digits, TrainConfig(lr=1e-2, iterations=10, device="cpu"), progress=False)
+    assert_pruned_zero(mine, mask)
+
+
+def test_mask_zeros_masks_a_model_pruned_elsewhere(digits):
+    model = small_mlp(digits)
+    mask = prune_(model, "magnitude", sparsity=0.5)
+    plain = small_mlp(digits, seed=3)
+    plain.load_state_dict(model.state_dict())
+    assert len(current_mask(plain)) == 0
+    mask_zeros_(plain)
+    assert all(torch.equal(current_mask(plain)[n], mask[n]) for n in mask)
 
 
 def test_apply_mask_refuses_unknown_weights_and_wrong_shapes(digits):

@@ -3,7 +3,8 @@
     import netshrink
     from netshrink.quant import minilm, minilm_onnx
 
-    model = netshrink.quantize_(minilm.pretrained(), minilm_onnx.INTEGER_CONFIG)
+    model = minilm.pretrained()
+    netshrink.quantize_(model, minilm_onnx.INTEGER_CONFIG)
     minilm_onnx.export(model, "minilm-int8.onnx")                # int8 weights and embeddings
     runner = minilm_onnx.runner("minilm-int8.onnx", threads=2)
     embeddings = minilm.encode(runner, sentences)

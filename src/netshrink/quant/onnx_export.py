@@ -32,8 +32,9 @@ from torch import nn
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_path
 from netshrink.quant import onnx_integer
+from netshrink.quant.kernels import _CONV_FUNCTIONS
 from netshrink.quant.modules import (
-    QuantConv2d,
+    QuantConvNd,
     QuantLinear,
     to_kernel_zero_point,
     unsigned_range,
@@ -93,24 +94,24 @@ def linear_qdq(layer: QuantLinear, x: torch.Tensor) -> torch.Tensor:
     return F.linear(_input_qdq(layer, x), weight, layer.bias)
 
 
-def conv_qdq(layer: QuantConv2d, x: torch.Tensor) -> torch.Tensor:
+def conv_qdq(layer: QuantConvNd, x: torch.Tensor) -> torch.Tensor:
     g = layer.geometry
     weight = _DequantizeWeight.apply(layer.weight, layer.weight_scale)
-    return F.conv2d(_input_qdq(layer, x), weight, layer.bias, g.stride, g.padding, g.dilation,
-                    g.groups)
+    return _CONV_FUNCTIONS[g.dims](_input_qdq(layer, x), weight, layer.bias, g.stride,
+                                   g.padding, g.dilation, g.groups)
 
 
-def export_layer(layer: QuantLinear | QuantConv2d, x: torch.Tensor) -> torch.Tensor:
+def export_layer(layer: QuantLinear | QuantConvNd, x: torch.Tensor) -> torch.Tensor:
     """What an integer layer's forward becomes while it is being exported."""
-    conv = isinstance(layer, QuantConv2d)
+    conv = isinstance(layer, QuantConvNd)
     if _EXPORT["mode"] == "integer":
         return (onnx_integer.conv2d if conv else onnx_integer.linear)(layer, x,
                                                                       layer._onnx_integer)
     return conv_qdq(layer, x) if conv else linear_qdq(layer, x)
 
 
-def integer_layers(model: nn.Module) -> list[QuantLinear | QuantConv2d]:
-    return [m for m in model.modules() if isinstance(m, QuantLinear | QuantConv2d)]
+def integer_layers(model: nn.Module) -> list[QuantLinear | QuantConvNd]:
+    return [m for m in model.modules() if isinstance(m, QuantLinear | QuantConvNd)]
 
 
 @contextlib.contextmanager

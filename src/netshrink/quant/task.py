@@ -73,12 +73,13 @@ def quantization_task(spec: TrialSpec, workdir: Path) -> dict:
     files = {"float": netshrink.save(model, workdir / "float32.safetensors")}
     accuracy = {"float": evaluate(model, splits.test)[1]}
 
-    ptq = netshrink.quantize_(copy.deepcopy(model), Static(**params.get("ptq", {})),
-                              data=splits)
+    ptq = copy.deepcopy(model)
+    netshrink.quantize_(ptq, Static(**params.get("ptq", {})), data=splits)
     accuracy["ptq"] = evaluate(ptq, splits.test)[1]
     files["ptq"] = netshrink.save(ptq, workdir / "ptq_int8.safetensors")
 
-    qat = netshrink.quantize_(copy.deepcopy(model), QAT(**params.get("qat", {})), data=splits)
+    qat = copy.deepcopy(model)
+    netshrink.quantize_(qat, QAT(**params.get("qat", {})), data=splits)
     qat_config = TrainConfig.from_dict({**config.to_dict(), "epochs": params.get("qat_epochs", 1),
                                         "lr": params.get("qat_lr", config.lr / 10),
                                         "iterations": None})

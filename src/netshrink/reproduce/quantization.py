@@ -131,7 +131,8 @@ def minilm_rows(protocol: dict) -> list[dict]:
 
     settings = protocol["minilm"]
     float_model = minilm.pretrained()
-    int8 = netshrink.quantize_(copy.deepcopy(float_model), minilm_onnx.INTEGER_CONFIG)
+    int8 = copy.deepcopy(float_model)
+    netshrink.quantize_(int8, minilm_onnx.INTEGER_CONFIG)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_file = minilm_onnx.export(int8, Path(tmp) / "minilm-int8.onnx")
         runner = minilm_onnx.runner(onnx_file, threads=settings["threads"])
