@@ -216,7 +216,7 @@ class GraSP(Score):
         idx = torch.cat(chosen)
         return ctx.inputs[idx], ctx.targets[idx]
 
-    def scores(self, ctx: Context) -> dict[str, torch.Tensor]:
+    def _scores(self, ctx: Context) -> dict[str, torch.Tensor]:
         x, y = self._balanced(ctx)
         _, g = _gradients(ctx, x, y, self.batch_size, self.temperature)
         g = {n: t.detach() for n, t in g.items()}
@@ -227,28 +227,41 @@ class GraSP(Score):
         hg = torch.autograd.grad(z, [leaves[n] for n in names])
         return {n: ctx.weights[n] * h for n, h in zip(names, hg, strict=True)}
 
+    def scores(self, ctx: Context) -> dict[str, torch.Tensor]:
+        with hessian.second_order():  # the Hessian-gradient product differentiates twice
+            return self._scores(ctx)
+
 
 class OBD(Score):
     """Optimal Brain Damage (LeCun, Denker and Solla 1990): saliency h_kk w_k^2 / 2.
 
     h_kk is the diagonal of the Hessian of the mean training loss (eval mode) over `examples`
     examples (None: all given): exact (one Hessian-vector product per weight) when the model
-    has at most `exact_limit` prunable weights or hessian="exact"; otherwise Hutchinson's
-    estimator with `samples` Rademacher probes (hessian="hutchinson"). See
-    netshrink.prune.hessian.
+    has at most `exact_limit` prunable weights and one product fits in memory, or with
+    hessian="exact"; otherwise Hutchinson's estimator with `samples` Rademacher probes
+    (hessian="hutchinson"). Batches (at most `batch_size` examples) and the number of
+    products computed at once are sized from the memory free when it starts, so it never
+    asks for more (netshrink.prune.hessian). `last_method` says which ran.
     """
 
     name = "obd"
     needs_data = True
 
     def __init__(self, hessian: str = "auto", examples: int | None = None,
-                 samples: int = 64, exact_limit: int = 20_000, batch_size: int = 1024):
+                 samples: int = 64, exact_limit: int = 5_000, batch_size: int = 1024):
         if hessian not in ("auto", "exact", "hutchinson"):
             raise NetshrinkError(f"hessian={hessian!r} must be auto, exact or hutchinson")
+        for label, value in (("samples", samples), ("exact_limit", exact_limit),
+                             ("batch_size", batch_size), ("examples", examples)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise NetshrinkError(f"obd {label}={value!r} must be a positive integer")
         self.hessian, self.examples, self.samples = hessian, examples, samples
         self.exact_limit, self.batch_size = exact_limit, batch_size
+        self.last_method: str | None = None
 
     def method_for(self, weights: dict[str, torch.Tensor]) -> str:
+        """exact or hutchinson by size alone (`diagonal` also asks whether exact fits)."""
         if self.hessian != "auto":
             return self.hessian
         size = sum(w.numel() for w in weights.values())
@@ -256,9 +269,21 @@ class OBD(Score):
 
     def diagonal(self, ctx: Context) -> dict[str, torch.Tensor]:
         x, y = ctx.sample(self.examples)
-        batches = ctx.batches(x, y, self.batch_size)
-        if self.method_for(ctx.weights) == "exact":
-            return hessian.exact_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn)
+        method = self.method_for(ctx.weights)
+        fits = hessian.plan(ctx.model, ctx.weights, x, y, ctx.loss_fn, method, self.batch_size)
+        if fits is None and method == "exact" and self.hessian == "auto":
+            method = "hutchinson"
+            fits = hessian.plan(ctx.model, ctx.weights, x, y, ctx.loss_fn, method,
+                                self.batch_size)
+        if fits is None:
+            raise NetshrinkError(
+                f"obd: even one example's {method} Hessian product does not fit in a quarter "
+                "of the free memory; use fewer examples or a smaller model")
+        self.last_method = method
+        batches = ctx.batches(x, y, fits.batch_size)
+        if method == "exact":
+            return hessian.exact_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn,
+                                          fits.chunk)
         return hessian.hutchinson_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn,
                                            self.samples, ctx.generator)
 
