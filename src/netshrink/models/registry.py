@@ -30,6 +30,22 @@ def names() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def defaults(name: str) -> dict:
+    """The arguments `create(name)` fills in when not given: init and the builder's defaults.
+
+    A trial's identity is its resolved configuration, so `widths=[1200, 1200]` written out
+    names the same mlp as no widths at all. An unknown name has none ({}).
+    """
+    if name not in _BUILDERS:
+        return {}
+    out: dict = {"init": "default"}
+    for param in inspect.signature(_BUILDERS[name]).parameters.values():
+        if param.name in ("input_shape", "num_classes") or param.default is param.empty:
+            continue
+        out[param.name] = param.default
+    return out
+
+
 def create(
     name: str,
     input_shape: tuple[int, ...] = (1, 28, 28),

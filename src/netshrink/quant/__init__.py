@@ -27,8 +27,5 @@ __all__ = ["QAT", "ActivationSpec", "Dynamic", "OnnxRunner", "QATConv2d", "QATLi
            "check_layer", "convert", "dequantize", "export_onnx", "fake_quantize", "quantize",
            "quantize_"]
 
-# Registers the "minilm" model; transformers is imported only when it is built.
-from netshrink.quant import minilm as _minilm  # noqa: F401
-
 # Registers the sweep task "quantization" (float, PTQ and QAT of one model).
 from netshrink.quant import task as _task  # noqa: F401

@@ -126,7 +126,8 @@ def minilm_rows(protocol: dict) -> list[dict]:
 
     import netshrink
     from netshrink import measure
-    from netshrink.quant import minilm, minilm_onnx
+    from netshrink.models import minilm
+    from netshrink.quant import minilm_onnx
     from netshrink.quant.sentences import EVALUATION
 
     settings = protocol["minilm"]
