@@ -9,7 +9,6 @@ Pruned weights stay exactly zero through training, in `netshrink.train.fit` and 
 PyTorch loop with any torch optimizer (see netshrink.prune.mask for how).
 """
 
-from netshrink.prune import tasks  # noqa: F401  (registers the sweep tasks)
 from netshrink.prune.api import LayerCollapseError, prune_, target_sparsity
 from netshrink.prune.lottery import LotteryConfig, LotteryResult, find_ticket
 from netshrink.prune.mask import (

@@ -26,6 +26,3 @@ __all__ = ["QAT", "ActivationSpec", "Dynamic", "OnnxRunner", "QATConv2d", "QATLi
            "QuantConv2d", "QuantEmbedding", "QuantLinear", "Scheme", "Static", "accumulator_bound",
            "check_layer", "convert", "dequantize", "export_onnx", "fake_quantize", "quantize",
            "quantize_"]
-
-# Registers the sweep task "quantization" (float, PTQ and QAT of one model).
-from netshrink.quant import task as _task  # noqa: F401
