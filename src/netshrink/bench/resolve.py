@@ -13,6 +13,7 @@ written; so do params its task refuses (check names the problem).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 
 from netshrink.errors import NetshrinkError
@@ -58,17 +59,25 @@ def data_defaults(name: str) -> dict:
 
 def train_config(train: dict) -> dict:
     """TrainConfig's defaults with `train` over them; integers of float fields as floats."""
-    from netshrink.train import TrainConfig
-
-    hints = typing.get_type_hints(TrainConfig)
-    out = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    out["device"] = SWEEP_DEVICE
+    defaults, floats = _train_fields()
+    out = dict(defaults)
     for key, value in train.items():
-        if hints.get(key) is float and isinstance(value, int) and not isinstance(value, bool):
+        if key in floats and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         out[key] = value
     out.pop("seed", None)
     return out
+
+
+@functools.cache
+def _train_fields() -> tuple[dict, frozenset[str]]:
+    """TrainConfig's defaults (device: the sweep's) and its float fields, read once."""
+    from netshrink.train import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults["device"] = SWEEP_DEVICE
+    return defaults, frozenset(k for k, hint in hints.items() if hint is float)
 
 
 def _not_none(values: dict) -> dict:

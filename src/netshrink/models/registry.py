@@ -11,6 +11,7 @@ from torch import nn
 from netshrink.errors import NetshrinkError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+_DEFAULTS: dict[str, dict] = {}
 INITS = ("default", "glorot", "kaiming")
 
 
@@ -38,12 +39,11 @@ def defaults(name: str) -> dict:
     """
     if name not in _BUILDERS:
         return {}
-    out: dict = {"init": "default"}
-    for param in inspect.signature(_BUILDERS[name]).parameters.values():
-        if param.name in ("input_shape", "num_classes") or param.default is param.empty:
-            continue
-        out[param.name] = param.default
-    return out
+    if name not in _DEFAULTS:  # a builder never changes once registered: read it once
+        _DEFAULTS[name] = {"init": "default"} | {
+            p.name: p.default for p in inspect.signature(_BUILDERS[name]).parameters.values()
+            if p.name not in ("input_shape", "num_classes") and p.default is not p.empty}
+    return dict(_DEFAULTS[name])
 
 
 def create(

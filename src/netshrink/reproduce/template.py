@@ -138,10 +138,3 @@ def find(table: list[dict], **key) -> dict:
         if all(row.get(k) == v for k, v in key.items()):
             return row
     return {}
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A Markdown table of text cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ compressions runs to the end. Built on netshrink.prune's public API."""
 from __future__ import annotations
 
 import csv
+import functools
 import inspect
 import io
 import time
@@ -61,6 +62,11 @@ def resolve_prune(params: dict) -> dict:
 
 def _method_defaults(method: str) -> dict:
     """The constructor defaults of pruning method `method` ({} when unknown)."""
+    return dict(_constructor_defaults(method))
+
+
+@functools.cache
+def _constructor_defaults(method: str) -> dict:
     from netshrink.prune import METHODS
 
     if method not in METHODS:
