@@ -46,7 +46,8 @@ from torch import nn
 import netshrink
 from netshrink import measure
 from netshrink.fileio import atomic_write
-from netshrink.quant import Dynamic, OnnxRunner, kernels, minilm
+from netshrink.models import minilm
+from netshrink.quant import Dynamic, OnnxRunner, kernels
 from netshrink.quant.sentences import EVALUATION
 
 BATCH = 32

@@ -11,6 +11,7 @@ from torch import nn
 from netshrink.errors import NetshrinkError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+_DEFAULTS: dict[str, dict] = {}
 INITS = ("default", "glorot", "kaiming")
 
 
@@ -28,6 +29,21 @@ def register(name: str) -> Callable:
 
 def names() -> list[str]:
     return sorted(_BUILDERS)
+
+
+def defaults(name: str) -> dict:
+    """The arguments `create(name)` fills in when not given: init and the builder's defaults.
+
+    A trial's identity is its resolved configuration, so `widths=[1200, 1200]` written out
+    names the same mlp as no widths at all. An unknown name has none ({}).
+    """
+    if name not in _BUILDERS:
+        return {}
+    if name not in _DEFAULTS:  # a builder never changes once registered: read it once
+        _DEFAULTS[name] = {"init": "default"} | {
+            p.name: p.default for p in inspect.signature(_BUILDERS[name]).parameters.values()
+            if p.name not in ("input_shape", "num_classes") and p.default is not p.empty}
+    return dict(_DEFAULTS[name])
 
 
 def create(

@@ -9,7 +9,6 @@ Pruned weights read exactly zero wherever they are read: in training (netshrink'
 yours, any optimizer), deep copies, module swaps, files (see netshrink.core.masks for how).
 """
 
-from netshrink.prune import tasks  # noqa: F401  (registers the sweep tasks)
 from netshrink.prune.api import LayerCollapseError, prune_, score_weights
 from netshrink.prune.config import PruneConfig, target_sparsity
 from netshrink.prune.lottery import LotteryConfig, LotteryResult, find_ticket

@@ -36,9 +36,3 @@ __all__ = ["HANDLERS", "QAT", "ActivationSpec", "Dynamic", "Handler", "LayerFate
            "QuantConv2d", "QuantConv3d", "QuantEmbedding", "QuantLinear", "QuantReport",
            "Scheme", "Static", "accumulator_bound", "check_layer", "convert", "dequantize",
            "export_onnx", "fake_quantize", "handler_for", "quantize", "quantize_"]
-
-# Registers the "minilm" model; transformers is imported only when it is built.
-from netshrink.quant import minilm as _minilm  # noqa: F401
-
-# Registers the sweep task "quantization" (float, PTQ and QAT of one model).
-from netshrink.quant import task as _task  # noqa: F401

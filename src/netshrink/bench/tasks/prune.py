@@ -1,38 +1,38 @@
-"""Sweep tasks: "prune" (one method at one sparsity, at initialization or after training) and
-"lottery" (a whole ticket search with its controls). Both record layer collapse as a metric
-instead of failing, so a sweep over compressions runs to the end."""
+"""Sweep tasks of pruning: "prune" (one method at one sparsity, at initialization or after
+training), "lottery" (a whole ticket search with its controls) and "deletion" (LeCun et al.'s
+deletion curves). They record layer collapse as a metric instead of failing, so a sweep over
+compressions runs to the end. Built on netshrink.prune's public API."""
 
 from __future__ import annotations
 
 import csv
+import functools
+import inspect
 import io
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from netshrink.bench.spec import TrialSpec
-from netshrink.bench.tasks import build, task
+from netshrink.bench.tasks import Task, field_defaults, known_keys
+from netshrink.bench.tasks.train import build
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_write
 from netshrink.train import TrainConfig, evaluate, fit
 
 WHEN = ("init", "trained")
-
-
-def _known(params: dict, known: set[str], what: str) -> None:
-    unknown = set(params) - known
-    if unknown:
-        raise NetshrinkError(f"unknown {what} parameter {', '.join(sorted(unknown))}; known: "
-                             f"{', '.join(sorted(known))}")
+PRUNE_DEFAULTS = {"scope": "global", "when": "init", "options": {}, "layer_sparsity": None,
+                  "finetune": {}}
+DELETION_DEFAULTS = {"method": "magnitude", "fractions": [0.2, 0.4, 0.6, 0.8], "retrain": {},
+                     "options": {}}
 
 
 def check_prune(params: dict) -> None:
     """Refuse a prune trial's params before the sweep starts (typos, bad targets)."""
-    from netshrink.prune.api import target_sparsity
+    from netshrink.prune import target_sparsity
     from netshrink.prune.scores import make
 
-    _known(params, {"method", "sparsity", "compression", "scope", "when", "options",
-                    "layer_sparsity", "finetune"}, "prune")
+    known_keys(params, {"method", "sparsity", "compression", *PRUNE_DEFAULTS}, "prune")
     if params.get("when", "init") not in WHEN:
         raise NetshrinkError(f"when={params.get('when')!r} must be init or trained")
     if "method" not in params:
@@ -42,23 +42,72 @@ def check_prune(params: dict) -> None:
     TrainConfig.from_dict({**params.get("finetune", {})})
 
 
+def resolve_prune(params: dict) -> dict:
+    """Defaults filled in, the method's options too; the target as a sparsity (compression 10
+    and sparsity 0.9 are one trial)."""
+    from netshrink.prune import target_sparsity
+
+    out = {**PRUNE_DEFAULTS, **params}
+    if "method" in out:
+        out["method"] = str(out["method"]).lower()
+        out["options"] = {**_method_defaults(out["method"]), **out["options"]}
+    try:
+        target = target_sparsity(out.get("sparsity"), out.get("compression"))
+    except NetshrinkError:
+        return out  # refused by check_prune; the id stays that of the params as written
+    out.pop("compression", None)
+    out["sparsity"] = target
+    return out
+
+
+def _method_defaults(method: str) -> dict:
+    """The constructor defaults of pruning method `method` ({} when unknown)."""
+    return dict(_constructor_defaults(method))
+
+
+@functools.cache
+def _constructor_defaults(method: str) -> dict:
+    from netshrink.prune import METHODS
+
+    if method not in METHODS:
+        return {}
+    return {p.name: p.default for p in inspect.signature(METHODS[method]).parameters.values()
+            if p.default is not p.empty}
+
+
 def check_lottery(params: dict) -> None:
     _lottery_config(params)
 
 
+def resolve_lottery(params: dict) -> dict:
+    from netshrink.prune import LotteryConfig
+
+    out = {**field_defaults(LotteryConfig), **params}
+    out["layer_rates"] = dict(out["layer_rates"] or {})
+    return out
+
+
 def check_deletion(params: dict) -> None:
-    from netshrink.prune.api import target_sparsity
+    from netshrink.prune import target_sparsity
     from netshrink.prune.scores import make
 
-    _known(params, {"method", "fractions", "retrain", "options"}, "deletion")
+    known_keys(params, set(DELETION_DEFAULTS), "deletion")
     make(params.get("method", "magnitude"), **params.get("options", {}))
     for fraction in params.get("fractions", ()):
         target_sparsity(fraction, None)
     TrainConfig.from_dict({**params.get("retrain", {})})
 
 
+def resolve_deletion(params: dict) -> dict:
+    out = {**DELETION_DEFAULTS, **params}
+    out["method"] = str(out["method"]).lower()
+    out["options"] = {**_method_defaults(out["method"]), **out["options"]}
+    out["fractions"] = [float(f) for f in out["fractions"]]
+    return out
+
+
 def _lottery_config(params: dict):
-    from netshrink.prune.lottery import LotteryConfig
+    from netshrink.prune import LotteryConfig
 
     params = dict(params)
     params["control_rounds"] = tuple(params.get("control_rounds", ()))
@@ -71,7 +120,6 @@ def _lottery_config(params: dict):
         raise NetshrinkError(f"bad lottery parameter: {err}") from None
 
 
-@task("prune", check=check_prune)
 def prune_task(spec: TrialSpec, workdir: Path) -> dict:
     """Prune with params["method"] at params["sparsity"|"compression"], then train.
 
@@ -79,8 +127,7 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
     initialization, as SNIP, GraSP and SynFlow). when="trained": train with spec.train, prune,
     fine-tune with spec.train updated by params["finetune"].
     """
-    from netshrink.prune.api import prune_, target_sparsity
-    from netshrink.prune.mask import density
+    from netshrink.prune import density, prune_, target_sparsity
 
     params = dict(spec.params)
     check_prune(params)
@@ -111,14 +158,14 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
     return metrics
 
 
-@task("lottery", check=check_lottery)
 def lottery_task(spec: TrialSpec, workdir: Path) -> dict:
     """A lottery ticket search (netshrink.prune.lottery) with params = LotteryConfig fields.
 
     Metrics are flat: "r{round}.{arm}.{field}" for every trained network; the rows are also
     written to results.csv in the trial's folder as they finish.
     """
-    from netshrink.prune.lottery import find_ticket, zoo_factory
+    from netshrink.prune import find_ticket
+    from netshrink.prune.lottery import zoo_factory
 
     config = _lottery_config(spec.params)
     splits, _, train = build(spec)
@@ -139,7 +186,6 @@ def lottery_task(spec: TrialSpec, workdir: Path) -> dict:
     return metrics
 
 
-@task("deletion", check=check_deletion)
 def deletion_task(spec: TrialSpec, workdir: Path) -> dict:
     """Train, then delete weights in order of params["method"]'s score (LeCun et al.'s OBD
     experiment): one-shot (no retraining) and iterative (prune, retrain with spec.train updated
@@ -177,3 +223,12 @@ def _csv(rows: list[dict], union: bool = False) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+TASKS = {
+    "prune": Task(prune_task, check_prune, resolve_prune),
+    # zoo_factory initializes with Glorot's normal unless model_args say otherwise
+    "lottery": Task(lottery_task, check_lottery, resolve_lottery,
+                    model_defaults={"init": "glorot"}),
+    "deletion": Task(deletion_task, check_deletion, resolve_deletion),
+}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from netshrink.cli import command
+from netshrink.cli.options import load_teachers
 from netshrink.errors import NetshrinkError
 
 
-@command
-def _quantize(sub) -> None:
+def add_quantize(sub) -> None:
     p = sub.add_parser(
         "quantize", help="quantize a saved model (dynamic, static or quantization-aware)",
         description="Quantize a netshrink model file to integers and save it (int8 on disk). "
@@ -126,8 +125,6 @@ def run_quantize(args) -> int:
 
 def _teachers(args) -> list:
     """The --teacher models; only quantization-aware training has a training loss."""
-    from netshrink.distill.commands import load_teachers
-
     if args.teacher is None:
         return []
     if args.config != "qat":

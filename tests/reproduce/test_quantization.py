@@ -1,22 +1,6 @@
-import torch
+"""The quantization reproduction: its plan, and TFLite's table quoted as published."""
 
-from netshrink.bench import TrialSpec
-from netshrink.bench.sweep import run_trial
 from netshrink.reproduce import quantization as repro
-
-
-def test_quantization_task_measures_float_ptq_and_qat(tmp_path):
-    spec = TrialSpec(task="quantization", model="lenet5", data="digits",
-                     train={"epochs": 2, "batch_size": 64, "lr": 3e-3, "device": "cpu"},
-                     params={"qat": {"bits": 4, "activation_bits": 4, "lsq": True},
-                             "qat_epochs": 0.5, "latency_repeats": 3})
-    row = run_trial(spec, tmp_path)
-    m = row["metrics"]
-    for method in ("float", "ptq", "qat"):
-        assert 0.0 <= m[f"{method}_top1"] <= 1.0
-        assert m[f"{method}_latency_ms_b1"] > 0 and m[f"{method}_bytes"] > 0
-    assert m["ptq_bytes"] < m["float_bytes"] / 3
-    assert torch.get_num_threads() >= 1
 
 
 def test_reproduction_plan_and_table_quote_tflite_as_published():

@@ -5,7 +5,7 @@ import netshrink
 from netshrink.quant import Dynamic, QuantEmbedding, QuantLinear
 
 transformers = pytest.importorskip("transformers")
-from netshrink.quant import minilm  # noqa: E402
+from netshrink.models import minilm  # noqa: E402
 from netshrink.quant.sentences import CALIBRATION, EVALUATION  # noqa: E402
 
 

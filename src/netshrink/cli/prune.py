@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import argparse
 
-from netshrink.cli import command, key_values, out_dir
-from netshrink.commands import add_train_options, data_and_model, train_config, write_json
+from netshrink.cli.options import (
+    add_train_options,
+    data_and_model,
+    key_values,
+    out_dir,
+    train_config,
+    write_json,
+)
 from netshrink.errors import NetshrinkError
 
 
-@command
-def _prune(sub) -> None:
-    from netshrink.prune.scores import METHODS
+def add_prune(sub) -> None:
+    from netshrink.prune import METHODS
 
     p = sub.add_parser(
         "prune", help="prune a model file or a fresh zoo model, then optionally train it",
