@@ -1,6 +1,7 @@
 """Shared test set-up: where MNIST lives in development and CI, and small fixtures."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ if "NETSHRINK_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["NETSHRINK_DATA"] = str(SHARED_DATA)
 
 torch.set_num_threads(2)
+sys.path.insert(0, str(Path(__file__).parent))  # `import user_models`: models users write
 
 
 def mnist_available() -> bool:

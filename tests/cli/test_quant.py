@@ -101,3 +101,25 @@ def test_a_teacher_outside_qat_or_a_bad_temperature_writes_nothing(saved_model, 
                  str(saved_model), "--out", str(out), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_qat_of_a_pruned_file_keeps_its_mask_and_prints_every_layer(saved_model, tmp_path,
+                                                                      capsys):
+    pruned = tmp_path / "pruned"
+    assert main(["prune", str(saved_model), "--data", "digits", "--sparsity", "0.8",
+                 "--out", str(pruned)]) == 0
+    before = netshrink.prune.current_mask(netshrink.load(pruned / "model.safetensors"))
+    capsys.readouterr()
+    out = tmp_path / "qat.safetensors"
+    assert main(["quantize", str(pruned / "model.safetensors"), "--config", "qat", "--data",
+                 "digits", "--epochs", "0.5", "--lr", "1e-2", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "qat" in text and "mask carried" in text  # the report, one row per layer
+    model = netshrink.load(out)
+    after = netshrink.prune.current_mask(model)
+    assert set(after) == set(before)
+    assert all(torch.equal(after[n], before[n]) for n in before)
+    weights = dict(model.named_parameters())
+    for name, keep in before.items():
+        assert torch.count_nonzero(weights[name][~keep]) == 0
+    assert netshrink.prune.density(model) == pytest.approx(before.density())

@@ -93,16 +93,18 @@ def run_quantize(args) -> int:
 
             soft = DistillConfig(temperature=args.temperature, alpha=args.alpha)
             check_inputs(model, teachers, splits, soft)  # before the model is changed
-        netshrink.quantize_(model, config, data=splits)
+        print(netshrink.quantize_(model, config, data=splits))
         if teachers:
             distill(model, teachers, splits, soft, train, progress=False)
             print(f"fine-tuned by distillation from {args.teacher} (T={soft.temperature:g}, "
                   f"alpha={soft.alpha:g})")
         else:
             fit(model, splits, train, progress=False)
-        convert(model)
+        report = convert(model)
+        print(f"converted: {report.counts().get('integer', 0)} layers integer")
     else:
-        netshrink.quantize_(model, config, data=splits if args.config == "static" else None)
+        print(netshrink.quantize_(model, config,
+                                  data=splits if args.config == "static" else None))
     int_acc = _accuracy(model, splits, evaluate)
     if args.onnx:  # before saving: a model with no such ONNX form is one error, nothing written
         example = splits.test.tensors[0][:1].to(torch.float32)
@@ -111,6 +113,7 @@ def run_quantize(args) -> int:
     distilled = ({"distill_teachers": args.teacher, "temperature": args.temperature,
                   "alpha": args.alpha} if teachers else {})
     netshrink.save(model, out, metadata={"quantize": config.to_dict(), "data": args.data,
+                                         "density": _density(model),
                                          **distilled,
                                          "float_test_accuracy": float_acc,
                                          "test_accuracy": int_acc})
@@ -121,6 +124,16 @@ def run_quantize(args) -> int:
     print(f"file: {float_bytes:,d} -> {size:,d} bytes ({float_bytes / size:.2f}x smaller)")
     print(f"saved {out}")
     return 0
+
+
+def _density(model) -> float | None:
+    """The pruned model's density, carried through quantization (None: nothing prunable)."""
+    from netshrink.prune import density
+
+    try:
+        return density(model)
+    except NetshrinkError:
+        return None
 
 
 def _teachers(args) -> list:

@@ -19,6 +19,7 @@ from netshrink.errors import NetshrinkError
 # kind -> (module, function(model, entry) -> model); imported when a file needs it.
 _REPLAYS = {
     "quantize": ("netshrink.quant.replay", "replay"),
+    "fold": ("netshrink.quant.replay", "replay_folding"),
     "prune-mask": ("netshrink.prune.mask", "replay_masks"),
 }
 # Kinds replayed after the weights are loaded (their state is read from the weights).

@@ -16,6 +16,7 @@ and running it in onnxruntime (onnx_runner.py); MiniLM as integer ONNX (minilm_o
 from netshrink.quant.api import convert, quantize_
 from netshrink.quant.bounds import accumulator_bound, check_layer
 from netshrink.quant.config import QAT, Dynamic, Static
+from netshrink.quant.fold import fold_
 from netshrink.quant.handlers import HANDLERS, Handler, handler_for
 from netshrink.quant.modules import (
     ActivationSpec,
@@ -35,4 +36,4 @@ __all__ = ["HANDLERS", "QAT", "ActivationSpec", "Dynamic", "Handler", "LayerFate
            "QATConv1d", "QATConv2d", "QATConv3d", "QATEmbedding", "QATLinear", "QuantConv1d",
            "QuantConv2d", "QuantConv3d", "QuantEmbedding", "QuantLinear", "QuantReport",
            "Scheme", "Static", "accumulator_bound", "check_layer", "convert", "dequantize",
-           "export_onnx", "fake_quantize", "handler_for", "quantize", "quantize_"]
+           "export_onnx", "fake_quantize", "fold_", "handler_for", "quantize", "quantize_"]

@@ -21,8 +21,9 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _PAIRS = {nn.Conv1d: nn.BatchNorm1d, nn.Conv2d: nn.BatchNorm2d, nn.Conv3d: nn.BatchNorm3d,
           nn.Linear: nn.BatchNorm1d}
 
-__all__ = ["find_pairs", "fold_batchnorm", "get_module", "replay_fold", "set_module",
+__all__ = ["find_pairs", "fold_", "fold_batchnorm", "get_module", "replay_fold", "set_module",
            "traceable"]
+TRANSFORM_KIND = "fold"
 
 
 def traceable(model: nn.Module) -> bool:
@@ -69,6 +70,18 @@ def fold_batchnorm(model: nn.Module) -> list[tuple[str, str]]:
         masks.stored(layer, "weight").copy_(weight.detach())  # a mask, if any, stays on it
         layer.bias = nn.Parameter(bias.detach())
         set_module(model, bn_path, nn.Identity())
+    return pairs
+
+
+def fold_(model: nn.Module) -> list[tuple[str, str]]:
+    """Fold every foldable BatchNorm of `model` (in eval mode) into the layer before it, and
+    record it so `netshrink.load` replays it; return the (layer, batchnorm) pairs folded."""
+    from netshrink.core import transforms
+
+    model.eval()
+    pairs = fold_batchnorm(model)
+    if pairs:
+        transforms.record(model, {"kind": TRANSFORM_KIND, "pairs": [list(p) for p in pairs]})
     return pairs
 
 

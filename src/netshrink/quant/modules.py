@@ -168,6 +168,13 @@ class _IntegerLayer(nn.Module):
         self._row_sums = None
         return super()._apply(fn, recurse)
 
+    def __getstate__(self) -> dict:
+        """Copies (deepcopy) leave the packed-weight caches behind: oneDNN's packed tensors
+        cannot be copied, and are rebuilt from the weight on the first call."""
+        state = self.__dict__.copy()
+        state["_packed_cache"], state["_row_sums"] = {}, None
+        return state
+
     def extra_repr(self) -> str:
         a = self.activation
         kind = "static" if a.static else "dynamic"
@@ -196,7 +203,7 @@ class QuantLinear(_IntegerLayer):
             return export_layer(self, x)
         kernel = self.kernel(x.device)
         packed = self._packed(kernel, x.device)
-        x = x.float()
+        x = x.detach().float()  # integer layers pass no gradient (train with QAT instead)
         scale, zero_point = self._input_qparams(x)
         if self.activation.granularity == "row":
             return self._forward_rows(x, kernel, packed, scale, zero_point)
@@ -273,7 +280,7 @@ class QuantConvNd(_IntegerLayer):
             return export_layer(self, x)
         kernel = self.kernel(x.device)
         packed = self._packed(kernel, x.device)
-        x = x.float()
+        x = x.detach().float()  # integer layers pass no gradient (train with QAT instead)
         scale, zero_point = self._input_qparams(x)
         q = quantize_input(x, scale, zero_point, self.activation)
         out_scale = scale * self.weight_scale

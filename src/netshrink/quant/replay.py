@@ -55,13 +55,16 @@ def _check_fits(module: nn.Module, spec: dict, name: str) -> None:
                              f"model's {list(module.kernel_size)}")
 
 
-def replay(model: nn.Module, entry: dict) -> nn.Module:
-    """Give `model` the structure the quantize entry describes (empty integer/QAT layers)."""
-    folded, decomposed, layers = (entry.get("folded", []), entry.get("decomposed", {}),
-                                  entry.get("layers", {}))
-    if not isinstance(folded, list) or not isinstance(decomposed, dict) or \
-            not isinstance(layers, dict):
-        raise NetshrinkError("corrupt quantize entry (folded, decomposed or layers)")
+def replay_folding(model: nn.Module, entry: dict) -> nn.Module:
+    """Replay a standalone BatchNorm folding (netshrink.quant.fold_)."""
+    pairs = entry.get("pairs", [])
+    if not isinstance(pairs, list):
+        raise NetshrinkError("corrupt fold entry (pairs)")
+    _replay_pairs(model, pairs)
+    return model
+
+
+def _replay_pairs(model: nn.Module, folded: list) -> None:
     for pair in folded:
         if not (isinstance(pair, list) and len(pair) == 2):
             raise NetshrinkError("corrupt quantize entry: a folded pair")
@@ -71,6 +74,16 @@ def replay(model: nn.Module, entry: dict) -> nn.Module:
             raise NetshrinkError(f"the file folds {pair[1]!r} into {pair[0]!r}, which the "
                                  "model does not have as a layer and a BatchNorm")
     replay_fold(model, folded)
+
+
+def replay(model: nn.Module, entry: dict) -> nn.Module:
+    """Give `model` the structure the quantize entry describes (empty integer/QAT layers)."""
+    folded, decomposed, layers = (entry.get("folded", []), entry.get("decomposed", {}),
+                                  entry.get("layers", {}))
+    if not isinstance(folded, list) or not isinstance(decomposed, dict) or \
+            not isinstance(layers, dict):
+        raise NetshrinkError("corrupt quantize entry (folded, decomposed or layers)")
+    _replay_pairs(model, folded)
     for name, spec in decomposed.items():
         module = _layer(model, name)
         if isinstance(module, ProjectedAttention):
