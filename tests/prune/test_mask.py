@@ -197,3 +197,49 @@ def test_report_lists_each_layer_and_the_total(digits):
     assert rows[1].density == pytest.approx(0.9, abs=0.01)
     text = format_report(rows)
     assert "total" in text and "1.weight" in text
+
+
+def _step(model, loss):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        opt.zero_grad()
+        loss(model).backward()
+        opt.step()
+
+
+def test_multihead_attention_reads_masked_weights_after_a_deep_copy():
+    """MultiheadAttention reads out_proj.weight without calling out_proj's forward."""
+    torch.manual_seed(0)
+    model = nn.MultiheadAttention(8, 2, batch_first=True)
+    mask = prune_(model, "magnitude", sparsity=0.7)
+    assert set(mask) == {"in_proj_weight", "out_proj.weight"}
+    twin = copy.deepcopy(model)
+    x = torch.randn(3, 5, 8)
+    _step(twin, lambda m: m(x, x, x)[0].pow(2).mean())
+    assert_pruned_zero(twin, mask)
+    with torch.no_grad():  # the kept weights trained, and the output uses the masked ones
+        w = twin.out_proj.weight
+        assert torch.count_nonzero(w[~mask["out_proj.weight"]]) == 0
+
+
+def test_tied_weights_are_one_prunable_weight_with_one_mask_on_both_modules():
+    torch.manual_seed(0)
+    embed, out = nn.Embedding(10, 6), nn.Linear(6, 10, bias=False)
+    out.weight = embed.weight
+    model = nn.ModuleDict({"embed": embed, "out": out})
+    mask = prune_(model, "magnitude", sparsity=0.5)
+    assert list(mask) == ["out.weight"]  # the embedding holds the same tensor
+    tokens = torch.randint(0, 10, (4, 3))
+    _step(model, lambda m: m["out"](m["embed"](tokens)).pow(2).mean())
+    keep = mask["out.weight"]
+    assert torch.count_nonzero(model["embed"].weight.detach()[~keep]) == 0
+    assert torch.equal(model["embed"].weight, model["out"].weight)
+    squash_(model)
+    assert model["embed"].weight is model["out"].weight  # still tied after squash
+
+
+def test_transposed_convolutions_and_conv1d_are_prunable():
+    model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ConvTranspose1d(4, 2, 3))
+    mask = prune_(model, "magnitude", sparsity=0.5)
+    assert set(mask) == {"0.weight", "1.weight"}
+    assert density(model) == pytest.approx(0.5, abs=0.02)

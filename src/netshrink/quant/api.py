@@ -195,11 +195,15 @@ def quantize_(model: nn.Module, config: Dynamic | Static | QAT, data=None) -> Qu
     _check_bounds(targets, config, bits, device)
     if isinstance(config, Dynamic):
         return _dynamic(model, config, targets, rows, bits)
+    was_training = model.training
     model.eval()
-    check_fits(model, data, device)  # before folding: bad data changes nothing either
+    if data is not None:
+        check_fits(model, data, device)  # before folding: bad data changes nothing either
     if isinstance(config, Static):
         return _static(model, config, data, device, rows, bits)
-    return _prepare_qat(model, config, data, device, rows, bits)
+    report = _prepare_qat(model, config, data, device, rows, bits)
+    model.train(was_training)
+    return report
 
 
 def _replan(model: nn.Module, config, rows: list[LayerFate]) -> list[_Target]:
@@ -278,7 +282,6 @@ def _static(model: nn.Module, config: Static, data, device, rows, bits) -> Quant
 
 
 def _prepare_qat(model: nn.Module, config: QAT, data, device, rows, bits) -> QuantReport:
-    was_training = model.training
     folded = _fold(model, rows)
     targets, _ = _plan(model, config, HANDLERS)
     decomposed = _expand(model, targets, rows)
@@ -298,7 +301,6 @@ def _prepare_qat(model: nn.Module, config: QAT, data, device, rows, bits) -> Qua
         entry["layers"][t.name] = new.spec()
     if data is not None:
         run_batches(model, data, device)  # the first batches set ranges / LSQ steps
-    model.train(was_training)
     transforms.record(model, entry)
     return _report(rows)
 
