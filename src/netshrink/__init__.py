@@ -13,5 +13,14 @@ from netshrink.prune import prune_
 from netshrink.quant import quantize_
 from netshrink.serialize import load, save
 
+
+def run(recipe, out, **options):
+    """Run a recipe (a YAML path, a mapping or a Recipe) into folder `out`; see
+    netshrink.recipes.run (imported here on first use: recipes read YAML)."""
+    from netshrink.recipes import run as run_recipe
+
+    return run_recipe(recipe, out, **options)
+
+
 __all__ = ["NetshrinkError", "__version__", "data", "distill", "load", "measure", "models",
-           "prune", "prune_", "quantize_", "save", "train"]
+           "prune", "prune_", "quantize_", "run", "save", "train"]

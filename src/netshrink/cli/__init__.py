@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from netshrink.cli import bench, distill, foundation, prune, quant
+from netshrink.cli import bench, distill, foundation, prune, quant, recipes
 from netshrink.errors import NetshrinkError
 
 AddCommand = Callable[[argparse._SubParsersAction], None]
@@ -29,6 +29,7 @@ COMMANDS: dict[str, AddCommand] = {
     "prune": prune.add_prune,
     "quantize": quant.add_quantize,
     "distill": distill.add_distill,
+    "run": recipes.add_run,
 }
 
 
