@@ -1,5 +1,7 @@
 """Recipes are checked whole before anything runs; each error names the stage and the key."""
 
+import itertools
+
 import pytest
 
 from netshrink.errors import NetshrinkError
@@ -64,8 +66,9 @@ def test_a_recipe_file_that_is_not_a_recipe(tmp_path):
     bad.write_text("a: &x [1]\nb: *x\nb: 2\n")
     with pytest.raises(NetshrinkError, match="appears twice"):
         load_recipe(bad)
+    levels = "abcdefghijklm"
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefghijkl", "bcdefghijklm"))
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in itertools.pairwise(levels))
     bad.write_text(bomb)
     with pytest.raises(NetshrinkError, match="aliases"):
         load_recipe(bad)
