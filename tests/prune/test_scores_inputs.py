@@ -1,0 +1,71 @@
+"""Every pruning score on models whose inputs are token ids, two tensors or keyword arguments."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from netshrink import NetshrinkError
+from netshrink.data import inputs
+from netshrink.prune import density, prunable, prune_
+from netshrink.prune.api import score_weights
+
+CASES = ["tokens", "pair", "keywords"]
+METHODS = {
+    "magnitude": {},
+    "taylor": {"examples": 64},
+    "snip": {"batch_size": 32},
+    "grasp": {"samples_per_class": 8},
+    "obd": {"hessian": "hutchinson", "samples": 2, "examples": 32},
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_score_prunes_models_of_any_input(any_inputs, case, method):
+    cls, splits = any_inputs[case]
+    torch.manual_seed(0)
+    model = cls()
+    mask = prune_(model, method, splits, sparsity=0.5, **METHODS[method])
+    assert mask.kept() == mask.size() - round(0.5 * mask.size())
+    assert density(model) == pytest.approx(mask.density())
+    out = inputs.call(model, inputs.take(splits.test.inputs, slice(0, 4)))
+    assert out.shape == (4, splits.num_classes) and bool(torch.isfinite(out).all())
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_taylor_scores_are_computed_on_the_inputs_as_given(any_inputs, case):
+    """|w dL/dw| from netshrink equals plain autograd on model(x) / model(*x) / model(**x)."""
+    cls, splits = any_inputs[case]
+    torch.manual_seed(0)
+    model = cls()
+    got = score_weights(model, "taylor", splits, examples=None, batch_size=50)
+    x, y = splits.train.tensors
+    model.train()
+    loss = F.cross_entropy(inputs.call(model, x), y)
+    weights = prunable(model)
+    grads = torch.autograd.grad(loss, list(weights.values()))
+    for (name, w), g in zip(weights.items(), grads, strict=True):
+        torch.testing.assert_close(got[name], (w * g).abs().detach(), rtol=1e-4, atol=1e-7)
+
+
+def test_synflow_takes_the_input_shape_from_the_data(any_inputs):
+    """Data-free, but asked with data it reads the data's shapes (a tuple of two here)."""
+    cls, splits = any_inputs["pair"]
+    torch.manual_seed(0)
+    model = cls()
+    from_data = score_weights(model, "synflow", splits)
+    given = score_weights(model, "synflow", input_shape=((6,), (4,)))
+    assert from_data.keys() == given.keys()
+    for name in given:
+        torch.testing.assert_close(from_data[name], given[name])
+    mask = prune_(model, "synflow", splits, sparsity=0.5, iterations=3)
+    assert mask.kept() == mask.size() - round(0.5 * mask.size())
+    with pytest.raises(NetshrinkError, match="pass input_shape"):
+        score_weights(cls(), "synflow")
+
+
+@pytest.mark.parametrize("case", ["tokens", "keywords"])
+def test_synflow_refuses_integer_inputs_clearly(any_inputs, case):
+    cls, splits = any_inputs[case]
+    with pytest.raises(NetshrinkError, match="token ids or other integer inputs"):
+        prune_(cls(), "synflow", splits, sparsity=0.5, iterations=2)
