@@ -69,3 +69,21 @@ def test_synflow_refuses_integer_inputs_clearly(any_inputs, case):
     cls, splits = any_inputs[case]
     with pytest.raises(NetshrinkError, match="token ids or other integer inputs"):
         prune_(cls(), "synflow", splits, sparsity=0.5, iterations=2)
+
+
+def test_exact_hessian_diagonal_through_two_inputs(any_inputs):
+    """OBD's exact h_kk (vmapped Hessian-vector products) equals autograd's full Hessian."""
+    cls, splits = any_inputs["pair"]
+    torch.manual_seed(0)
+    model = cls().eval()
+    got = score_weights(model, "obd", splits, hessian="exact", examples=None)
+    a, b = splits.train.inputs
+    w = model.head.weight.detach()
+
+    def loss_of(flat):
+        hidden = torch.relu(model.left(a) + model.right(b))
+        logits = F.linear(hidden, flat.view_as(w), model.head.bias)
+        return F.cross_entropy(logits, splits.train.labels)
+
+    h = torch.autograd.functional.hessian(loss_of, w.flatten()).diagonal().view_as(w)
+    torch.testing.assert_close(got["head.weight"], h * w.pow(2) / 2, rtol=1e-4, atol=1e-8)
