@@ -16,7 +16,10 @@ from netshrink.quant.modules import QuantLinear
 
 
 def static(model, data):
-    return netshrink.quantize_(copy.deepcopy(model).eval(), Static(observer="minmax"), data=data)
+    """A calibrated integer copy of `model`."""
+    quantized = copy.deepcopy(model).eval()
+    netshrink.quantize_(quantized, Static(observer="minmax"), data=data)
+    return quantized
 
 
 @pytest.mark.parametrize("case", ["tokens", "pair", "keywords"])

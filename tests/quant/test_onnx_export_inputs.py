@@ -18,7 +18,8 @@ from netshrink.quant.onnx_export import onnx_session  # noqa: E402
 def integer_model(cls, splits):
     torch.manual_seed(0)
     model = cls().eval()
-    return netshrink.quantize_(model, Static(observer="minmax"), data=splits)
+    netshrink.quantize_(model, Static(observer="minmax"), data=splits)
+    return model
 
 
 @pytest.mark.parametrize("mode", ["qdq", "integer"])
