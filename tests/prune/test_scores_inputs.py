@@ -1,11 +1,8 @@
 """Every pruning score on models whose inputs are token ids, two tensors or keyword arguments."""
 
-import contextlib
-
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from netshrink import NetshrinkError
 from netshrink.data import inputs
@@ -28,12 +25,7 @@ def test_every_score_prunes_models_of_any_input(any_inputs, case, method):
     cls, splits = any_inputs[case]
     torch.manual_seed(0)
     model = cls()
-    # Second derivatives of attention need the math kernel (the fused CPU kernel has no double
-    # backward); drop this once the scores choose that kernel themselves.
-    second_order = sdpa_kernel([SDPBackend.MATH]) if method in ("grasp", "obd") else (
-        contextlib.nullcontext())
-    with second_order:
-        mask = prune_(model, method, splits, sparsity=0.5, **METHODS[method])
+    mask = prune_(model, method, splits, sparsity=0.5, **METHODS[method])
     assert mask.kept() == mask.size() - round(0.5 * mask.size())
     assert density(model) == pytest.approx(mask.density())
     out = inputs.call(model, inputs.take(splits.test.inputs, slice(0, 4)))
