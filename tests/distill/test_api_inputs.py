@@ -16,9 +16,9 @@ QUICK = TrainConfig(iterations=60, batch_size=32, lr=1e-2, device="cpu", optimiz
 def teachers(any_inputs):
     """{case: a teacher trained with fit on that case's data}."""
     out = {}
-    for case, (cls, splits) in any_inputs.items():
+    for case, (build, splits) in any_inputs.items():
         torch.manual_seed(10)
-        out[case] = cls()
+        out[case] = build()
         fit(out[case], splits, QUICK, progress=False)
     return out
 
@@ -29,10 +29,10 @@ def agreement(a, b, x) -> float:
 
 @pytest.mark.parametrize("case", ["tokens", "pair", "keywords"])
 def test_student_learns_the_teacher_with_cached_outputs(any_inputs, teachers, case, tmp_path):
-    cls, splits = any_inputs[case]
+    build, splits = any_inputs[case]
     teacher = teachers[case].eval()
     torch.manual_seed(1)
-    student = cls()
+    student = build()
     x = splits.test.inputs
     before = agreement(student, teacher, x)
     config = DistillConfig(temperature=2.0, alpha=0.9, cache_dir=str(tmp_path))
@@ -40,20 +40,20 @@ def test_student_learns_the_teacher_with_cached_outputs(any_inputs, teachers, ca
     assert result.cache == "miss"
     student.eval()
     assert agreement(student, teacher, x) > max(0.8, before + 0.2)
-    again = netshrink.distill(cls(), teacher, splits, config, QUICK, progress=False)
+    again = netshrink.distill(build(), teacher, splits, config, QUICK, progress=False)
     assert again.cache == "hit", "the inputs of any shape key the cache"
 
 
 def test_an_ensemble_of_two_input_teachers(any_inputs, teachers):
-    cls, splits = any_inputs["pair"]
+    build, splits = any_inputs["pair"]
     torch.manual_seed(2)
-    other = cls()
+    other = build()
     fit(other, splits, QUICK, progress=False)
     ensemble = Ensemble([teachers["pair"], other]).eval()
     a, b = inputs.take(splits.test.inputs, slice(0, 5))
     assert ensemble(a, b).shape == (5, splits.num_classes)
     assert ensemble.member_logits((a, b)).shape == (2, 5, splits.num_classes)
-    result = netshrink.distill(cls(), [teachers["pair"], other], splits, DistillConfig(),
+    result = netshrink.distill(build(), [teachers["pair"], other], splits, DistillConfig(),
                                QUICK, progress=False)
     assert result.test_accuracy > 0.6
 
@@ -72,7 +72,7 @@ def test_transfer_sets_of_keyword_inputs(any_inputs):
 
 
 def test_jitter_refuses_inputs_that_are_not_images(any_inputs, teachers):
-    cls, splits = any_inputs["pair"]
+    build, splits = any_inputs["pair"]
     with pytest.raises(NetshrinkError, match=r"jitter shifts float image batches.*jitter=0"):
-        netshrink.distill(cls(), teachers["pair"], splits, DistillConfig(jitter=1), QUICK,
+        netshrink.distill(build(), teachers["pair"], splits, DistillConfig(jitter=1), QUICK,
                           progress=False)

@@ -19,9 +19,9 @@ def test_digest_names_the_structure_and_keeps_old_keys():
 
 
 def test_cached_logits_of_a_two_input_teacher(tmp_path, any_inputs):
-    cls, splits = any_inputs["pair"]
+    build, splits = any_inputs["pair"]
     torch.manual_seed(0)
-    teacher = cls().eval()
+    teacher = build().eval()
     x = splits.train.inputs
     cache = TeacherCache(tmp_path)
     logits = cache.logits(teacher, x, batch_size=50)

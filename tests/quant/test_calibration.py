@@ -24,9 +24,9 @@ def static(model, data):
 
 @pytest.mark.parametrize("case", ["tokens", "pair", "keywords"])
 def test_static_calibrates_on_inputs_of_any_shape(any_inputs, case):
-    cls, splits = any_inputs[case]
+    build, splits = any_inputs[case]
     torch.manual_seed(0)
-    model = cls().eval()
+    model = build().eval()
     quantized = static(model, splits)
     assert any(isinstance(m, QuantLinear) for m in quantized.modules())
     x = splits.test.inputs
@@ -36,15 +36,15 @@ def test_static_calibrates_on_inputs_of_any_shape(any_inputs, case):
 
 def test_each_input_reaches_its_own_layers(any_inputs):
     """Scaling one positional input by 10 scales the calibrated range of its layer only."""
-    cls, splits = any_inputs["pair"]
+    build, splits = any_inputs["pair"]
     torch.manual_seed(0)
-    model = cls().eval()
-    a, b = splits.train.inputs
-    plain, louder = static(model, (a, b)), static(model, (10 * a, b))
-    assert float(louder.left.input_scale / plain.left.input_scale) == pytest.approx(10, rel=1e-4)
-    assert float(louder.right.input_scale) == pytest.approx(float(plain.right.input_scale))
-    cls, splits = any_inputs["keywords"]
-    model = cls().eval()
+    model = build().eval()
+    image, vector = splits.train.inputs
+    plain, louder = static(model, (image, vector)), static(model, (image, 10 * vector))
+    assert float(louder.side.input_scale / plain.side.input_scale) == pytest.approx(10, rel=1e-4)
+    assert float(louder.conv.input_scale) == pytest.approx(float(plain.conv.input_scale))
+    build, splits = any_inputs["keywords"]
+    model = build().eval()
     x = splits.train.inputs
     plain = static(model, x)
     louder = static(model, {"features": 10 * x["features"], "tokens": x["tokens"]})
@@ -79,6 +79,6 @@ def test_calibration_data_that_does_not_fit_is_one_clear_error(any_inputs):
         netshrink.quantize_(model, Static(), data="inputs")
     with pytest.raises(NetshrinkError, match="calibration data is empty"):
         netshrink.quantize_(model, Static(), data={"x": torch.empty(0, 6)})
-    cls, splits = any_inputs["keywords"]
+    build, splits = any_inputs["keywords"]
     with pytest.raises(NetshrinkError, match="does not fit the model"):
-        netshrink.quantize_(cls().eval(), Static(), data=splits.train.inputs["features"])
+        netshrink.quantize_(build().eval(), Static(), data=splits.train.inputs["features"])

@@ -15,17 +15,17 @@ pytest.importorskip("onnxruntime")
 from netshrink.quant.onnx_export import onnx_session  # noqa: E402
 
 
-def integer_model(cls, splits):
+def integer_model(build, splits):
     torch.manual_seed(0)
-    model = cls().eval()
+    model = build().eval()
     netshrink.quantize_(model, Static(observer="minmax"), data=splits)
     return model
 
 
 @pytest.mark.parametrize("mode", ["qdq", "integer"])
 def test_positional_and_keyword_inputs_are_named_and_fed_by_name(any_inputs, tmp_path, mode):
-    cls, splits = any_inputs["pair"]
-    model = integer_model(cls, splits)
+    build, splits = any_inputs["pair"]
+    model = integer_model(build, splits)
     a, b = splits.test.inputs
     path = export_onnx(model, (a[:2], b[:2]), tmp_path / "pair.onnx", mode=mode)
     session = onnx_session(path, threads=1)
@@ -35,8 +35,8 @@ def test_positional_and_keyword_inputs_are_named_and_fed_by_name(any_inputs, tmp
     assert float((torch.from_numpy(got) - expected).abs().max()) < float(
         expected.abs().max()) / 100
 
-    cls, splits = any_inputs["keywords"]
-    model = integer_model(cls, splits)
+    build, splits = any_inputs["keywords"]
+    model = integer_model(build, splits)
     x = splits.test.inputs
     backwards = {"tokens": x["tokens"][:2], "features": x["features"][:2]}  # not forward's order
     path = export_onnx(model, backwards, tmp_path / "keywords.onnx", mode=mode)
@@ -49,8 +49,8 @@ def test_positional_and_keyword_inputs_are_named_and_fed_by_name(any_inputs, tmp
 
 
 def test_bad_examples_are_refused(any_inputs, tmp_path):
-    cls, splits = any_inputs["pair"]
-    model = integer_model(cls, splits)
+    build, splits = any_inputs["pair"]
+    model = integer_model(build, splits)
     with pytest.raises(NetshrinkError, match="dict of them"):
         export_onnx(copy.deepcopy(model), "a", tmp_path / "m.onnx")
     with pytest.raises(NetshrinkError, match="1 names for 2 inputs"):

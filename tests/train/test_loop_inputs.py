@@ -6,10 +6,18 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from netshrink import measure
 from netshrink.data import inputs
 from netshrink.train import Callback, TrainConfig, batches, evaluate, fit
 
 QUICK = TrainConfig(iterations=60, batch_size=32, lr=1e-2, device="cpu", optimizer="adam")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: a second thread only fights the other processes of a small machine."""
+    with measure.threads(1):
+        yield
 
 
 class SeenInputs(Callback):
@@ -23,9 +31,9 @@ class SeenInputs(Callback):
 
 @pytest.mark.parametrize("case", ["tokens", "pair", "keywords"])
 def test_fit_learns_on_inputs_of_any_shape(any_inputs, case):
-    cls, splits = any_inputs[case]
+    build, splits = any_inputs[case]
     torch.manual_seed(0)
-    model = cls()
+    model = build()
     _, before = evaluate(model, splits.test)
     seen = SeenInputs()
     result = fit(model, splits, QUICK, callbacks=[seen], progress=False)
@@ -50,12 +58,12 @@ class Lazy(Dataset):
 
 
 def test_a_lazy_dataset_of_pairs_batches_and_trains(any_inputs):
-    cls, splits = any_inputs["pair"]
+    build, splits = any_inputs["pair"]
     lazy = dataclasses.replace(splits, train=Lazy(splits.train), test=Lazy(splits.test))
     x, _, _ = next(batches(lazy.train, 8, shuffle=False))
     assert isinstance(x, tuple) and inputs.equal(x, inputs.take(splits.train.inputs,
                                                                   slice(0, 8)))
     torch.manual_seed(0)
-    model = cls()
+    model = build()
     result = fit(model, lazy, QUICK, progress=False)
     assert result.test_accuracy == evaluate(model, splits.test)[1]
