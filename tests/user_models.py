@@ -7,6 +7,8 @@ tuple of tensors for a forward that takes several.
 import torch
 from torch import nn
 
+from netshrink.data.inputs import call  # noqa: F401  (model(x), model(*x) or model(**x))
+
 
 class ResidualCNN(nn.Module):
     """Conv-BN stem, a residual block, a depthwise conv with padding='same', a linear head."""
@@ -103,6 +105,19 @@ class TiedLM(nn.Module):
         return self.out(torch.tanh(self.mix(self.embed(tokens))).mean(dim=1))
 
 
+class KeywordInputs(nn.Module):
+    """A forward called with keyword inputs: float features and int64 token ids."""
+
+    def __init__(self, classes=2, vocab=16):
+        super().__init__()
+        self.dense = nn.Linear(5, 16)
+        self.embed = nn.Embedding(vocab, 16)
+        self.head = nn.Linear(16, classes)
+
+    def forward(self, features, tokens):
+        return self.head(torch.relu(self.dense(features) + self.embed(tokens).mean(dim=1)))
+
+
 def _images(n=64):
     return torch.rand(n, 1, 8, 8)
 
@@ -122,7 +137,3 @@ def build(name: str, seed: int = 0):
     torch.manual_seed(seed)
     model, inputs, classes = BUILDERS[name]()
     return model, inputs, classes
-
-
-def call(model, inputs):
-    return model(*inputs) if isinstance(inputs, tuple) else model(inputs)

@@ -71,6 +71,12 @@ def create(
             f"model {name!r} has no argument {', '.join(sorted(unknown))}; it accepts "
             f"{', '.join(sorted(accepted)) or 'none'}"
         )
+    if isinstance(input_shape, dict) or any(isinstance(s, tuple | list) for s in input_shape):
+        raise NetshrinkError(
+            f"input_shape={input_shape!r} must be one shape such as (1, 28, 28): the zoo's "
+            "models take one image tensor, not the tuple or dict of shapes of a data set with "
+            "several inputs; build your own nn.Module for those"
+        )
     shape = tuple(int(s) for s in input_shape)
     if int(num_classes) < 2:
         raise NetshrinkError(f"num_classes={num_classes} must be at least 2")

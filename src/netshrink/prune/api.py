@@ -10,7 +10,8 @@ from torch import nn
 
 from netshrink.core import masks
 from netshrink.core.patterns import any_match, check_patterns, last_match
-from netshrink.data import Splits, tensors_of
+from netshrink.data import Splits, first_inputs, tensors_of
+from netshrink.data.inputs import Inputs, Shape, check_shape, example_shape
 from netshrink.errors import NetshrinkError
 from netshrink.prune import scores as scores_mod
 from netshrink.prune import select
@@ -39,17 +40,22 @@ class LayerCollapseError(NetshrinkError):
         self.layers, self.safe_compression = layers, safe_compression
 
 
-def _examples(data) -> tuple[torch.Tensor, torch.Tensor]:
+def _examples(data) -> tuple[Inputs, torch.Tensor]:
+    """(inputs, labels) of the training examples: inputs of any shape (netshrink.data.inputs)."""
     if isinstance(data, Splits):
         data = data.train
     return tensors_of(data)
 
 
-def _input_shape(model: nn.Module, inputs: torch.Tensor | None, given) -> tuple | None:
+def _input_shape(model: nn.Module, data, given) -> Shape | None:
+    """One example's input shape, for data-free scores: `given`, else the data's (only its
+    shape is read), else the zoo spec's; None when none of them says."""
     if given is not None:
-        return tuple(int(s) for s in given)
-    if inputs is not None:
-        return tuple(inputs.shape[1:])
+        return check_shape(given)
+    if isinstance(data, Splits):
+        return data.input_shape
+    if data is not None:
+        return example_shape(first_inputs(data, 1))
     spec = getattr(model, "netshrink_spec", None) or {}
     shape = spec.get("args", {}).get("input_shape")
     return tuple(shape) if shape else None
@@ -131,7 +137,7 @@ def prune_(
     units = select.units_for(names, target, config.scope, overrides)
     select.check_shrinks(units, keep)
     generator = torch.Generator().manual_seed(scores_mod.scoring_seed(config.seed))
-    shape = _input_shape(model, inputs, input_shape)
+    shape = _input_shape(model, data, input_shape)
     start = {u: select.unit_density(u, keep) for u in units}
     last_scores: dict[str, torch.Tensor] = {}
     scored_keep = keep
@@ -194,4 +200,4 @@ def score_weights(
     weights = {n: p.detach() for n, p in params.items()}
     generator = torch.Generator().manual_seed(scores_mod.scoring_seed(seed))
     return _score(model, score, weights, inputs, targets, loss_fn, generator,
-                  _input_shape(model, inputs, input_shape), seed)
+                  _input_shape(model, data, input_shape), seed)

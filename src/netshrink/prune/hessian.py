@@ -28,20 +28,20 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp, vmap
+from torch.func import grad, jvp, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+from netshrink.data.inputs import Inputs, take, to_device
+from netshrink.prune.functional import forward
+
+# A re-iterable of (inputs, targets) batches; inputs are a tensor, a tuple or a dict of tensors.
+Batches = Callable[[], Iterable[tuple[Inputs, torch.Tensor]]]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MAX_CHUNK = 256  # Hessian-vector products computed at once
 MEMORY_FRACTION = 0.25  # of the memory available when the computation starts
 # A product's forward-over-reverse pass holds about this many times the activations that a
 # plain backward pass saves (primal and tangent of the forward and of the backward).
 EXACT_FACTOR, HUTCHINSON_FACTOR = 4, 3
-
-
-def _forward(model: nn.Module, params: dict[str, torch.Tensor], x) -> torch.Tensor:
-    return functional_call(model, params, (x,), strict=False)
 
 
 @contextlib.contextmanager
@@ -77,7 +77,7 @@ def saved_bytes_per_example(model: nn.Module, weights: dict[str, torch.Tensor], 
 
     leaves = {n: w.detach().requires_grad_(True) for n, w in weights.items()}
     with second_order(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss_fn(_forward(model, leaves, x), y)
+        loss_fn(forward(model, leaves, x), y)
     return total / max(1, len(y))
 
 
@@ -96,7 +96,8 @@ def plan(model: nn.Module, weights: dict[str, torch.Tensor], x, y, loss_fn: Loss
     device = next(iter(weights.values())).device
     budget = int(MEMORY_FRACTION * available_memory(device)) if budget is None else budget
     probe = min(len(y), 16)
-    per_example = saved_bytes_per_example(model, weights, x[:probe].to(device),
+    per_example = saved_bytes_per_example(model, weights,
+                                          to_device(take(x, slice(0, probe)), device),
                                           y[:probe].to(device), loss_fn)
     largest = max(w.numel() for w in weights.values())
     chunk = 1 if method == "hutchinson" else min(MAX_CHUNK, largest)
@@ -135,7 +136,7 @@ def exact_diagonal(
                 basis = _basis(start, stop, n, w)
                 for x, y in batches():
                     def loss_of(f, x=x, y=y, name=name, shape=w.shape):
-                        out_ = _forward(model, {**weights, name: f.view(shape)}, x)
+                        out_ = forward(model, {**weights, name: f.view(shape)}, x)
                         return loss_fn(out_, y) * (len(y) / total)
 
                     def hvp(v, loss_of=loss_of, flat=flat):
@@ -165,7 +166,7 @@ def hutchinson_diagonal(
             probes = {n: (torch.randint(0, 2, w.shape, generator=generator) * 2 - 1)
                       .to(w.device, w.dtype) for n, w in leaves.items()}
             for x, y in batches():
-                loss = loss_fn(_forward(model, leaves, x), y) * (len(y) / total)
+                loss = loss_fn(forward(model, leaves, x), y) * (len(y) / total)
                 grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
                 dot = sum((g * probes[n]).sum() for g, n in zip(grads, names, strict=True))
                 hv = torch.autograd.grad(dot, [leaves[n] for n in names])
