@@ -1,5 +1,7 @@
 """The issue's end-to-end promises, each on a real (small) training run."""
 
+import copy
+
 import pytest
 import torch
 
@@ -41,15 +43,32 @@ def _tokens(n=96, length=9, vocab=40, seed=0):
     return tokens, labels
 
 
+@pytest.fixture(scope="module")
+def trained_transformer():
+    """A user-written Embedding + 2 TransformerEncoderLayer classifier trained with fit on
+    integer token tensors, then pruned by a data-driven score and by magnitude, retrained."""
+    torch.manual_seed(0)
+    model = TokenTransformer()
+    tokens, labels = _tokens(n=400)
+    splits = netshrink.data.from_tensors((tokens, labels), val_size=40)
+    assert splits.train.tensors[0].dtype == torch.int64  # token ids stay integers
+    result = fit(model, splits, TrainConfig(epochs=12, lr=3e-3, device="cpu"), progress=False)
+    assert result.test_accuracy > 0.45  # chance is about 0.2
+    netshrink.prune_(model, "taylor", splits, sparsity=0.3)
+    netshrink.prune_(model, "magnitude", sparsity=0.5)
+    fit(model, splits, TrainConfig(epochs=2, lr=1e-3, device="cpu"), progress=False)
+    return model.eval(), tokens
+
+
 @pytest.mark.parametrize("config", ["dynamic", "static"])
-def test_a_user_transformer_quantizes_whole_exports_and_reloads(config, tmp_path):
+def test_a_user_transformer_quantizes_whole_exports_and_reloads(trained_transformer, config,
+                                                                 tmp_path):
     pytest.importorskip("onnxruntime")
     from netshrink.quant.onnx_runner import OnnxRunner
 
-    torch.manual_seed(0)
-    model = TokenTransformer().eval()
-    tokens, _ = _tokens()
-    netshrink.prune_(model, "magnitude", sparsity=0.5)
+    model, tokens = copy.deepcopy(trained_transformer[0]), trained_transformer[1]
+    mask = current_mask(model)
+    assert mask.density() == pytest.approx(0.5, abs=1e-3)
     if config == "dynamic":
         report = netshrink.quantize_(model, Dynamic(bits=7, activation_bits=8,
                                                    granularity="tensor"))
@@ -62,12 +81,14 @@ def test_a_user_transformer_quantizes_whole_exports_and_reloads(config, tmp_path
     assert {r.name for r in report if r.fate == "float"} == {
         f"encoder.layers.{i}.norm{j}" for i in range(2) for j in (1, 2)}  # each one named
     assert report.names("decomposed") == [f"encoder.layers.{i}.self_attn" for i in range(2)]
+    assert density(model) == mask.density()  # the mask went through decomposition
     with torch.no_grad():
         expected = model(tokens[:8])
     path = netshrink.save(model, tmp_path / "t.safetensors")
     loaded = netshrink.load(path, model=TokenTransformer())
     with torch.no_grad():
         assert torch.equal(loaded(tokens[:8]), expected)
+    assert density(loaded) == mask.density()
     mode = "integer" if config == "dynamic" else "qdq"
     onnx_path = export_onnx(model, tokens[:2], tmp_path / "t.onnx", mode=mode)
     runner = OnnxRunner(onnx_path, threads=1)

@@ -128,12 +128,14 @@ BUILDERS = {
     "token_transformer": lambda: (TokenTransformer(), torch.randint(0, 40, (64, 7)), 5),
     "conv1d": lambda: (Conv1dNet(), torch.randn(64, 3, 12), 5),
     "two_inputs": lambda: (TwoInputs(), (_images(), torch.randn(64, 6)), 5),
+    "keyword_inputs": lambda: (KeywordInputs(), {"features": torch.randn(64, 5),
+                                                 "tokens": torch.randint(0, 16, (64, 4))}, 2),
+    "tied_lm": lambda: (TiedLM(), torch.randint(0, 30, (64, 5)), 30),
 }
 
 
 def build(name: str, seed: int = 0):
-    """(model, inputs, classes) of a user model, seeded; labels drawn from the model's own
-    initial predictions mixed with noise, so that there is something to learn."""
+    """(model, inputs, classes) of a user model, seeded."""
     torch.manual_seed(seed)
     model, inputs, classes = BUILDERS[name]()
     return model, inputs, classes

@@ -221,6 +221,10 @@ def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_bes
             for cb in loss_hooks:
                 loss = cb.loss(state, x, y, idx, outputs, loss)
             optimizer.zero_grad(set_to_none=True)
+            if not loss.requires_grad:
+                raise NetshrinkError(
+                    "the loss does not depend on any trainable parameter: integer layers pass "
+                    "no gradient (train a quantized model with QAT, then convert)")
             loss.backward()
             for cb in backward_hooks:
                 cb.after_backward(state)
