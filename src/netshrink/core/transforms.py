@@ -20,6 +20,7 @@ from netshrink.errors import NetshrinkError
 _REPLAYS = {
     "quantize": ("netshrink.quant.replay", "replay"),
     "prune-mask": ("netshrink.prune.mask", "replay_masks"),
+    "structured": ("netshrink.prune.rewrite", "replay"),
 }
 # Kinds replayed after the weights are loaded (their state is read from the weights).
 AFTER_LOAD = frozenset({"prune-mask"})
