@@ -202,11 +202,15 @@ def _examples(data) -> tuple[object, torch.Tensor | None]:
                          f"(labels may be None), not {type(data).__name__}")
 
 
-def _example(model: nn.Module, inputs, example, input_shape):
+def _example(model: nn.Module, inputs, example, input_shape, zoo_shape: bool):
+    """Inputs for one forward: given, the data's first examples, or random ones of the
+    input shape (the zoo's, when `zoo_shape`)."""
     if example is not None:
         return example
     if inputs is not None:
         return _to(_slice(inputs, slice(0, 2)), next(model.parameters()).device)
+    if input_shape is None and not zoo_shape:
+        return None
     shape = input_shape or (getattr(model, "netshrink_spec", None) or {}).get(
         "args", {}).get("input_shape")
     if shape:
@@ -366,7 +370,7 @@ def prune_structured(model: nn.Module, config: StructuredConfig, data=None, *,
     """
     _check_model(model)
     inputs, labels = _examples(data)
-    example = _example(model, inputs, example, input_shape)
+    example = _example(model, inputs, example, input_shape, "channels" in config.targets)
     names = [n for n, _ in model.named_modules() if n]
     check_patterns(list(config.skip), names, "skip")
     check_patterns(list(config.layers), names, "layers")
