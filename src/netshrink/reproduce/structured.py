@@ -120,16 +120,20 @@ def _arm_name(engine: str, criterion: str) -> str:
 def rows_of(run: Run) -> tuple[list[dict], list[dict]]:
     """(accuracy rows, one per pruning trial), (latency rows, one per arm, runtime, batch)."""
     s = run.settings
+    base_accuracy = {spec.trial_id: run.row(spec)["metrics"]["test_accuracy"]
+                     for spec in bases(s).values() if run.row(spec) is not None}
     accuracy = []
     for spec in prune_trials(s):
         row = run.row(spec)
-        if row is None:
+        if row is None or spec.params["base"] not in base_accuracy:
             continue
         p = spec.params
+        base = base_accuracy[p["base"]]
         accuracy.append({"model": spec.model, "seed": spec.seed, "sparsity": p["sparsity"],
                          "arm": _arm_name(p["engine"], p["criterion"]),
                          "key": f"{p['engine']}:{p['criterion']}:{p['scope']}",
-                         **row["metrics"]})
+                         **row["metrics"], "base_test_accuracy": base,
+                         "accuracy_lost": base - row["metrics"]["test_accuracy"]})
     latency = []
     for spec in latency_trials(s):
         row = run.row(spec)
