@@ -9,7 +9,7 @@ from torch import nn
 
 import netshrink
 from netshrink.errors import NetshrinkError
-from netshrink.prune import StructuredCollapseError, StructuredConfig, apply_mask, current_mask
+from netshrink.prune import StructuredCollapseError, StructuredConfig, current_mask
 from netshrink.prune.structured import call
 from tests import user_models
 
@@ -48,7 +48,7 @@ def test_linear_neurons_removed_and_the_next_layer_reads_the_kept_ones():
 
 
 def test_residual_channels_are_removed_together():
-    _, model, x, result = _pruned("residual_cnn")
+    _, model, _, result = _pruned("residual_cnn")
     plan = _plan(model)
     kept = plan["stem.0"]["out"]
     for path, axis in [("stem.1", "norm"), ("conv1", "in"), ("conv2", "out"), ("bn2", "norm"),
@@ -202,7 +202,7 @@ class _Branchy(nn.Module):
 def test_an_untraceable_model_is_one_clear_error_and_stays_unchanged():
     model = _Branchy()
     state = copy.deepcopy(model.state_dict())
-    with pytest.raises(NetshrinkError, match="torch.fx cannot trace _Branchy"):
+    with pytest.raises(NetshrinkError, match=r"torch\.fx cannot trace _Branchy"):
         netshrink.prune_(model, StructuredConfig(), example=torch.rand(1, 1, 5, 5))
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
 
