@@ -199,8 +199,17 @@ def _cpu_flags() -> str:
     return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512/vnni"
 
 
+def _resolver(defaults: dict):
+    def resolve(params: dict) -> dict:
+        """The params with the task's defaults filled in (a default written out is the
+        same trial)."""
+        return {**defaults, **params}
+
+    return resolve
+
+
 TASKS = {
-    "structured_base": Task(base_task, check_base),
-    "structured": Task(prune_task, check_prune),
-    "structured_latency": Task(latency_task, check_latency),
+    "structured_base": Task(base_task, check_base, _resolver(BASE_DEFAULTS)),
+    "structured": Task(prune_task, check_prune, _resolver(PRUNE_DEFAULTS)),
+    "structured_latency": Task(latency_task, check_latency, _resolver(LATENCY_DEFAULTS)),
 }
