@@ -32,22 +32,26 @@ class ProjectedAttention(nn.Module):
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  add_bias_kv: bool = False, add_zero_attn: bool = False,
-                 kdim: int | None = None, vdim: int | None = None, batch_first: bool = False):
+                 kdim: int | None = None, vdim: int | None = None, batch_first: bool = False,
+                 head_dim: int | None = None):
         super().__init__()
-        if embed_dim % num_heads:
+        if head_dim is None and embed_dim % num_heads:
             raise NetshrinkError(f"embed_dim={embed_dim} is not divisible by "
                                  f"num_heads={num_heads}")
         self.embed_dim, self.num_heads = embed_dim, num_heads
-        self.head_dim = embed_dim // num_heads
+        # head_dim is given when heads were removed (structured pruning): the heads then span
+        # num_heads * head_dim features, fewer than embed_dim
+        self.head_dim = embed_dim // num_heads if head_dim is None else head_dim
+        inner = self.num_heads * self.head_dim
         self.kdim, self.vdim = kdim or embed_dim, vdim or embed_dim
         self.dropout, self.batch_first, self.add_zero_attn = dropout, batch_first, add_zero_attn
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.k_proj = nn.Linear(self.kdim, embed_dim, bias=bias)
-        self.v_proj = nn.Linear(self.vdim, embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.q_proj = nn.Linear(embed_dim, inner, bias=bias)
+        self.k_proj = nn.Linear(self.kdim, inner, bias=bias)
+        self.v_proj = nn.Linear(self.vdim, inner, bias=bias)
+        self.out_proj = nn.Linear(inner, embed_dim, bias=bias)
         if add_bias_kv:
-            self.bias_k = nn.Parameter(torch.zeros(1, 1, embed_dim))
-            self.bias_v = nn.Parameter(torch.zeros(1, 1, embed_dim))
+            self.bias_k = nn.Parameter(torch.zeros(1, 1, inner))
+            self.bias_v = nn.Parameter(torch.zeros(1, 1, inner))
         else:
             self.bias_k = self.bias_v = None
 
@@ -57,7 +61,9 @@ class ProjectedAttention(nn.Module):
                 "num_heads": self.num_heads, "dropout": self.dropout,
                 "bias": self.q_proj.bias is not None, "add_bias_kv": self.bias_k is not None,
                 "add_zero_attn": self.add_zero_attn, "kdim": self.kdim, "vdim": self.vdim,
-                "batch_first": self.batch_first}
+                "batch_first": self.batch_first,
+                **({"head_dim": self.head_dim} if self.num_heads * self.head_dim != self.embed_dim
+                   else {})}
 
     @classmethod
     def from_spec(cls, spec: dict) -> ProjectedAttention:
@@ -126,7 +132,7 @@ class ProjectedAttention(nn.Module):
             weights = torch.softmax(scores, dim=-1)
             if dropout > 0:
                 weights = F.dropout(weights, p=dropout)
-            out = torch.bmm(weights, v).transpose(0, 1).reshape(tgt_len * bsz, self.embed_dim)
+            out = torch.bmm(weights, v).transpose(0, 1).reshape(tgt_len * bsz, heads * head_dim)
             out = self.out_proj(out).view(tgt_len, bsz, -1)
             weights = weights.view(bsz, heads, tgt_len, src_len)
             return out, weights.mean(dim=1) if average_attn_weights else weights
@@ -136,7 +142,7 @@ class ProjectedAttention(nn.Module):
         out = F.scaled_dot_product_attention(
             q.view(bsz, heads, tgt_len, head_dim), k.view(bsz, heads, src_len, head_dim),
             v.view(bsz, heads, src_len, head_dim), attn_mask, dropout, is_causal)
-        out = out.permute(2, 0, 1, 3).reshape(bsz * tgt_len, self.embed_dim)
+        out = out.permute(2, 0, 1, 3).reshape(bsz * tgt_len, heads * head_dim)
         return self.out_proj(out).view(tgt_len, bsz, -1), None
 
 

@@ -21,6 +21,7 @@ _REPLAYS = {
     "quantize": ("netshrink.quant.replay", "replay"),
     "fold": ("netshrink.quant.replay", "replay_folding"),
     "prune-mask": ("netshrink.prune.mask", "replay_masks"),
+    "structured": ("netshrink.prune.rewrite", "replay"),
 }
 # Kinds replayed after the weights are loaded (their state is read from the weights).
 AFTER_LOAD = frozenset({"prune-mask"})

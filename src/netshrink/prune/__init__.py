@@ -43,6 +43,11 @@ from netshrink.prune.scores import (
     SynFlow,
     Taylor,
 )
+from netshrink.prune.structured import (
+    StructuredCollapseError,
+    StructuredConfig,
+    StructuredResult,
+)
 
 __all__ = [
     "METHODS",
@@ -60,6 +65,9 @@ __all__ = [
     "Random",
     "RoundResult",
     "Score",
+    "StructuredCollapseError",
+    "StructuredConfig",
+    "StructuredResult",
     "SynFlow",
     "Taylor",
     "apply_mask",

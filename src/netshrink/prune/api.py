@@ -23,6 +23,7 @@ from netshrink.prune.mask import (
     integer_weights,
     prunable,
 )
+from netshrink.prune.structured import StructuredConfig, StructuredResult, prune_structured
 
 __all__ = ["SCOPES", "LayerCollapseError", "PruneConfig", "prune_", "score_weights",
            "target_sparsity"]
@@ -86,13 +87,13 @@ def as_config(config: PruneConfig | str | scores_mod.Score | None, short: dict
 
 def prune_(
     model: nn.Module,
-    config: PruneConfig | str | scores_mod.Score | None = "magnitude",
+    config: PruneConfig | StructuredConfig | str | scores_mod.Score | None = "magnitude",
     data=None,
     *,
     loss_fn: Callable = F.cross_entropy,
     input_shape: tuple[int, ...] | None = None,
     **short,
-) -> Mask:
+) -> Mask | StructuredResult:
     """Prune `model` in place and return the mask now installed on it.
 
     config: a PruneConfig, or a method name (or Score) with the config's fields as keywords
@@ -106,7 +107,13 @@ def prune_(
     Exactly round(sparsity * n) of the n prunable weights end up removed (per unit: all
     weights ranked globally, or each layer). A layer pruned to nothing (layer collapse) is
     refused with the layer named and the largest safe compression, unless allow_collapse.
+
+    A StructuredConfig removes whole channels, heads and neurons instead and returns a
+    StructuredResult (netshrink.prune.structured; `example=` gives the inputs it traces with).
     """
+    if isinstance(config, StructuredConfig):
+        return prune_structured(model, config, data, loss_fn=loss_fn, input_shape=input_shape,
+                                **short)
     config, score = as_config(config, dict(short))
     if not isinstance(model, nn.Module):
         raise NetshrinkError(f"model must be a torch.nn.Module, not {type(model).__name__}")

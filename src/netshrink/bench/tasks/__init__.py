@@ -56,6 +56,9 @@ BUILTIN = {
     "kd_train": "netshrink.bench.tasks.distill",
     "kd_ensemble": "netshrink.bench.tasks.distill",
     "kd_distill": "netshrink.bench.tasks.distill",
+    "structured_base": "netshrink.bench.tasks.structured",
+    "structured": "netshrink.bench.tasks.structured",
+    "structured_latency": "netshrink.bench.tasks.structured",
 }
 _USER: dict[str, Task] = {}
 
