@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from netshrink.errors import NetshrinkError
 from netshrink.quant.observers import OBSERVERS
 from netshrink.quant.scheme import MAX_BITS, MIN_BITS
+from netshrink.quant.weight_only import WeightOnly
 
 
 def _check_bits(name: str, value) -> None:
@@ -124,10 +125,10 @@ class QAT(_Config):
             _check_bits("first_last_bits", self.first_last_bits)
 
 
-CONFIGS = {"dynamic": Dynamic, "static": Static, "qat": QAT}
+CONFIGS = {"dynamic": Dynamic, "static": Static, "qat": QAT, "weight_only": WeightOnly}
 
 
-def config_from_dict(values: dict) -> Dynamic | Static | QAT:
+def config_from_dict(values: dict) -> Dynamic | Static | QAT | WeightOnly:
     values = dict(values)
     method = values.pop("method", None)
     if method not in CONFIGS:

@@ -23,6 +23,7 @@ _SOURCES = {
     "conv3d": (nn.Conv3d,), "embedding": (nn.Embedding,),
     "qat_linear": (nn.Linear,), "qat_conv1d": (nn.Conv1d,), "qat_conv2d": (nn.Conv2d,),
     "qat_conv3d": (nn.Conv3d,), "qat_embedding": (nn.Embedding,),
+    "weight_only_linear": (nn.Linear,), "weight_only_embedding": (nn.Embedding,),
 }
 _SHAPE_KEYS = ("in_features", "out_features", "in_channels", "out_channels", "groups",
                "num_embeddings", "embedding_dim")
