@@ -25,6 +25,7 @@ sentences of one page never straddle the split, and adding a page moves no other
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -101,8 +102,13 @@ def is_heldout(relative_path: str) -> bool:
 
 
 def load(path: str | os.PathLike | None = None) -> Corpus:
-    """The deduplicated sentences of the documentation, split into train and held-out."""
-    folder = root(path)
+    """The deduplicated sentences of the documentation, split into train and held-out (read
+    once per process and folder)."""
+    return _load(root(path).resolve())
+
+
+@functools.lru_cache(maxsize=2)
+def _load(folder: Path) -> Corpus:
     seen: set[str] = set()
     train: list[str] = []
     heldout: list[str] = []
@@ -155,7 +161,7 @@ def paragraphs(text: str) -> Iterator[str]:
             continue
         if _TITLE.match(stripped) or (underline and lines[i + 1].strip()) or \
                 stripped.startswith(("|", "+-", "+=", ">>>", "...")) or \
-                re.match(r"^:[\w ]+:", stripped):
+                re.match(r"^:[\w -]+:(\s|$)", stripped):  # a field list, not a role
             yield from _flush(block)
             continue
         item = re.match(r"^([*+-]|\d+\.|#\.|\(\w\))\s+", stripped)
@@ -170,6 +176,7 @@ def paragraphs(text: str) -> Iterator[str]:
         if stripped.endswith("::"):
             yield from _flush(block)
             skip_deeper = indent - (item.end() if item else 0)
+    yield from _flush(block)
 
 
 def _flush(block: list[str]) -> Iterator[str]:
