@@ -7,7 +7,8 @@ from netshrink.quant.weight_only import minmax_grid, round_codes, rtn
 
 
 def _grid(bits):
-    return dict(grid=lambda c: minmax_grid(c, bits), round_to=lambda w, s, z: round_codes(w, s, z, bits))
+    return {"grid": lambda c: minmax_grid(c, bits),
+            "round_to": lambda w, s, z: round_codes(w, s, z, bits)}
 
 
 def _dequantize(codes, scale, zero, group):

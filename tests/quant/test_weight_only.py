@@ -85,7 +85,7 @@ def test_pruned_weights_stay_exact_zeros_under_gptq():
 
 
 def test_skip_and_embeddings_false_keep_layers_float():
-    model, tokens = _token_model()
+    model, _ = _token_model()
     reference = copy.deepcopy(model)
     report = netshrink.quantize_(model, WeightOnly(rounding="rtn", embeddings=False,
                                                    skip=("encoder",)))
