@@ -191,8 +191,21 @@ def remove(module: nn.Module, attr: str) -> None:
         return
     with torch.no_grad():
         stored(module, attr).mul_(found.mask)
+    own_class(module)
     # leave_parametrized=False gives back the original Parameter object, so ties survive
     parametrize.remove_parametrizations(module, attr, leave_parametrized=False)
+
+
+def own_class(module: nn.Module) -> None:
+    """Give a parametrized module a class of its own, to call before removing one of its
+    parametrizations: a deep copy shares torch's generated `Parametrized...` class with the
+    original, and removing a parametrization deletes the weight's property from that class,
+    which broke the original when a copy was squashed (or shared, netshrink.pack)."""
+    cls = module.__class__
+    if parametrize.is_parametrized(module):
+        namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__",
+                                                                         "__weakref__")}
+        module.__class__ = type(cls.__name__, cls.__bases__, namespace)
 
 
 def _plain_keys(module: nn.Module, state: dict, prefix: str, local_metadata) -> None:

@@ -9,6 +9,8 @@
 Details of the file format: docs/pack.md.
 """
 
+from netshrink.pack import baselines, coding, nsz, positions
+from netshrink.pack.baselines import compressed_sizes, int8_baselines
 from netshrink.pack.share import (
     ShareConfig,
     SharedLayer,
@@ -19,5 +21,6 @@ from netshrink.pack.share import (
     shared,
 )
 
-__all__ = ["ShareConfig", "ShareReport", "SharedLayer", "SharedWeight", "kmeans_1d", "share_",
+__all__ = ["ShareConfig", "ShareReport", "SharedLayer", "SharedWeight", "baselines", "coding",
+           "compressed_sizes", "int8_baselines", "kmeans_1d", "nsz", "positions", "share_",
            "shared"]

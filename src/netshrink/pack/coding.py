@@ -41,19 +41,25 @@ def encode(symbols: np.ndarray, alphabet: int, coder: str) -> tuple[bytes, dict]
     symbols = np.asarray(symbols, dtype=np.int64)
     if symbols.size and (symbols.min() < 0 or symbols.max() >= alphabet):
         raise ValueError("symbol outside the alphabet")
+    if coder not in CODERS:
+        raise NetshrinkError(f"coder={coder!r} must be one of {', '.join(CODERS)}")
+    if alphabet <= 1:  # one possible symbol: nothing to store
+        return b"", {}
     if coder == "bits":
         return pack_bits(symbols, width(alphabet)), {}
     counts = np.bincount(symbols, minlength=alphabet)
     if coder == "huffman":
         lengths = huffman_lengths(counts)
         return huffman_encode(symbols, lengths), {"lengths": lengths.tolist()}
-    if coder == "ans":
-        return ans_encode(symbols, counts), {"counts": counts.tolist()}
-    raise NetshrinkError(f"coder={coder!r} must be one of {', '.join(CODERS)}")
+    return ans_encode(symbols, counts), {"counts": counts.tolist()}
 
 
 def decode(data: bytes, model: dict, count: int, alphabet: int, coder: str) -> np.ndarray:
     """The `count` symbols `encode` wrote (raises ValueError on data that does not decode)."""
+    if alphabet <= 1:
+        if data:
+            raise ValueError("bytes for a one-symbol alphabet")
+        return np.zeros(count, dtype=np.int64)
     if coder == "bits":
         return unpack_bits(data, width(alphabet), count)
     if coder == "huffman":

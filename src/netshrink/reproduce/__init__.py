@@ -43,6 +43,9 @@ REPRODUCTIONS = {
                      "Hinton et al. 2015: soft targets, ensembles, an omitted class"),
     "quantization": ("netshrink.reproduce.quantization",
                      "TensorFlow Lite's float / PTQ / QAT table on Fashion-MNIST and MiniLM"),
+    "deep-compression": ("netshrink.reproduce.deep_compression",
+                         "Han et al. 2016: LeNet-300-100 and LeNet-5 pruned, shared and entropy "
+                         "coded into .nsz files, stage by stage, on MNIST and Fashion-MNIST"),
 }
 
 

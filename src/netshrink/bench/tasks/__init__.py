@@ -56,6 +56,7 @@ BUILTIN = {
     "kd_train": "netshrink.bench.tasks.distill",
     "kd_ensemble": "netshrink.bench.tasks.distill",
     "kd_distill": "netshrink.bench.tasks.distill",
+    "deep_compression": "netshrink.bench.tasks.pack",
 }
 _USER: dict[str, Task] = {}
 
