@@ -8,8 +8,9 @@ layer's density shrinking geometrically), retraining after each (params["retrain
 pruned model as a .nsz file without entropy coding (relative indices and float32 values);
 share each layer's weights (netshrink.pack.share_, the setting's bits), fine-tune the centroids
 (params["finetune"]); write it without entropy coding (fixed-width indices), then entropy
-coded (ANS, and Huffman for comparison). Every accuracy is that of the model loaded back from
-its file; every size is the file's size in bytes. Built on the methods' public API.
+coded (ANS, and Huffman for comparison). Every training keeps its early-stopping weights (the
+lowest validation loss). Every accuracy is that of the model loaded back from its file; every
+size is the file's size in bytes. Built on the methods' public API.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def _prune_rounds(model, splits, targets: dict[str, float], rounds: int, retrain
             begin = start.get(name, 1.0)
             layers[name] = 1 - begin * (target / begin) ** (r / rounds)
         netshrink.prune_(model, "magnitude", sparsity=0.0, scope="layerwise", layers=layers)
-        fit(model, splits, retrain, log_csv=workdir / f"{tag}_round{r}.csv", progress=False)
+        fit(model, splits, retrain, log_csv=workdir / f"{tag}_round{r}.csv", progress=False,
+            restore_best=True)
 
 
 def _file_stage(model, path: Path, coder: str, splits) -> tuple[int, float]:
@@ -101,7 +103,7 @@ def deep_compression_task(spec: TrialSpec, workdir: Path) -> dict:
     retrain = TrainConfig.from_dict({**config.to_dict(), **params["retrain"]})
     finetune = TrainConfig.from_dict({**config.to_dict(), **params["finetune"]})
     start = time.perf_counter()
-    fit(model, splits, config, log_csv=workdir / "dense.csv", progress=False)
+    fit(model, splits, config, log_csv=workdir / "dense.csv", progress=False, restore_best=True)
     dense_file = netshrink.save(model, workdir / "dense.safetensors", sparse=False)
     metrics: dict = {"dense_bytes": dense_file.stat().st_size,
                      "dense_accuracy": evaluate(netshrink.load(dense_file), splits.test)[1],
@@ -117,7 +119,8 @@ def deep_compression_task(spec: TrialSpec, workdir: Path) -> dict:
         report = share_(shared, ShareConfig(bits=8, layers=setting["bits"]))
         metrics[f"{tag}_clusters"] = " ".join(str(r.clusters) for r in report.layers)
         metrics[f"{tag}_shared_untuned_accuracy"] = evaluate(shared, splits.test)[1]
-        fit(shared, splits, finetune, log_csv=workdir / f"{tag}_finetune.csv", progress=False)
+        fit(shared, splits, finetune, log_csv=workdir / f"{tag}_finetune.csv", progress=False,
+            restore_best=True)
         for stage, coder in (("shared", "bits"), ("huffman", "huffman"), ("coded", "ans")):
             metrics[f"{tag}_{stage}_bytes"], metrics[f"{tag}_{stage}_accuracy"] = _file_stage(
                 shared, workdir / f"{tag}_{stage}.nsz", coder, splits)
