@@ -79,7 +79,7 @@ def _prune_rounds(model, splits, targets: dict[str, float], rounds: int, retrain
     start = {n: float(keep.float().mean()) for n, keep in netshrink.prune.current_mask(model)
              .items()}
     for r in range(1, rounds + 1):
-        layers = {}
+        layers = {name: 1 - d for name, d in start.items()}  # layers left out stay as they are
         for name, target in targets.items():
             begin = start.get(name, 1.0)
             layers[name] = 1 - begin * (target / begin) ** (r / rounds)
