@@ -170,6 +170,10 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 def read_tensors(path: str | os.PathLike, header: dict | None = None) -> dict[str, torch.Tensor]:
     """All tensors of a safetensors file, loaded without unpickling (sparse ones made dense)."""
+    if _is_nsz(path):
+        from netshrink.pack import nsz
+
+        return nsz.read_tensors(path)[1]
     return _read(path, header)[0]
 
 

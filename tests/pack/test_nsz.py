@@ -98,6 +98,7 @@ def test_zoo_model_rebuilt_from_the_file_alone_and_smaller_than_the_baselines(tm
     assert path.stat().st_size < min(sizes["int8+gzip"], sizes["int8+xz"], sizes["int8+zstd"])
     assert dense / path.stat().st_size > 50
     assert netshrink.serialize.read_metadata(path)["format"] == nsz.FORMAT
+    assert netshrink.serialize.read_tensors(path).keys() == model.state_dict().keys()
 
 
 @pytest.mark.parametrize("name", ["residual_cnn", "token_transformer", "conv1d"])
