@@ -148,7 +148,9 @@ def _kb(value: float) -> str:
 
 
 def markdown(table: list[dict], s: dict, note: str) -> str:
-    lines = ["# Deep Compression, reproduced", "", note, "",
+    lines = ["# Deep Compression, reproduced", "",
+             "    netshrink reproduce deep-compression --workers 2     # --full: longer training",
+             "", note, "",
              "Bytes are file sizes (mean over seeds; kB = 1,000 bytes); ratio = dense file / "
              "this file (mean over seeds); accuracy = test accuracy of the model loaded back "
              "from that file (mean ± std over seeds); drop = points lost against the dense "
