@@ -179,14 +179,18 @@ def _save_and_check(model: nn.Module, folder: Path, name: str, metrics: dict, se
     loaded = _load(path, model_factory)
     _, accuracy = evaluate(loaded, splits.test)
     row = {"stage": name, "test_accuracy": accuracy, "bytes": path.stat().st_size,
-           "seconds": seconds, **metrics}
+           "file_name": path.name, "seconds": seconds, **metrics}
     if export:
         row["bytes"] = metrics["export_bytes"]
     atomic_write(folder / RESULT, json.dumps(row, indent=2, default=str) + "\n")
 
 
 def _read(folder: Path) -> dict:
-    return json.loads((folder / RESULT).read_text())
+    """A finished stage's row, with where its files are now."""
+    row = json.loads((folder / RESULT).read_text())
+    row["folder"] = str(folder)
+    row["file"] = str(folder / row.get("file_name", MODEL))
+    return row
 
 
 def _clean_staging(stages: Path) -> None:
