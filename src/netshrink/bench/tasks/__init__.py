@@ -63,6 +63,7 @@ BUILTIN = {
     "transformer_prune": "netshrink.bench.tasks.transformer",
     "transformer_gptq": "netshrink.bench.tasks.transformer",
     "transformer_measure": "netshrink.bench.tasks.transformer",
+    "deep_compression": "netshrink.bench.tasks.pack",
 }
 _USER: dict[str, Task] = {}
 
