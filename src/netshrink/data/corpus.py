@@ -4,8 +4,8 @@
     text = corpus.load()                 # Corpus(train=[...], heldout=[...])
     text.heldout[:2000]                  # sentences never used for training
 
-Source: Debian's package `python3.11-doc` (main, bookworm; `apt-get install python3.11-doc`,
-`make data` does it), whose reStructuredText sources lie in
+Source: Debian's package `python3.11-doc` (main, bookworm; `apt-get install python3.11-doc`),
+whose reStructuredText sources lie in
 /usr/share/doc/python3.11/html/_sources. The documentation is copyright the Python Software
 Foundation and distributed under the PSF License Agreement (Debian's
 /usr/share/doc/python3.11-doc/copyright); netshrink ships none of it, it reads the installed
@@ -80,7 +80,7 @@ def root(path: str | os.PathLike | None = None) -> Path:
     if not folder.is_dir() or not any(folder.rglob("*.rst.txt")):
         raise DataError(
             f"{folder}: no Python documentation sources (*.rst.txt); install Debian's package "
-            f"{DEBIAN_PACKAGE} (`apt-get install {DEBIAN_PACKAGE}` or `make data`) or set "
+            f"{DEBIAN_PACKAGE} (`apt-get install {DEBIAN_PACKAGE}`) or set "
             "NETSHRINK_CORPUS to a folder of reStructuredText files"
         )
     return folder
