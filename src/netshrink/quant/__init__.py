@@ -16,16 +16,17 @@ and running it in onnxruntime (onnx_runner.py); MiniLM as integer ONNX (minilm_o
 from netshrink.quant.api import convert, quantize_
 from netshrink.quant.bounds import accumulator_bound, check_layer
 from netshrink.quant.config import QAT, Dynamic, Static
+from netshrink.quant.int8 import CompiledModel, compile_int8
 from netshrink.quant.modules import ActivationSpec, QuantConv2d, QuantEmbedding, QuantLinear
 from netshrink.quant.onnx_export import export_onnx
 from netshrink.quant.onnx_runner import OnnxRunner
 from netshrink.quant.qat import QATConv2d, QATLinear
 from netshrink.quant.scheme import Scheme, dequantize, fake_quantize, quantize
 
-__all__ = ["QAT", "ActivationSpec", "Dynamic", "OnnxRunner", "QATConv2d", "QATLinear",
-           "QuantConv2d", "QuantEmbedding", "QuantLinear", "Scheme", "Static", "accumulator_bound",
-           "check_layer", "convert", "dequantize", "export_onnx", "fake_quantize", "quantize",
-           "quantize_"]
+__all__ = ["QAT", "ActivationSpec", "CompiledModel", "Dynamic", "OnnxRunner", "QATConv2d",
+           "QATLinear", "QuantConv2d", "QuantEmbedding", "QuantLinear", "Scheme", "Static",
+           "accumulator_bound", "check_layer", "compile_int8", "convert", "dequantize",
+           "export_onnx", "fake_quantize", "quantize", "quantize_"]
 
 # Registers the "minilm" model; transformers is imported only when it is built.
 from netshrink.quant import minilm as _minilm  # noqa: F401

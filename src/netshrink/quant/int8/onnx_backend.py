@@ -82,15 +82,8 @@ def _raw(op: Clamped) -> str:
     return op.output if (op.lo, op.hi) == (0, 255) else f"{op.output}__raw"
 
 
-def _clip(g: _Graph, op: Clamped) -> None:
-    """The output clamp [lo, hi] as a Clip on uint8 (nothing when it is uint8's own range)."""
-    if (op.lo, op.hi) != (0, 255):
-        g.node("Clip", [_raw(op), g.const(op.lo, np.uint8, "lo"), g.const(op.hi, np.uint8, "hi")],
-               [op.output])
-
-
-def _weight(g: _Graph, op: Dense, activation_bits: int) -> tuple[str, str]:
-    w = op.weight.detach().cpu()
+def _weight(g: _Graph, weight: torch.Tensor, op: Dense, activation_bits: int) -> tuple[str, str]:
+    w = weight.detach().cpu()
     channels = w.shape[0]
     if weight_is_signed(activation_bits, op.weight_bits):
         return (g.const(w.numpy(), np.int8, "weight"),
@@ -116,159 +109,265 @@ def _conv_attributes(op: Dense) -> dict:
             "group": geometry.groups}
 
 
-def _dense(g: _Graph, op: Dense, program: Program, rank: int) -> None:
-    x = op.inputs[0]
-    x_scale, x_zero = g.scale(op.input_qparams)
-    activation_bits = max(1, op.input_qparams.qmax).bit_length()
-    weight, weight_zero = _weight(g, op, activation_bits)
-    weight_scale = g.const(op.weight_scale.float().numpy(), np.float32, "weight_scale")
-    out_value = program.values[op.output]
-    if op.residual:
-        raise NetshrinkError("the onnxruntime backend runs residual adds as QLinearAdd; lower "
-                             "the program without fuse_residual_adds")
-    if not out_value.integer:
-        _dense_float(g, op, x, x_scale, x_zero, weight, weight_zero, weight_scale, rank)
-        return
-    y_scale, y_zero = g.scale(out_value.qparams)
-    raw = _raw(op)
-    if op.conv:
-        g.node("QLinearConv", [x, x_scale, x_zero, weight, weight_scale, weight_zero, y_scale,
-                               y_zero, _int32_bias(g, op)], [raw], **_conv_attributes(op))
-    else:
-        source = x
-        if rank != 2:  # QGemm multiplies matrices: [..., K] -> [M, K] and back
-            source = f"{x}__2d"
-            g.node("Reshape", [x, g.const([-1, op.weight.shape[1]], np.int64, "shape")],
-                   [source])
-        product = raw if rank == 2 else f"{raw}__2d"
-        g.node("QGemm", [source, x_scale, x_zero, weight, weight_scale, weight_zero,
-                         _int32_bias(g, op), y_scale, y_zero], [product], domain=MS_DOMAIN,
-               transB=1)
-        if rank != 2:
-            shape = [0] * (rank - 1) + [op.weight.shape[0]]
-            _restore_rows(g, x, product, raw, shape)
-    _clip(g, op)
+def _permuted_columns(weight: torch.Tensor, chw: tuple[int, ...]) -> torch.Tensor:
+    """A Linear's weight with its columns reordered from (c, h, w) to (h, w, c)."""
+    c, h, w = chw
+    return weight.reshape(weight.shape[0], c, h, w).permute(0, 2, 3, 1).reshape(
+        weight.shape[0], -1)
 
 
-def _restore_rows(g: _Graph, x: str, product: str, out: str, shape: list[int]) -> None:
-    """[M, N] back to x's leading dimensions with N last."""
-    lead = f"{out}__lead"
-    g.node("Shape", [x], [lead], end=-1)
-    full = f"{out}__shape"
-    g.node("Concat", [lead, g.const([shape[-1]], np.int64, "n")], [full], axis=0)
-    g.node("Reshape", [product, full], [out])
+TO_NHWC, TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
 
 
-def _dense_float(g, op: Dense, x, x_scale, x_zero, weight, weight_zero, weight_scale,
-                 rank: int) -> None:
-    if op.conv:
-        acc = f"{op.output}__acc"
-        g.node("ConvInteger", [x, weight, x_zero, weight_zero], [acc], **_conv_attributes(op))
-        floats = f"{op.output}__acc_float"
-        g.node("Cast", [acc], [floats], to=1)
-        channel = [1, -1, 1, 1]
-        out_scale = (torch.tensor(op.input_qparams.scale, dtype=torch.float32)
-                     * op.weight_scale.float()).reshape(channel)
-        scaled = f"{op.output}__scaled" if op.bias is not None else op.output
-        g.node("Mul", [floats, g.const(out_scale.numpy(), np.float32, "out_scale")], [scaled])
-        if op.bias is not None:
-            g.node("Add", [scaled, g.const(op.bias.float().reshape(channel).numpy(),
-                                           np.float32, "bias")], [op.output])
-        return
-    weight_kn = f"{weight}__kn"
-    g.node("Transpose", [weight], [weight_kn], perm=[1, 0])
-    bias = [] if op.bias is None else [g.const(op.bias.float().numpy(), np.float32, "bias")]
-    g.node("MatMulIntegerToFloat", [x, weight_kn, x_scale, weight_scale, x_zero, weight_zero,
-                                    *bias], [op.output], domain=MS_DOMAIN)
+class _Builder:
+    """Emits the graph. 4-D integer values are kept channels-last ([N, H, W, C], the layout of
+    onnxruntime's fast uint8 kernels) from the input's quantization to the output's."""
 
+    def __init__(self, program: Program):
+        self.program = program
+        self.g = _Graph()
+        self.nhwc: set[str] = set()  # values stored [N, H, W, C] in the graph
+        self.hwc_flat: set[str] = set()  # flattened from channels-last: (h, w, c) order
+        self._moved: dict[tuple[str, bool], str] = {}
 
-def _requantize(g: _Graph, op: Requantize, program: Program) -> None:
-    source, target = program.qparams(op.inputs[0]), program.qparams(op.output)
-    if (source.scale, source.zero_point) == (target.scale, target.zero_point):  # a clamp
-        g.node("Clip", [op.inputs[0], g.const(op.lo, np.uint8, "lo"),
-                        g.const(op.hi, np.uint8, "hi")], [op.output])
-        return
-    floats = f"{op.output}__float"
-    g.node("DequantizeLinear", [op.inputs[0], *g.scale(source)], [floats])
-    g.node("QuantizeLinear", [floats, *g.scale(target)], [_raw(op)])
-    _clip(g, op)
+    def rank(self, name: str) -> int:
+        return len(self.program.values[name].shape)
 
+    def layout(self, name: str, nhwc: bool) -> str:
+        """`name` in the layout asked for (a Transpose, made once, when it is not)."""
+        if (name in self.nhwc) == nhwc or self.rank(name) != 4:
+            return name
+        key = (name, nhwc)
+        if key not in self._moved:
+            out = f"{name}__{'nhwc' if nhwc else 'nchw'}"
+            _, c, h, w = self.program.values[name].shape
+            if c == 1 or h * w == 1:  # the same order in memory: a free reshape
+                shape = [0, h, w, c] if nhwc else [0, c, h, w]
+                self.g.node("Reshape", [name, self.g.const(shape, np.int64, "shape")], [out])
+            else:
+                self.g.node("Transpose", [name], [out], perm=TO_NHWC if nhwc else TO_NCHW)
+            self._moved[key] = out
+        return self._moved[key]
 
-def _avgpool(g: _Graph, op: AvgPool, program: Program) -> None:
-    x_scale, x_zero = g.scale(program.qparams(op.inputs[0]))
-    y_scale, y_zero = g.scale(program.qparams(op.output))
-    raw = _raw(op)
-    if op.kernel is None:
-        g.node("QLinearGlobalAveragePool", [op.inputs[0], x_scale, x_zero, y_scale, y_zero],
-               [raw], domain=MS_DOMAIN, channels_last=0)
-    else:
-        g.node("QLinearAveragePool", [op.inputs[0], x_scale, x_zero, y_scale, y_zero], [raw],
-               domain=MS_DOMAIN, kernel_shape=list(op.kernel), strides=list(op.stride),
-               pads=list(op.padding) * 2, ceil_mode=int(op.ceil_mode),
-               count_include_pad=int(op.count_include_pad))
-    _clip(g, op)
+    def clip(self, op: Clamped) -> None:
+        """The output clamp [lo, hi] as a Clip on uint8 (nothing when it is uint8's range)."""
+        if (op.lo, op.hi) != (0, 255):
+            self.g.node("Clip", [_raw(op), self.g.const(op.lo, np.uint8, "lo"),
+                                 self.g.const(op.hi, np.uint8, "hi")], [op.output])
 
+    def elementwise(self, op, inputs: list[str]) -> list[str]:
+        """Inputs of an elementwise op in one layout (channels-last if any 4-D one is)."""
+        nhwc = any(i in self.nhwc for i in inputs)
+        if nhwc:
+            self.nhwc.add(op.output)
+        return [self.layout(i, nhwc) for i in inputs]
 
-def _emit(g: _Graph, op, program: Program) -> None:
-    values = program.values
-    if isinstance(op, Quantize):
+    # -- ops ------------------------------------------------------------------------------
+    def quantize(self, op: Quantize) -> None:
+        g = self.g  # an NCHW input stays NCHW: its readers move the uint8 result if they must
+        (x,) = self.elementwise(op, op.inputs)
+        g.node("QuantizeLinear", [x, *g.scale(self.program.qparams(op.output))], [_raw(op)])
+        self.clip(op)
+
+    def dequantize(self, op: Dequantize) -> None:
+        x = self.layout(op.inputs[0], False)  # outputs are NCHW; uint8 moves are cheap
+        self.g.node("DequantizeLinear", [x, *self.g.scale(self.program.qparams(op.inputs[0]))],
+                    [op.output])
+
+    def requantize(self, op: Requantize) -> None:
+        g, program = self.g, self.program
+        (x,) = self.elementwise(op, op.inputs)
+        source, target = program.qparams(op.inputs[0]), program.qparams(op.output)
+        if (source.scale, source.zero_point) == (target.scale, target.zero_point):  # a clamp
+            g.node("Clip", [x, g.const(op.lo, np.uint8, "lo"), g.const(op.hi, np.uint8, "hi")],
+                   [op.output])
+            return
+        floats = f"{op.output}__float"
+        g.node("DequantizeLinear", [x, *g.scale(source)], [floats])
+        g.node("QuantizeLinear", [floats, *g.scale(target)], [_raw(op)])
+        self.clip(op)
+
+    def dense(self, op: Dense) -> None:
+        g, program = self.g, self.program
+        if op.residual:
+            raise NetshrinkError("the onnxruntime backend runs residual adds as QLinearAdd; "
+                                 "lower the program without fuse_residual_adds")
+        x = op.inputs[0]
+        weight = op.weight
+        if not op.conv and x in self.hwc_flat:
+            source = program.producer(x).inputs[0]
+            weight = _permuted_columns(weight, program.values[source].shape[1:])
+        x_scale, x_zero = g.scale(op.input_qparams)
+        activation_bits = max(1, op.input_qparams.qmax).bit_length()
+        w, w_zero = _weight(g, weight.contiguous(), op, activation_bits)
+        w_scale = g.const(op.weight_scale.float().numpy(), np.float32, "weight_scale")
+        out = program.values[op.output]
+        if not out.integer:
+            self.dense_float(op, x, x_scale, x_zero, w, w_zero, w_scale)
+            return
+        y_scale, y_zero = g.scale(out.qparams)
+        if op.conv:
+            g.node("QLinearConv", [self.layout(x, True), x_scale, x_zero, w, w_scale, w_zero,
+                                   y_scale, y_zero, _int32_bias(g, op)], [_raw(op)],
+                   domain=MS_DOMAIN, channels_last=1, **_conv_attributes(op))
+            self.nhwc.add(op.output)
+        else:
+            self.qgemm(op, x, [x_scale, x_zero, w, w_scale, w_zero, _int32_bias(g, op), y_scale,
+                               y_zero])
+        self.clip(op)
+
+    def qgemm(self, op: Dense, x: str, args: list[str]) -> None:
+        """QGemm multiplies matrices: [..., K] is reshaped to [M, K] and back."""
+        g, rank = self.g, self.rank(x)
         raw = _raw(op)
-        g.node("QuantizeLinear", [op.inputs[0], *g.scale(values[op.output].qparams)], [raw])
-        _clip(g, op)
-    elif isinstance(op, Dequantize):
-        g.node("DequantizeLinear", [op.inputs[0], *g.scale(program.qparams(op.inputs[0]))],
-               [op.output])
-    elif isinstance(op, Requantize):
-        _requantize(g, op, program)
-    elif isinstance(op, Dense):
-        _dense(g, op, program, len(values[op.inputs[0]].shape))
-    elif isinstance(op, Add):
-        a, b = op.inputs
-        raw = _raw(op)
-        g.node("QLinearAdd", [a, *g.scale(program.qparams(a)), b, *g.scale(program.qparams(b)),
-                              *g.scale(program.qparams(op.output))], [raw], domain=MS_DOMAIN)
-        _clip(g, op)
-    elif isinstance(op, AvgPool):
-        _avgpool(g, op, program)
-    elif isinstance(op, MaxPool):
-        g.node("MaxPool", op.inputs, [op.output], kernel_shape=list(op.kernel),
-               strides=list(op.stride), pads=list(op.padding) * 2,
-               dilations=list(op.dilation), ceil_mode=int(op.ceil_mode))
-    elif isinstance(op, Concat):
-        g.node("Concat", op.inputs, [op.output], axis=op.dim)
-    elif isinstance(op, Reshape):
-        g.node("Reshape", [op.inputs[0], g.const([0, *op.shape], np.int64, "shape")],
-               [op.output])
-    elif isinstance(op, FloatClamp):
-        bounds = [g.const(v, np.float32, "bound") if v is not None else "" for v in
-                  (op.lo, op.hi)]
+        if rank == 2:
+            g.node("QGemm", [x, *args], [raw], domain=MS_DOMAIN, transB=1)
+            return
+        rows, product = f"{x}__2d", f"{raw}__2d"
+        g.node("Reshape", [x, g.const([-1, op.weight.shape[1]], np.int64, "shape")], [rows])
+        g.node("QGemm", [rows, *args], [product], domain=MS_DOMAIN, transB=1)
+        lead, full = f"{raw}__lead", f"{raw}__shape"
+        g.node("Shape", [x], [lead], end=-1)
+        g.node("Concat", [lead, g.const([op.weight.shape[0]], np.int64, "n")], [full], axis=0)
+        g.node("Reshape", [product, full], [raw])
+
+    def dense_float(self, op: Dense, x, x_scale, x_zero, w, w_zero, w_scale) -> None:
+        """The output layer: float32(acc) * float32(s_in * w_scale) + bias."""
+        g = self.g
+        if op.conv:
+            acc, floats = f"{op.output}__acc", f"{op.output}__acc_float"
+            g.node("ConvInteger", [self.layout(x, False), w, x_zero, w_zero], [acc],
+                   **_conv_attributes(op))
+            g.node("Cast", [acc], [floats], to=1)
+            channel = [1, -1, 1, 1]
+            out_scale = (torch.tensor(op.input_qparams.scale, dtype=torch.float32)
+                         * op.weight_scale.float()).reshape(channel)
+            scaled = f"{op.output}__scaled" if op.bias is not None else op.output
+            g.node("Mul", [floats, g.const(out_scale.numpy(), np.float32, "out_scale")],
+                   [scaled])
+            if op.bias is not None:
+                g.node("Add", [scaled, g.const(op.bias.float().reshape(channel).numpy(),
+                                               np.float32, "bias")], [op.output])
+            return
+        w_kn = f"{w}__kn"
+        g.node("Transpose", [w], [w_kn], perm=[1, 0])
+        bias = [] if op.bias is None else [g.const(op.bias.float().numpy(), np.float32, "bias")]
+        g.node("MatMulIntegerToFloat", [x, w_kn, x_scale, w_scale, x_zero, w_zero, *bias],
+               [op.output], domain=MS_DOMAIN)
+
+    def add(self, op: Add) -> None:
+        g, program = self.g, self.program
+        a, b = self.elementwise(op, op.inputs)
+        g.node("QLinearAdd", [a, *g.scale(program.qparams(op.inputs[0])), b,
+                              *g.scale(program.qparams(op.inputs[1])),
+                              *g.scale(program.qparams(op.output))], [_raw(op)],
+               domain=MS_DOMAIN)
+        self.clip(op)
+
+    def avgpool(self, op: AvgPool) -> None:
+        g, program = self.g, self.program
+        x = self.layout(op.inputs[0], True)
+        scales = [*g.scale(program.qparams(op.inputs[0])), *g.scale(program.qparams(op.output))]
+        if op.kernel is None:
+            g.node("QLinearGlobalAveragePool", [x, *scales], [_raw(op)], domain=MS_DOMAIN,
+                   channels_last=1)
+        else:
+            g.node("QLinearAveragePool", [x, *scales], [_raw(op)], domain=MS_DOMAIN,
+                   channels_last=1, kernel_shape=list(op.kernel), strides=list(op.stride),
+                   pads=list(op.padding) * 2, ceil_mode=int(op.ceil_mode),
+                   count_include_pad=int(op.count_include_pad))
+        self.nhwc.add(op.output)
+        self.clip(op)
+
+    def maxpool(self, op: MaxPool) -> None:
+        attributes = {"kernel_shape": list(op.kernel), "strides": list(op.stride),
+                      "pads": list(op.padding) * 2, "dilations": list(op.dilation),
+                      "ceil_mode": int(op.ceil_mode)}
+        if self.program.values[op.output].integer:
+            self.g.node("NhwcMaxPool", [self.layout(op.inputs[0], True)], [op.output],
+                        domain=MS_DOMAIN, **attributes)
+            self.nhwc.add(op.output)
+        else:
+            self.g.node("MaxPool", [self.layout(op.inputs[0], False)], [op.output],
+                        **attributes)
+
+    def concat(self, op: Concat) -> None:
+        inputs = self.elementwise(op, op.inputs)
+        axis = op.dim
+        if op.output in self.nhwc:
+            axis = {1: 3, 2: 1, 3: 2}[op.dim]
+        self.g.node("Concat", inputs, [op.output], axis=axis)
+
+    def reshape(self, op: Reshape) -> None:
+        program, g = self.program, self.g
+        x = op.inputs[0]
+        shape = g.const([0, *op.shape], np.int64, "shape")
+        source = program.values[x].shape
+        if x in self.nhwc:
+            flat = len(op.shape) == 1
+            same_order = source[1] == 1 or source[2] * source[3] == 1
+            readers = program.consumers(op.output)
+            to_linear = flat and readers and all(
+                isinstance(r, Dense) and not r.conv and r.inputs[0] == op.output
+                for r in readers)
+            if to_linear and not same_order:
+                self.hwc_flat.add(op.output)  # the Linear's columns are permuted instead
+            elif not (flat and same_order):
+                x = self.layout(x, False)
+        g.node("Reshape", [x, shape], [op.output])
+
+    def float_clamp(self, op: FloatClamp) -> None:
+        (x,) = self.elementwise(op, op.inputs)
+        bounds = [self.g.const(v, np.float32, "bound") if v is not None else ""
+                  for v in (op.lo, op.hi)]
         while bounds and not bounds[-1]:
             bounds.pop()
-        g.node("Clip", [op.inputs[0], *bounds], [op.output])
-    else:
-        raise NetshrinkError(f"the onnxruntime backend has no form for op {op.kind}")
+        self.g.node("Clip", [x, *bounds], [op.output])
+
+    def emit(self, op) -> None:
+        handlers = {Quantize: self.quantize, Dequantize: self.dequantize,
+                    Requantize: self.requantize, Dense: self.dense, Add: self.add,
+                    AvgPool: self.avgpool, MaxPool: self.maxpool, Concat: self.concat,
+                    Reshape: self.reshape, FloatClamp: self.float_clamp}
+        handler = handlers.get(type(op))
+        if handler is None:
+            raise NetshrinkError(f"the onnxruntime backend has no form for op {op.kind}")
+        handler(op)
+
+
+def _build(program: Program, every_value: bool = False) -> tuple:
+    """(ModelProto, the builder) of the program; every_value also makes every value an
+    output, as the graph stores it."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    builder = _Builder(program)
+    for op in program.ops:
+        builder.emit(op)
+    g = builder.g
+    outputs = list(program.outputs)  # floats, written NCHW (Dequantize moves first)
+    assert not builder.nhwc & set(outputs)
+
+    def info(name: str, shape=True):
+        value = program.values[name]
+        dtype = TensorProto.UINT8 if value.integer else TensorProto.FLOAT
+        return helper.make_tensor_value_info(name, dtype, ["batch", *value.shape[1:]]
+                                             if shape else None)
+
+    extra = [info(n, shape=False) for n in program.values
+             if every_value and n not in program.inputs and n not in program.outputs]
+    graph = helper.make_graph(g.nodes, "netshrink_int8", [info(n) for n in program.inputs],
+                              [info(n) for n in outputs] + extra, g.initializers)
+    model = helper.make_model(graph, producer_name="netshrink", opset_imports=[
+        helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)])
+    if not every_value:  # (the extra outputs are stored as the graph lays them out)
+        onnx.checker.check_model(model)
+    return model, builder
 
 
 def to_onnx(program: Program):
     """The program as an onnx ModelProto (inputs and outputs float32, dimension 0 'batch')."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    g = _Graph()
-    for op in program.ops:
-        _emit(g, op, program)
-
-    def info(name: str):
-        value = program.values[name]
-        dtype = TensorProto.UINT8 if value.integer else TensorProto.FLOAT
-        return helper.make_tensor_value_info(name, dtype, ["batch", *value.shape[1:]])
-
-    graph = helper.make_graph(g.nodes, "netshrink_int8", [info(n) for n in program.inputs],
-                              [info(n) for n in program.outputs], g.initializers)
-    model = helper.make_model(graph, producer_name="netshrink", opset_imports=[
-        helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)])
-    onnx.checker.check_model(model)
-    return model
+    return _build(program)[0]
 
 
 class OnnxProgram:
@@ -304,23 +403,24 @@ class OnnxProgram:
 
 
 def run_values(program: Program, *inputs: torch.Tensor, threads: int | None = None) -> dict:
-    """Every value of the program as onnxruntime computes it (for per-op checks)."""
+    """Every value of the program as onnxruntime computes it, in the program's own layout
+    (for per-op checks)."""
     import onnxruntime as ort
-    from onnx import TensorProto, helper
 
     from netshrink.quant.onnx_runner import session_options
 
-    model = to_onnx(program)
-    known = {*program.inputs, *program.outputs}
-    for name, value in program.values.items():
-        if name not in known:
-            dtype = TensorProto.UINT8 if value.integer else TensorProto.FLOAT
-            model.graph.output.append(helper.make_tensor_value_info(name, dtype, None))
+    model, builder = _build(program, every_value=True)
     session = ort.InferenceSession(model.SerializeToString(), session_options(threads),
                                    providers=["CPUExecutionProvider"])
     feeds = {name: x.float().numpy() for name, x in zip(program.inputs, inputs, strict=True)}
     names = [o.name for o in session.get_outputs()]
     env = {n: torch.from_numpy(v) for n, v in zip(names, session.run(names, feeds),
                                                   strict=True)}
+    for name in builder.nhwc:
+        if name not in program.outputs:
+            env[name] = env[name].permute(*TO_NCHW).contiguous()
+    for name in builder.hwc_flat:
+        source = program.producer(name).inputs[0]
+        env[name] = env[source].reshape(env[source].shape[0], -1)
     env.update(dict(zip(program.inputs, (x.float() for x in inputs), strict=True)))
     return env

@@ -1,0 +1,203 @@
+"""`compile_int8`: a quantized model -> the fastest integer runtime this machine has for it.
+
+    model = netshrink.quantize_(model, Static(), data=calibration)
+    fast = netshrink.quant.compile_int8(model, example, data=calibration)   # runtime="auto"
+    logits = fast(images)
+    fast.runtime, fast.timings          # which runtime won, and what each took on `example`
+
+Static models are lowered to an integer program (lower.py: activations stay uint8 from layer
+to layer) and run by oneDNN's quantized ops in PyTorch ("torch") or by onnxruntime's QLinear
+operators ("onnxruntime"). Dynamic models (inputs quantized at run time) run as they are in
+PyTorch or as integer ONNX in onnxruntime (quant/onnx_export.py, mode="integer").
+
+runtime="auto" builds every runtime that can run the model, checks each against the reference
+integer arithmetic on the example, times them alternately on the example (its batch size
+matters: compile with the batch you will run) and keeps the fastest; a runtime that cannot run
+the model is left out with its reason in `skipped`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from netshrink import measure
+from netshrink.errors import NetshrinkError
+from netshrink.quant.int8 import lower, reference
+from netshrink.quant.int8.program import Program
+from netshrink.quant.modules import QuantConv2d, QuantLinear
+
+RUNTIMES = ("auto", "torch", "onnxruntime")
+# Rows of the example the reference arithmetic checks each runtime on (float64: slow).
+CHECK_ROWS = 4
+
+
+@dataclass
+class CompiledModel:
+    """A compiled integer model: call it like the model (tensors in, float tensors out)."""
+
+    runtime: str
+    runner: object = field(repr=False)
+    program: Program | None = field(default=None, repr=False)
+    timings: dict = field(default_factory=dict)  # runtime -> median seconds on the example
+    skipped: dict = field(default_factory=dict)  # runtime -> why it was not used
+
+    def __call__(self, *inputs: torch.Tensor):
+        return self.runner(*inputs)
+
+    @property
+    def code(self) -> str | None:
+        """The generated Python function (torch runtime), else None."""
+        return getattr(self.runner, "code", None)
+
+    def save_onnx(self, path: str | os.PathLike) -> Path:
+        """Write the onnxruntime runtime's graph to `path` (runtime 'onnxruntime' only)."""
+        if not hasattr(self.runner, "save"):
+            raise NetshrinkError(f"save_onnx needs runtime 'onnxruntime' (this one runs "
+                                 f"{self.runtime!r}); compile with runtime='onnxruntime'")
+        return self.runner.save(path)
+
+
+def _as_args(example) -> tuple[torch.Tensor, ...]:
+    args = (example,) if isinstance(example, torch.Tensor) else tuple(example)
+    if not args or not all(isinstance(a, torch.Tensor) for a in args):
+        raise NetshrinkError("example must be an input tensor or a tuple of input tensors")
+    return args
+
+
+def _integer_layers(model: nn.Module) -> list:
+    return [m for m in model.modules() if isinstance(m, QuantLinear | QuantConv2d)]
+
+
+def _check_model(model: nn.Module) -> bool:
+    """True for a static model, False for a dynamic one; a clear error for anything else."""
+    if not isinstance(model, nn.Module):
+        raise NetshrinkError(f"model must be a torch.nn.Module, not {type(model).__name__}")
+    layers = _integer_layers(model)
+    if not layers:
+        raise NetshrinkError("the model has no integer layers; quantize it first, e.g. "
+                             "netshrink.quantize_(model, Static(), data=calibration)")
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.device.type != "cpu":
+            raise NetshrinkError(f"compile_int8 runs on CPUs; the model is on {tensor.device} "
+                                 "(model.cpu() first)")
+    static = {layer.activation.static for layer in layers}
+    if len(static) != 1:
+        raise NetshrinkError("the model mixes static and dynamic integer layers; quantize it "
+                             "with one config")
+    return static.pop()
+
+
+def _outputs(result) -> tuple[torch.Tensor, ...]:
+    return (result,) if isinstance(result, torch.Tensor) else tuple(result)
+
+
+def _check_against(runner, expected, args, runtime: str) -> None:
+    """A runtime that disagrees with the reference arithmetic is a bug: refuse it loudly."""
+    with torch.inference_mode():
+        got = _outputs(runner(*args))
+    for g, e in zip(got, _outputs(expected), strict=True):
+        span = float(e.abs().max()) or 1.0
+        worst = float((g.float() - e.float()).abs().max())
+        if g.shape != e.shape or worst > 0.05 * span + 1e-6:
+            raise NetshrinkError(
+                f"internal error: runtime {runtime!r} disagrees with netshrink's reference "
+                f"integer arithmetic on the example (largest difference {worst:.3g} of "
+                f"{span:.3g}); please report it, and use another runtime meanwhile")
+
+
+def _static_runners(program: Program, wanted: Sequence[str], threads: int | None):
+    from netshrink.quant.int8 import onnx_backend, torch_backend
+
+    runners, skipped = {}, {}
+    if "torch" in wanted:
+        if torch_backend.available():
+            runners["torch"] = torch_backend.TorchProgram(lower.fuse_residual_adds(program))
+        else:
+            skipped["torch"] = "this build of torch has no oneDNN quantized ops (x86 only)"
+    if "onnxruntime" in wanted:
+        try:
+            runners["onnxruntime"] = onnx_backend.OnnxProgram(program, threads)
+        except ImportError:
+            skipped["onnxruntime"] = "onnxruntime is not installed (pip install netshrink[onnx])"
+    return runners, skipped
+
+
+def _dynamic_runners(model: nn.Module, args, wanted: Sequence[str], threads: int | None):
+    from netshrink.quant.onnx_export import export_onnx
+    from netshrink.quant.onnx_runner import OnnxRunner
+
+    runners, skipped = {}, {}
+    if "torch" in wanted:
+        runners["torch"] = model
+    if "onnxruntime" in wanted:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = export_onnx(model, args, Path(tmp) / "model.onnx", mode="integer")
+                runners["onnxruntime"] = OnnxRunner(path, threads)
+        except ImportError:
+            skipped["onnxruntime"] = "onnxruntime is not installed (pip install netshrink[onnx])"
+        except NetshrinkError as err:
+            skipped["onnxruntime"] = str(err)
+    return runners, skipped
+
+
+def _fastest(runners: dict, args, threads: int | None, repeats: int) -> dict:
+    calls = {name: (lambda r=r: r(*args)) for name, r in runners.items()}
+    stats = measure.compare_latency(calls, repeats=repeats, warmup=3, num_threads=threads,
+                                    settle=1)
+    return {name: s.median for name, s in stats.items()}
+
+
+def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
+                 threads: int | None = None, repeats: int = 20) -> CompiledModel:
+    """The integer model `model` (quantized by netshrink.quantize_) as a fast callable.
+
+    example: an input batch (or a tuple of them, one per forward argument) of the size you
+        will run; it fixes the shapes, and runtime="auto" times the runtimes on it.
+    data: calibration inputs for the values no integer layer calibrated (residual adds,
+        concatenations, average pools): the data quantize_ was given, or a few hundred
+        examples. Not needed for chains of layers, ReLUs, max pools and flattens.
+    runtime: "auto" (the fastest on `example`), "torch" or "onnxruntime".
+    threads: intra-op threads for onnxruntime and for timing (None: torch's current count).
+    repeats: timed calls of each runtime when runtime="auto".
+    """
+    if runtime not in RUNTIMES:
+        raise NetshrinkError(f"runtime={runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise NetshrinkError(f"threads={threads!r} must be a positive integer (or None)")
+    static = _check_model(model)
+    args = _as_args(example)
+    model.eval()
+    wanted = ("torch", "onnxruntime") if runtime == "auto" else (runtime,)
+    ort_threads = threads or torch.get_num_threads()
+    program = None
+    if static:
+        program = lower.lower(model, args, data)
+        runners, skipped = _static_runners(program, wanted, ort_threads)
+        check_args = tuple(a[:CHECK_ROWS] for a in args)
+        expected = reference.run(program, *check_args)
+    else:
+        runners, skipped = _dynamic_runners(model, args, wanted, ort_threads)
+        check_args = tuple(a[:CHECK_ROWS] for a in args)
+        with torch.inference_mode():
+            expected = model(*check_args)
+    if not runners:
+        reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+        raise NetshrinkError(f"no runtime can run this model ({reasons})")
+    for name, runner in runners.items():
+        _check_against(runner, expected, check_args, name)
+    timings = {}
+    if len(runners) > 1:
+        timings = _fastest(runners, args, threads, repeats)
+        best = min(timings, key=timings.get)
+    else:
+        best = next(iter(runners))
+    return CompiledModel(best, runners[best], program, timings, skipped)
