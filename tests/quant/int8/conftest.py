@@ -53,6 +53,17 @@ class Branches(nn.Module):
         return self.fc(y.view(y.size(0), -1))
 
 
+class Tokens(nn.Module):
+    """Linear layers on [batch, tokens, features]: the integer products see 3-D inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.up, self.down = nn.Linear(6, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.down(F.relu(self.up(x)))
+
+
 class TwoInputs(nn.Module):
     """forward(a, b): two inputs, each through its own layer, then joined."""
 
@@ -77,6 +88,7 @@ CASES = {
                         torch.rand(64, 1, 12, 12)),
     "residual_depthwise": lambda: (ResidualDepthwise(), torch.rand(64, 3, 10, 10)),
     "branches": lambda: (Branches(), torch.rand(64, 1, 8, 6)),
+    "tokens": lambda: (Tokens(), torch.randn(64, 5, 6)),
 }
 
 

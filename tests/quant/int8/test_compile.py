@@ -80,3 +80,13 @@ def test_a_pruned_then_quantized_model_compiles_to_the_same_program_as_the_dense
 
     # the same kernels, shapes and layouts: only weights and scales differ
     assert shape_of(a.code) == shape_of(b.code)
+
+
+def test_a_saved_and_loaded_model_compiles_to_the_same_outputs(tmp_path):
+    model, data, _ = build_case("lenet5")
+    path = netshrink.save(model, tmp_path / "lenet5-int8.safetensors")
+    loaded = netshrink.load(path)
+    x = data[:8]
+    before = compile_int8(model, x, runtime="torch")(x)
+    after = compile_int8(loaded, x, runtime="torch")(x)
+    torch.testing.assert_close(after, before, rtol=0, atol=0)

@@ -389,8 +389,10 @@ class OnnxProgram:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, *inputs: torch.Tensor):
-        feeds = {name: x.detach().cpu().float().contiguous().numpy()
-                 for name, x in zip(self.input_names, inputs, strict=True)}
+        if len(inputs) != len(self.input_names):
+            raise NetshrinkError(f"the model takes {len(self.input_names)} inputs, "
+                                 f"{len(inputs)} given")
+        feeds = {name: _numpy(x) for name, x in zip(self.input_names, inputs, strict=True)}
         outputs = [torch.from_numpy(o) for o in self.session.run(self.output_names, feeds)]
         return outputs[0] if self.program.single_output else tuple(outputs)
 
@@ -400,6 +402,18 @@ class OnnxProgram:
         with atomic_path(path) as tmp:
             Path(tmp).write_bytes(self.model.SerializeToString())
         return path
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    """A float32 C-contiguous array of `x`: shared memory when it already is one (batch 1
+    latency: the common case costs one call)."""
+    try:
+        array = x.numpy()
+    except (RuntimeError, TypeError, AttributeError):  # needs grad, not on the CPU, not a tensor
+        return torch.as_tensor(x).detach().cpu().float().contiguous().numpy()
+    if array.dtype != np.float32 or not array.flags.c_contiguous:
+        return np.ascontiguousarray(array, dtype=np.float32)
+    return array
 
 
 def run_values(program: Program, *inputs: torch.Tensor, threads: int | None = None) -> dict:
