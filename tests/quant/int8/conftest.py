@@ -2,6 +2,7 @@
 with Static on a few random images; and the check that a backend matches the reference."""
 
 import copy
+import functools
 
 import pytest
 import torch
@@ -92,8 +93,10 @@ CASES = {
 }
 
 
+@functools.cache
 def build_case(name: str):
-    """(quantized model, calibration data, the lowered program) of one case."""
+    """(quantized model, calibration data, the lowered program) of one case, built once per
+    session (tests only read them)."""
     torch.manual_seed(0)
     model, data = CASES[name]()
     _train_batchnorm(model, data)
