@@ -11,7 +11,9 @@ Where each value is stored:
   travels back through aliases and reshapes, and through a clamp, a max-pool or a concatenation
   whose input has no other reader (each commutes with a monotonic quantization).
 - A value no layer reads directly (an add's operands and output, an average pool's input) gets
-  its range from calibration data, observed with the observer the model was quantized with.
+  its range from calibration data, observed with the observer the model was quantized with,
+  on all 8 bits: only layers' inputs need fewer (7 on x86 CPUs without VNNI, whose int8
+  products saturate), and these values are only added, pooled or requantized.
 - The model's outputs are float32: the last layer writes floats, or a value is dequantized.
 
 Then two rewrites: a clamp right after the op that wrote its input becomes that op's output
@@ -310,7 +312,10 @@ class _Lowering:
             raise NetshrinkError("compile_int8 needs every integer layer quantized the same way "
                                  f"(found input schemes {sorted(map(str, specs))})")
         self.spec = specs.pop()
-        self.scheme = Scheme(self.spec.bits, self.spec.symmetric, "tensor")
+        # Values only adds, pools and requantizations read are never multiplied, so no kernel
+        # saturates on them: they are calibrated with all 8 bits, whatever the layers' inputs.
+        self.wide = replace(self.spec, bits=8)
+        self.scheme = Scheme(8, self.spec.symmetric, "tensor")
         self.observer = observer or _quantize_config(model).get("observer", DEFAULT_OBSERVER)
         self._shapes(example_args)
         self.demand = self._demands()
@@ -414,7 +419,7 @@ class _Lowering:
         node = self.chain_end(node)
         if self.ranges is None:
             self.requests.add(node)
-            qmin, qmax, fixed = unsigned_range(self.spec)
+            qmin, qmax, fixed = unsigned_range(self.wide)
             return QParams(1.0, fixed if fixed is not None else qmin, qmin, qmax)
         return self.ranges[node]
 
@@ -559,10 +564,10 @@ class _Lowering:
                 args = _positional(batch, placeholders)
                 _Recorder(self.gm, None, observers).run(*args)
         ranges = {}
-        qmin, qmax, _ = unsigned_range(self.spec)
+        qmin, qmax, _ = unsigned_range(self.wide)
         for node, obs in observers.items():
             scale, zero_point = obs.qparams()
-            zero_point = int(to_kernel_zero_point(self.spec, zero_point.reshape(())))
+            zero_point = int(to_kernel_zero_point(self.wide, zero_point.reshape(())))
             ranges[node] = QParams(float(scale.reshape(())), zero_point, qmin, qmax)
         return ranges
 
