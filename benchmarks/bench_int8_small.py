@@ -12,9 +12,11 @@ Sides: PyTorch float32; onnxruntime float32 (torch.onnx export); torch.ao x86 st
 (prepare_fx / convert_fx, x86 default qconfig mapping); onnxruntime static QDQ (quantize_static,
 per-channel int8 weights, uint8 activations); netshrink Static as quantized (the integer modules,
 PyTorch), its integer ONNX export (mode="integer") in onnxruntime, and its integer program
-(netshrink.quant.compile_int8) on each runtime; "netshrink best" is the runtime compile_int8
-picks on its own (runtime="auto", timed on the same batch size). Every quantized side calibrates
-on the same 256 random images.
+(netshrink.quant.compile_int8) on onnxruntime with each choice of kernels (integer; mixed:
+float kernels on the dequantized weights for layers with small reductions; float: for all, the
+same integers either way) and on PyTorch's oneDNN ops; "netshrink best" is the one
+compile_int8 picks on its own (runtime="auto", timed on the same batch size), its ratio taken
+from this run. Every quantized side calibrates on the same 256 random images.
 
 Then the pruned rows: each model pruned to 90% sparsity (magnitude, each layer), quantized and
 compiled as the dense one, both timed alternately on the runtime the dense model's auto choice
@@ -40,6 +42,7 @@ from netshrink import measure
 from netshrink.fileio import atomic_write
 from netshrink.models import registry
 from netshrink.quant import OnnxRunner, Static, compile_int8, export_onnx, kernels
+from netshrink.quant.int8.onnx_backend import KERNELS
 
 MODELS = {"LeNet-300-100": ("lenet300", {}), "LeNet-5": ("lenet5", {}),
           "ResNet-20": ("resnet", {"depth": 20, "width": 16})}
@@ -107,16 +110,16 @@ def build_sides(name: str, builder: tuple, work: Path, threads: int, calibration
     integer_onnx = OnnxRunner(export_onnx(ours, calibration[:1], work / f"{model_name}_int.onnx",
                                           mode="integer"), threads)
     example = calibration[:1]
-    program_ort = compile_int8(ours, example, data=calibration, runtime="onnxruntime",
-                               threads=threads)
-    program_torch = compile_int8(ours, example, data=calibration, runtime="torch",
-                                 threads=threads)
-    return {"model": model, "quantized": ours, "sides": {
-        "pytorch fp32": model, "onnxruntime fp32": ort_float,
-        "torch.ao x86 static (FX)": ao, "onnxruntime static QDQ": qdq,
-        "netshrink Static (torch)": ours, "netshrink integer ONNX": integer_onnx,
-        "netshrink int8 program (onnxruntime)": program_ort,
-        "netshrink int8 program (torch)": program_torch}}
+    sides = {"pytorch fp32": model, "onnxruntime fp32": ort_float,
+             "torch.ao x86 static (FX)": ao, "onnxruntime static QDQ": qdq,
+             "netshrink Static (torch)": ours, "netshrink integer ONNX": integer_onnx}
+    for choice in KERNELS:
+        compiled = compile_int8(ours, example, data=calibration, runtime="onnxruntime",
+                                threads=threads, kernels=choice)
+        sides[f"netshrink int8 program ({compiled.variant})"] = compiled
+    sides["netshrink int8 program (torch)"] = compile_int8(ours, example, data=calibration,
+                                                           runtime="torch", threads=threads)
+    return {"model": model, "quantized": ours, "sides": sides}
 
 
 def _load() -> float:
@@ -180,8 +183,8 @@ def main(argv=None) -> int:
                 row = time_row(built["sides"], x, args.threads, repeats)
                 medians = {k: v["median"] for k, v in row["stats"].items()}
                 base = medians["pytorch fp32"]
-                best = f"netshrink int8 program ({auto.runtime})"
-                row.update({"auto_runtime": auto.runtime, "auto_timings": auto.timings,
+                best = f"netshrink int8 program ({auto.variant})"
+                row.update({"auto_variant": auto.variant, "auto_timings": auto.timings,
                             "speedup": {k: base / v for k, v in medians.items()}})
                 row["speedup"]["netshrink best"] = base / medians[best]
                 row["fastest_baseline"] = max(BASELINES, key=lambda k: row["speedup"][k])
@@ -191,7 +194,7 @@ def main(argv=None) -> int:
                     print("| model, batch | " + " | ".join(header) + " |")
                     print("|---" * (len(header) + 1) + "|")
                 cells = [f"{row['speedup'][k]:.2f}" for k in header]
-                cells[-1] += f" ({auto.runtime})"
+                cells[-1] += f" ({auto.variant})"
                 print(f"| {name}, {batch} | " + " | ".join(cells) + " |", flush=True)
             prune_row(built, calibration, args, results, name)
     out = Path(args.out)
@@ -205,19 +208,22 @@ def prune_row(built: dict, calibration, args, results: dict, name: str) -> None:
     """Dense vs pruned, both quantized and compiled for the dense model's auto runtime."""
     pruned, sparsity = pruned_copy(built["model"], calibration)
     for batch in (1, 256):
-        runtime = results["rows"][f"{name}, {batch}"]["auto_runtime"]
+        variant = results["rows"][f"{name}, {batch}"]["auto_variant"]
+        runtime, _, kernels = variant.partition(", ")
+        options = {"runtime": runtime, "threads": args.threads,
+                   "kernels": (kernels.split()[0] if kernels else "integer")
+                   if runtime == "onnxruntime" else None}
         x = torch.rand(batch, *SHAPE)
-        dense = compile_int8(built["quantized"], x, data=calibration, runtime=runtime,
-                             threads=args.threads)
-        sparse = compile_int8(pruned, x, data=calibration, runtime=runtime, threads=args.threads)
+        dense = compile_int8(built["quantized"], x, data=calibration, **options)
+        sparse = compile_int8(pruned, x, data=calibration, **options)
         repeats = args.repeats_b1 if batch == 1 else args.repeats_b256
         row = time_row({"dense": dense, "pruned": sparse}, x, args.threads, repeats)
         ratio = row["stats"]["dense"]["median"] / row["stats"]["pruned"]["median"]
-        row.update({"runtime": runtime, "sparsity": sparsity,
+        row.update({"variant": variant, "sparsity": sparsity,
                     "pruned_speedup_over_dense": ratio})
         results["rows"][f"{name}, {batch}, pruned"] = row
         print(f"  {name}, batch {batch}: pruned ({sparsity:.0%} of weights zero) then "
-              f"quantized, {runtime}: {ratio:.2f}x the dense int8 program", flush=True)
+              f"quantized, {variant}: {ratio:.2f}x the dense int8 program", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ pytest.importorskip("onnxruntime")
 def test_auto_times_both_runtimes_and_keeps_the_faster():
     model, data, _ = build_case("resnet8")
     compiled = compile_int8(model, data[:4], data=data, repeats=3)
-    assert set(compiled.timings) == {"torch", "onnxruntime"}
-    assert compiled.runtime == min(compiled.timings, key=compiled.timings.get)
+    assert set(compiled.timings) == {"torch", "onnxruntime", "onnxruntime, float kernels",
+                                     "onnxruntime, mixed kernels"}
+    assert compiled.variant == min(compiled.timings, key=compiled.timings.get)
+    assert compiled.runtime in ("torch", "onnxruntime")
     x = data[:4]
     expected = reference.run(compiled.program, x)
     assert (compiled(x) - expected).abs().max() < 0.05 * expected.abs().max()
@@ -30,7 +32,8 @@ def test_auto_times_both_runtimes_and_keeps_the_faster():
 @pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
 def test_a_named_runtime_is_used_as_asked(runtime, tmp_path):
     model, data, _ = build_case("lenet5")
-    compiled = compile_int8(model, data[:2], runtime=runtime)
+    kernels = "integer" if runtime == "onnxruntime" else None
+    compiled = compile_int8(model, data[:2], runtime=runtime, kernels=kernels)
     assert compiled.runtime == runtime and compiled.timings == {}
     x = torch.rand(3, 1, 16, 16)
     with torch.no_grad():
@@ -58,6 +61,8 @@ def test_bad_arguments_are_refused_by_name():
     model, data, _ = build_case("lenet300")
     with pytest.raises(NetshrinkError, match="runtime='tensorrt'"):
         compile_int8(model, data[:2], runtime="tensorrt")
+    with pytest.raises(NetshrinkError, match="kernels='float'"):
+        compile_int8(model, data[:2], runtime="torch", kernels="float")
     with pytest.raises(NetshrinkError, match="threads=0"):
         compile_int8(model, data[:2], threads=0)
     with pytest.raises(NetshrinkError, match="example"):

@@ -12,10 +12,21 @@ from netshrink.quant.int8 import onnx_backend, reference
 from .conftest import assert_matches_reference, build_case
 
 
-def test_every_op_matches_the_reference_arithmetic(case):
+@pytest.mark.parametrize("kernels", onnx_backend.KERNELS)
+def test_every_op_matches_the_reference_arithmetic(case, kernels):
     _, _, data, program = case
     x = torch.rand(6, *data.shape[1:])
-    assert_matches_reference(program, onnx_backend.run_values(program, x), (x,))
+    got = onnx_backend.run_values(program, x, kernels=kernels)
+    assert_matches_reference(program, got, (x,))
+
+
+def test_float_kernels_run_the_layers_with_small_reductions_or_all():
+    _, _, program = build_case("lenet5")
+    ops = {k: [n.op_type for n in onnx_backend.to_onnx(program, k).graph.node]
+           for k in onnx_backend.KERNELS}
+    assert "Conv" not in ops["integer"] and ops["integer"].count("QLinearConv") == 2
+    assert ops["mixed"].count("Conv") == 1 and ops["mixed"].count("QLinearConv") == 1
+    assert not {"QLinearConv", "QGemm"} & set(ops["float"])
 
 
 def test_the_graph_uses_fused_integer_operators_and_int8_weights(tmp_path):

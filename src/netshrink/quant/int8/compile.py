@@ -40,9 +40,14 @@ CHECK_ROWS = 4
 
 @dataclass
 class CompiledModel:
-    """A compiled integer model: call it like the model (tensors in, float tensors out)."""
+    """A compiled integer model: call it like the model (tensors in, float tensors out).
 
-    runtime: str
+    runtime: "torch" or "onnxruntime"; variant: how, e.g. "onnxruntime, mixed kernels"
+    (onnxruntime's integer kernels, float kernels on the dequantized weights for layers with
+    small reductions: the same integers either way, see onnx_backend.KERNELS).
+    """
+
+    variant: str
     runner: object = field(repr=False)
     program: Program | None = field(default=None, repr=False)
     timings: dict = field(default_factory=dict)  # runtime -> median seconds on the example
@@ -50,6 +55,10 @@ class CompiledModel:
 
     def __call__(self, *inputs: torch.Tensor):
         return self.runner(*inputs)
+
+    @property
+    def runtime(self) -> str:
+        return self.variant.split(",")[0]
 
     @property
     def code(self) -> str | None:
@@ -112,7 +121,9 @@ def _check_against(runner, expected, args, runtime: str) -> None:
                 f"{span:.3g}); please report it, and use another runtime meanwhile")
 
 
-def _static_runners(program: Program, wanted: Sequence[str], threads: int | None):
+def _static_runners(program: Program, wanted: Sequence[str], threads: int | None,
+                    kernels: str | None):
+    """{label: runner} of every way asked for to run the program, and {runtime: why not}."""
     from netshrink.quant.int8 import onnx_backend, torch_backend
 
     runners, skipped = {}, {}
@@ -123,9 +134,14 @@ def _static_runners(program: Program, wanted: Sequence[str], threads: int | None
             skipped["torch"] = "this build of torch has no oneDNN quantized ops (x86 only)"
     if "onnxruntime" in wanted:
         try:
-            runners["onnxruntime"] = onnx_backend.OnnxProgram(program, threads)
+            import onnxruntime  # noqa: F401
         except ImportError:
             skipped["onnxruntime"] = "onnxruntime is not installed (pip install netshrink[onnx])"
+        else:
+            for variant in (kernels,) if kernels else onnx_backend.KERNELS:
+                label = "onnxruntime" if variant == "integer" else \
+                    f"onnxruntime, {variant} kernels"
+                runners[label] = onnx_backend.OnnxProgram(program, threads, variant)
     return runners, skipped
 
 
@@ -156,7 +172,8 @@ def _fastest(runners: dict, args, threads: int | None, repeats: int) -> dict:
 
 
 def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
-                 threads: int | None = None, repeats: int = 20) -> CompiledModel:
+                 threads: int | None = None, repeats: int = 20,
+                 kernels: str | None = None) -> CompiledModel:
     """The integer model `model` (quantized by netshrink.quantize_) as a fast callable.
 
     example: an input batch (or a tuple of them, one per forward argument) of the size you
@@ -166,10 +183,17 @@ def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
         examples. Not needed for chains of layers, ReLUs, max pools and flattens.
     runtime: "auto" (the fastest on `example`), "torch" or "onnxruntime".
     threads: intra-op threads for onnxruntime and for timing (None: torch's current count).
-    repeats: timed calls of each runtime when runtime="auto".
+    repeats: timed calls of each candidate when there is more than one.
+    kernels: onnxruntime only: "integer", "float" or "mixed" (onnx_backend.KERNELS; None:
+        time all three and keep the fastest).
     """
+    from netshrink.quant.int8.onnx_backend import KERNELS
+
     if runtime not in RUNTIMES:
         raise NetshrinkError(f"runtime={runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if kernels is not None and (kernels not in KERNELS or runtime == "torch"):
+        raise NetshrinkError(f"kernels={kernels!r}: onnxruntime's choice of kernels is one of "
+                             f"{', '.join(KERNELS)} (and the torch runtime has no such choice)")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                 or threads < 1):
         raise NetshrinkError(f"threads={threads!r} must be a positive integer (or None)")
@@ -181,10 +205,13 @@ def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
     program = None
     if static:
         program = lower.lower(model, args, data)
-        runners, skipped = _static_runners(program, wanted, ort_threads)
+        runners, skipped = _static_runners(program, wanted, ort_threads, kernels)
         check_args = tuple(a[:CHECK_ROWS] for a in args)
         expected = reference.run(program, *check_args)
     else:
+        if kernels is not None:
+            raise NetshrinkError("kernels= applies to statically quantized models; this one "
+                                 "quantizes its inputs at run time (Dynamic)")
         runners, skipped = _dynamic_runners(model, args, wanted, ort_threads)
         check_args = tuple(a[:CHECK_ROWS] for a in args)
         with torch.inference_mode():

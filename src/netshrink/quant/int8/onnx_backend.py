@@ -117,14 +117,31 @@ def _permuted_columns(weight: torch.Tensor, chw: tuple[int, ...]) -> torch.Tenso
 
 
 TO_NHWC, TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
+# How layers run: onnxruntime's integer kernels; float kernels on the dequantized weights (the
+# same integers: every product of the integer sum is exact in float32 below 2**24, and the
+# scales are applied in float32, so each output integer is the reference's or one unit off);
+# or float kernels only for layers with small reductions (a first convolution on 1 or 3
+# channels, depthwise ones), which onnxruntime's integer convolution runs slowly (im2col).
+KERNELS = ("integer", "float", "mixed")
+SMALL_REDUCTION = 32
+
+
+def uses_float_kernel(op: Dense, kernels: str) -> bool:
+    """Whether `kernels` runs this layer with float kernels."""
+    if kernels == "float":
+        return True
+    return kernels == "mixed" and op.weight[0].numel() <= SMALL_REDUCTION
 
 
 class _Builder:
     """Emits the graph. 4-D integer values are kept channels-last ([N, H, W, C], the layout of
     onnxruntime's fast uint8 kernels) from the input's quantization to the output's."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, kernels: str = "integer"):
+        if kernels not in KERNELS:
+            raise NetshrinkError(f"kernels={kernels!r} is not one of {', '.join(KERNELS)}")
         self.program = program
+        self.kernels = kernels
         self.g = _Graph()
         self.nhwc: set[str] = set()  # values stored [N, H, W, C] in the graph
         self.hwc_flat: set[str] = set()  # flattened from channels-last: (h, w, c) order
@@ -197,6 +214,9 @@ class _Builder:
         if not op.conv and x in self.hwc_flat:
             source = program.producer(x).inputs[0]
             weight = _permuted_columns(weight, program.values[source].shape[1:])
+        if uses_float_kernel(op, self.kernels):
+            self.dense_on_float_kernels(op, weight)
+            return
         x_scale, x_zero = g.scale(op.input_qparams)
         activation_bits = max(1, op.input_qparams.qmax).bit_length()
         w, w_zero = _weight(g, weight.contiguous(), op, activation_bits)
@@ -215,6 +235,44 @@ class _Builder:
             self.qgemm(op, x, [x_scale, x_zero, w, w_scale, w_zero, _int32_bias(g, op), y_scale,
                                y_zero])
         self.clip(op)
+
+    def dense_on_float_kernels(self, op: Dense, weight: torch.Tensor) -> None:
+        """DequantizeLinear -> Conv / Gemm on the dequantized weight (+ its clamp, which
+        onnxruntime fuses into the product) -> QuantizeLinear."""
+        g, program = self.g, self.program
+        x = self.layout(op.inputs[0], False) if op.conv else op.inputs[0]
+        real = f"{op.output}__real_input"
+        g.node("DequantizeLinear", [x, *g.scale(op.input_qparams)], [real])
+        view = (-1, *([1] * (weight.dim() - 1)))
+        w = g.const((weight.float() * op.weight_scale.float().view(view)).numpy(), np.float32,
+                    "weight_float")
+        bias = [] if op.bias is None else [g.const(op.bias.float().numpy(), np.float32, "bias")]
+        out = program.values[op.output]
+        product = op.output if not out.integer else f"{op.output}__product"
+        if op.conv:
+            g.node("Conv", [real, w, *bias], [product], **_conv_attributes(op))
+        elif self.rank(x) == 2:
+            g.node("Gemm", [real, w, *bias], [product], transB=1)
+        else:
+            w_kn = g.const((weight.float() * op.weight_scale.float().view(view)).t().numpy(),
+                           np.float32, "weight_float")
+            summed = product if not bias else f"{op.output}__matmul"
+            g.node("MatMul", [real, w_kn], [summed])
+            if bias:
+                g.node("Add", [summed, *bias], [product])
+        if not out.integer:
+            return
+        q = out.qparams
+        clamped = f"{op.output}__clamped"
+        if (op.lo, op.hi) == (0, 255):
+            clamped = product
+        elif (op.lo, op.hi) == (q.zero_point, 255):
+            g.node("Relu", [product], [clamped])
+        else:
+            g.node("Clip", [product, g.const((op.lo - q.zero_point) * q.scale, np.float32, "lo"),
+                            g.const((op.hi - q.zero_point) * q.scale, np.float32, "hi")],
+                   [clamped])
+        g.node("QuantizeLinear", [clamped, *g.scale(q)], [op.output])
 
     def qgemm(self, op: Dense, x: str, args: list[str]) -> None:
         """QGemm multiplies matrices: [..., K] is reshaped to [M, K] and back."""
@@ -266,26 +324,27 @@ class _Builder:
 
     def avgpool(self, op: AvgPool) -> None:
         g, program = self.g, self.program
-        x = self.layout(op.inputs[0], True)
+        x = op.inputs[0]
+        nhwc = int(x in self.nhwc)  # pools read either layout
         scales = [*g.scale(program.qparams(op.inputs[0])), *g.scale(program.qparams(op.output))]
         if op.kernel is None:
             g.node("QLinearGlobalAveragePool", [x, *scales], [_raw(op)], domain=MS_DOMAIN,
-                   channels_last=1)
+                   channels_last=nhwc)
         else:
             g.node("QLinearAveragePool", [x, *scales], [_raw(op)], domain=MS_DOMAIN,
-                   channels_last=1, kernel_shape=list(op.kernel), strides=list(op.stride),
+                   channels_last=nhwc, kernel_shape=list(op.kernel), strides=list(op.stride),
                    pads=list(op.padding) * 2, ceil_mode=int(op.ceil_mode),
                    count_include_pad=int(op.count_include_pad))
-        self.nhwc.add(op.output)
+        if nhwc:
+            self.nhwc.add(op.output)
         self.clip(op)
 
     def maxpool(self, op: MaxPool) -> None:
         attributes = {"kernel_shape": list(op.kernel), "strides": list(op.stride),
                       "pads": list(op.padding) * 2, "dilations": list(op.dilation),
                       "ceil_mode": int(op.ceil_mode)}
-        if self.program.values[op.output].integer:
-            self.g.node("NhwcMaxPool", [self.layout(op.inputs[0], True)], [op.output],
-                        domain=MS_DOMAIN, **attributes)
+        if op.inputs[0] in self.nhwc:
+            self.g.node("NhwcMaxPool", op.inputs, [op.output], domain=MS_DOMAIN, **attributes)
             self.nhwc.add(op.output)
         else:
             self.g.node("MaxPool", [self.layout(op.inputs[0], False)], [op.output],
@@ -335,13 +394,13 @@ class _Builder:
         handler(op)
 
 
-def _build(program: Program, every_value: bool = False) -> tuple:
+def _build(program: Program, every_value: bool = False, kernels: str = "integer") -> tuple:
     """(ModelProto, the builder) of the program; every_value also makes every value an
     output, as the graph stores it."""
     import onnx
     from onnx import TensorProto, helper
 
-    builder = _Builder(program)
+    builder = _Builder(program, kernels)
     for op in program.ops:
         builder.emit(op)
     g = builder.g
@@ -365,9 +424,9 @@ def _build(program: Program, every_value: bool = False) -> tuple:
     return model, builder
 
 
-def to_onnx(program: Program):
+def to_onnx(program: Program, kernels: str = "integer"):
     """The program as an onnx ModelProto (inputs and outputs float32, dimension 0 'batch')."""
-    return _build(program)[0]
+    return _build(program, kernels=kernels)[0]
 
 
 class OnnxProgram:
@@ -375,15 +434,14 @@ class OnnxProgram:
 
     runtime = "onnxruntime"
 
-    def __init__(self, program: Program, threads: int | None = None):
+    def __init__(self, program: Program, threads: int | None = None, kernels: str = "integer"):
         import onnxruntime as ort
 
-        from netshrink.quant.onnx_runner import session_options
 
         self.program = program
-        self.model = to_onnx(program)
-        self.session = ort.InferenceSession(self.model.SerializeToString(),
-                                            session_options(threads),
+        self.kernels = kernels
+        self.model = to_onnx(program, kernels)
+        self.session = ort.InferenceSession(self.model.SerializeToString(), _options(threads),
                                             providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -404,6 +462,17 @@ class OnnxProgram:
         return path
 
 
+def _options(threads: int | None):
+    """onnxruntime's session options, with its QDQ rewrites off: the graph already is the
+    integer graph, and one rewrite would requantize the float kernels' weights per tensor
+    (DequantizeLinear -> Gemm with a float weight looks to it like a QDQ model to finish)."""
+    from netshrink.quant.onnx_runner import session_options
+
+    options = session_options(threads)
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    return options
+
+
 def _numpy(x: torch.Tensor) -> np.ndarray:
     """A float32 C-contiguous array of `x`: shared memory when it already is one (batch 1
     latency: the common case costs one call)."""
@@ -416,15 +485,15 @@ def _numpy(x: torch.Tensor) -> np.ndarray:
     return array
 
 
-def run_values(program: Program, *inputs: torch.Tensor, threads: int | None = None) -> dict:
+def run_values(program: Program, *inputs: torch.Tensor, threads: int | None = None,
+               kernels: str = "integer") -> dict:
     """Every value of the program as onnxruntime computes it, in the program's own layout
     (for per-op checks)."""
     import onnxruntime as ort
 
-    from netshrink.quant.onnx_runner import session_options
 
-    model, builder = _build(program, every_value=True)
-    session = ort.InferenceSession(model.SerializeToString(), session_options(threads),
+    model, builder = _build(program, every_value=True, kernels=kernels)
+    session = ort.InferenceSession(model.SerializeToString(), _options(threads),
                                    providers=["CPUExecutionProvider"])
     feeds = {name: x.float().numpy() for name, x in zip(program.inputs, inputs, strict=True)}
     names = [o.name for o in session.get_outputs()]
