@@ -7,8 +7,8 @@ cosine schedule, as the quantization reproduction trains them; the default budge
 reproduction's scaled-down one: 6, 6 and 2 epochs), quantized post-training with Static()
 (8-bit per-channel weights, inputs calibrated with the mse observer on 2,048 training images;
 7-bit inputs on x86 CPUs without VNNI) and compiled with netshrink.quant.compile_int8 on each
-runtime; every side is evaluated on the 10,000 test images. A trained float model is kept in
---cache and reused by the next run. Writes JSON to --out.
+runtime and choice of onnxruntime kernels; every side is evaluated on the 10,000 test images.
+A trained float model is kept in --cache and reused by the next run. Writes JSON to --out.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from netshrink import data as datasets
 from netshrink.fileio import atomic_write
 from netshrink.models import registry
 from netshrink.quant import Static, compile_int8
+from netshrink.quant.int8.onnx_backend import KERNELS
 from netshrink.train import TrainConfig, fit
 
 MODELS = {"LeNet-300-100": ("lenet300", {}), "LeNet-5": ("lenet5", {}),
@@ -74,9 +75,10 @@ def main(argv=None) -> int:
     splits = datasets.load("fashion-mnist")
     images, labels = splits.test.tensors[0], splits.test.tensors[1]
     rows = {}
-    print("| model | epochs | float32 | Static (integer modules) | int8 program (torch) | "
-          "int8 program (onnxruntime) | worst - float32 (points) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | epochs | float32 | Static (integer modules) | int8 program: torch | "
+          "onnxruntime | onnxruntime, float kernels | onnxruntime, mixed kernels | "
+          "worst program - float32 (points) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, epochs in zip(args.models, args.epochs, strict=True):
         torch.set_num_threads(args.train_threads)
         model, seconds = trained(name, MODELS[name], epochs, splits, cache)
@@ -84,9 +86,12 @@ def main(argv=None) -> int:
         quantized = netshrink.quantize_(copy.deepcopy(model), Static(observer="mse"),
                                         data=splits)
         sides = {"float32": model, "Static (integer modules)": quantized}
-        for runtime in ("torch", "onnxruntime"):
-            sides[f"int8 program ({runtime})"] = compile_int8(
-                quantized, images[:500], data=splits, runtime=runtime)
+        sides["int8 program (torch)"] = compile_int8(quantized, images[:500], data=splits,
+                                                     runtime="torch")
+        for kernels in KERNELS:
+            compiled = compile_int8(quantized, images[:500], data=splits, runtime="onnxruntime",
+                                    kernels=kernels)
+            sides[f"int8 program ({compiled.variant})"] = compiled
         accuracy = {side: top1(fn, images, labels) for side, fn in sides.items()}
         worst = min(accuracy[k] for k in accuracy if k.startswith("int8 program"))
         rows[name] = {"epochs": epochs, "train_seconds": seconds, "top1": accuracy,
