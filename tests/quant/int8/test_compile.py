@@ -95,3 +95,16 @@ def test_a_saved_and_loaded_model_compiles_to_the_same_outputs(tmp_path):
     before = compile_int8(model, x, runtime="torch")(x)
     after = compile_int8(loaded, x, runtime="torch")(x)
     torch.testing.assert_close(after, before, rtol=0, atol=0)
+
+
+def test_a_compiled_model_is_a_module_that_evaluate_takes():
+    from netshrink.data import from_tensors
+    from netshrink.train import evaluate
+
+    model, data, _ = build_case("lenet300")
+    compiled = compile_int8(model, data[:8], runtime="torch")
+    labels = torch.randint(0, 10, (32,))
+    splits = from_tensors((data[:32], labels), (data[:32], labels))
+    with torch.no_grad():
+        assert evaluate(compiled, splits.test) == pytest.approx(evaluate(model, splits.test))
+    assert "variant='torch'" in repr(compiled)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,23 +37,32 @@ RUNTIMES = ("auto", "torch", "onnxruntime")
 CHECK_ROWS = 4
 
 
-@dataclass
-class CompiledModel:
+class CompiledModel(nn.Module):
     """A compiled integer model: call it like the model (tensors in, float tensors out).
 
-    runtime: "torch" or "onnxruntime"; variant: how, e.g. "onnxruntime, mixed kernels"
-    (onnxruntime's integer kernels, float kernels on the dequantized weights for layers with
-    small reductions: the same integers either way, see onnx_backend.KERNELS).
+    An nn.Module, so code that takes a model (netshrink.train.evaluate, measure.latency)
+    takes it; it has no parameters of its own, and a call goes straight to the runtime (no
+    module hooks). variant: how it runs, e.g. "onnxruntime, mixed kernels" (onnxruntime's
+    integer kernels, and float kernels on the dequantized weights for layers with small
+    reductions: the same integers either way, see onnx_backend.KERNELS); timings: each
+    candidate's median seconds on the example; skipped: runtimes left out, and why.
     """
 
-    variant: str
-    runner: object = field(repr=False)
-    program: Program | None = field(default=None, repr=False)
-    timings: dict = field(default_factory=dict)  # runtime -> median seconds on the example
-    skipped: dict = field(default_factory=dict)  # runtime -> why it was not used
+    def __init__(self, variant: str, runner, program: Program | None = None,
+                 timings: dict | None = None, skipped: dict | None = None):
+        super().__init__()
+        self.variant, self.runner, self.program = variant, runner, program
+        self.timings, self.skipped = dict(timings or {}), dict(skipped or {})
+        self.eval()
 
     def __call__(self, *inputs: torch.Tensor):
         return self.runner(*inputs)
+
+    def forward(self, *inputs: torch.Tensor):
+        return self.runner(*inputs)
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant!r}"
 
     @property
     def runtime(self) -> str:
