@@ -29,7 +29,7 @@ from torch import nn
 from netshrink import measure
 from netshrink.errors import NetshrinkError
 from netshrink.quant.int8 import lower, reference
-from netshrink.quant.int8.program import Program
+from netshrink.quant.int8.program import Dense, Program
 from netshrink.quant.modules import QuantConv2d, QuantLinear
 
 RUNTIMES = ("auto", "torch", "onnxruntime")
@@ -146,7 +146,13 @@ def _static_runners(program: Program, wanted: Sequence[str], threads: int | None
         except ImportError:
             skipped["onnxruntime"] = "onnxruntime is not installed (pip install netshrink[onnx])"
         else:
+            seen = set()
             for variant in (kernels,) if kernels else onnx_backend.KERNELS:
+                on_float = frozenset(op.output for op in program.ops if isinstance(op, Dense)
+                                     and onnx_backend.uses_float_kernel(op, variant))
+                if on_float in seen:  # the same graph as a choice already made
+                    continue
+                seen.add(on_float)
                 label = "onnxruntime" if variant == "integer" else \
                     f"onnxruntime, {variant} kernels"
                 runners[label] = onnx_backend.OnnxProgram(program, threads, variant)
