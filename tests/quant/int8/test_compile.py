@@ -108,3 +108,21 @@ def test_a_compiled_model_is_a_module_that_evaluate_takes():
     with torch.no_grad():
         assert evaluate(compiled, splits.test) == pytest.approx(evaluate(model, splits.test))
     assert "variant='torch'" in repr(compiled)
+
+
+def test_a_quantized_sentence_encoder_compiles_through_its_own_integer_onnx_export():
+    transformers = pytest.importorskip("transformers")
+    from netshrink.quant import minilm, minilm_onnx
+
+    config = transformers.BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32,
+                                     max_position_embeddings=32)
+    torch.manual_seed(0)
+    encoder = minilm.SentenceEncoder(transformers.BertModel(config, add_pooling_layer=False))
+    netshrink.quantize_(encoder.eval(), minilm_onnx.INTEGER_CONFIG)
+    ids = torch.randint(1, 60, (3, 10))
+    batch = (ids, torch.ones_like(ids), torch.zeros_like(ids))
+    compiled = compile_int8(encoder, batch, runtime="onnxruntime")
+    with torch.no_grad():
+        expected = encoder(*batch)
+    assert torch.nn.functional.cosine_similarity(compiled(*batch), expected).min() > 0.99

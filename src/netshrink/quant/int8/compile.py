@@ -160,7 +160,6 @@ def _static_runners(program: Program, wanted: Sequence[str], threads: int | None
 
 
 def _dynamic_runners(model: nn.Module, args, wanted: Sequence[str], threads: int | None):
-    from netshrink.quant.onnx_export import export_onnx
     from netshrink.quant.onnx_runner import OnnxRunner
 
     runners, skipped = {}, {}
@@ -169,13 +168,24 @@ def _dynamic_runners(model: nn.Module, args, wanted: Sequence[str], threads: int
     if "onnxruntime" in wanted:
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                path = export_onnx(model, args, Path(tmp) / "model.onnx", mode="integer")
+                path = _export_integer(model, args, Path(tmp) / "model.onnx")
                 runners["onnxruntime"] = OnnxRunner(path, threads)
         except ImportError:
             skipped["onnxruntime"] = "onnxruntime is not installed (pip install netshrink[onnx])"
         except NetshrinkError as err:
             skipped["onnxruntime"] = str(err)
     return runners, skipped
+
+
+def _export_integer(model: nn.Module, args, path: Path) -> Path:
+    """Integer ONNX of a dynamic model; a sentence encoder (MiniLM) through its own exporter,
+    which fuses the query, key and value products into one."""
+    from netshrink.quant import minilm, minilm_onnx
+    from netshrink.quant.onnx_export import export_onnx
+
+    if isinstance(model, minilm.SentenceEncoder):
+        return minilm_onnx.export(model, path)
+    return export_onnx(model, args, path, mode="integer")
 
 
 def _fastest(runners: dict, args, threads: int | None, repeats: int) -> dict:
