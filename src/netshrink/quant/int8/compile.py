@@ -35,6 +35,8 @@ from netshrink.quant.modules import QuantConv2d, QuantLinear
 RUNTIMES = ("auto", "torch", "onnxruntime")
 # Rows of the example the reference arithmetic checks each runtime on (float64: slow).
 CHECK_ROWS = 4
+# Seconds of timed calls per candidate that runtime="auto" aims for.
+TIMING_BUDGET = 0.5
 
 
 class CompiledModel(nn.Module):
@@ -188,15 +190,22 @@ def _export_integer(model: nn.Module, args, path: Path) -> Path:
     return export_onnx(model, args, path, mode="integer")
 
 
-def _fastest(runners: dict, args, threads: int | None, repeats: int) -> dict:
+def _fastest(runners: dict, args, threads: int | None, repeats: int | None) -> dict:
+    """Median seconds of each runner on `args`, timed alternately (one settle call before
+    each timed one). repeats None: as many as fit in about TIMING_BUDGET seconds per
+    candidate, from 10 to 200 (a choice made on a loaded machine needs many)."""
     calls = {name: (lambda r=r: r(*args)) for name, r in runners.items()}
+    if repeats is None:
+        probe = measure.compare_latency(calls, repeats=3, warmup=2, num_threads=threads)
+        slowest = max(s.median for s in probe.values())
+        repeats = int(min(200, max(10, TIMING_BUDGET / max(slowest, 1e-6))))
     stats = measure.compare_latency(calls, repeats=repeats, warmup=3, num_threads=threads,
                                     settle=1)
     return {name: s.median for name, s in stats.items()}
 
 
 def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
-                 threads: int | None = None, repeats: int = 20,
+                 threads: int | None = None, repeats: int | None = None,
                  kernels: str | None = None) -> CompiledModel:
     """The integer model `model` (quantized by netshrink.quantize_) as a fast callable.
 
@@ -207,7 +216,8 @@ def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
         examples. Not needed for chains of layers, ReLUs, max pools and flattens.
     runtime: "auto" (the fastest on `example`), "torch" or "onnxruntime".
     threads: intra-op threads for onnxruntime and for timing (None: torch's current count).
-    repeats: timed calls of each candidate when there is more than one.
+    repeats: timed calls of each candidate when there is more than one (None: as many as
+        fit in about TIMING_BUDGET seconds each, 10 to 200).
     kernels: onnxruntime only: "integer", "float" or "mixed" (onnx_backend.KERNELS; None:
         time all three and keep the fastest).
     """
