@@ -137,11 +137,13 @@ class _Builder:
     """Emits the graph. 4-D integer values are kept channels-last ([N, H, W, C], the layout of
     onnxruntime's fast uint8 kernels) from the input's quantization to the output's."""
 
-    def __init__(self, program: Program, kernels: str = "integer"):
+    def __init__(self, program: Program, kernels: str = "integer", every_value: bool = False):
         if kernels not in KERNELS:
             raise NetshrinkError(f"kernels={kernels!r} is not one of {', '.join(KERNELS)}")
         self.program = program
         self.kernels = kernels
+        self.every_value = every_value
+        self.skip: set[int] = set()  # ops already emitted with the op before them
         self.g = _Graph()
         self.nhwc: set[str] = set()  # values stored [N, H, W, C] in the graph
         self.hwc_flat: set[str] = set()  # flattened from channels-last: (h, w, c) order
@@ -272,7 +274,23 @@ class _Builder:
             g.node("Clip", [product, g.const((op.lo - q.zero_point) * q.scale, np.float32, "lo"),
                             g.const((op.hi - q.zero_point) * q.scale, np.float32, "hi")],
                    [clamped])
+        pool = self._pool_after(op)
+        if pool is not None:  # max-pool the floats, then quantize a quarter of the values:
+            pooled = f"{pool.output}__float"  # the same integers (quantizing is monotonic)
+            self.maxpool(pool, clamped, pooled)
+            self.skip.add(id(pool))
+            g.node("QuantizeLinear", [pooled, *g.scale(q)], [pool.output])
+            if not self.every_value:
+                return
         g.node("QuantizeLinear", [clamped, *g.scale(q)], [op.output])
+
+    def _pool_after(self, op: Dense) -> MaxPool | None:
+        """The max pool that alone reads this layer's output, if any."""
+        readers = self.program.consumers(op.output)
+        if len(readers) == 1 and isinstance(readers[0], MaxPool) and \
+                op.output not in self.program.outputs:
+            return readers[0]
+        return None
 
     def qgemm(self, op: Dense, x: str, args: list[str]) -> None:
         """QGemm multiplies matrices: [..., K] is reshaped to [M, K] and back."""
@@ -339,10 +357,13 @@ class _Builder:
             self.nhwc.add(op.output)
         self.clip(op)
 
-    def maxpool(self, op: MaxPool) -> None:
+    def maxpool(self, op: MaxPool, source: str | None = None, out: str | None = None) -> None:
         attributes = {"kernel_shape": list(op.kernel), "strides": list(op.stride),
                       "pads": list(op.padding) * 2, "dilations": list(op.dilation),
                       "ceil_mode": int(op.ceil_mode)}
+        if source is not None:  # floats, NCHW (from a layer on float kernels)
+            self.g.node("MaxPool", [source], [out], **attributes)
+            return
         if op.inputs[0] in self.nhwc:
             self.g.node("NhwcMaxPool", op.inputs, [op.output], domain=MS_DOMAIN, **attributes)
             self.nhwc.add(op.output)
@@ -391,7 +412,8 @@ class _Builder:
         handler = handlers.get(type(op))
         if handler is None:
             raise NetshrinkError(f"the onnxruntime backend has no form for op {op.kind}")
-        handler(op)
+        if id(op) not in self.skip:
+            handler(op)
 
 
 def _build(program: Program, every_value: bool = False, kernels: str = "integer") -> tuple:
@@ -400,7 +422,7 @@ def _build(program: Program, every_value: bool = False, kernels: str = "integer"
     import onnx
     from onnx import TensorProto, helper
 
-    builder = _Builder(program, kernels)
+    builder = _Builder(program, kernels, every_value)
     for op in program.ops:
         builder.emit(op)
     g = builder.g
