@@ -83,8 +83,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.train_threads)
         model, seconds = trained(name, MODELS[name], epochs, splits, cache)
         torch.set_num_threads(2)
-        quantized = netshrink.quantize_(copy.deepcopy(model), Static(observer="mse"),
-                                        data=splits)
+        quantized = copy.deepcopy(model)
+        netshrink.quantize_(quantized, Static(observer="mse"), data=splits)
         sides = {"float32": model, "Static (integer modules)": quantized}
         sides["int8 program (torch)"] = compile_int8(quantized, images[:500], data=splits,
                                                      runtime="torch")

@@ -110,7 +110,8 @@ def build_sides(name: str, builder: tuple, work: Path, threads: int, calibration
     ao = torch_ao_static(model, calibration)
     qdq = OnnxRunner(onnxruntime_qdq(float_onnx, work / f"{model_name}_qdq.onnx", calibration),
                      threads)
-    ours = netshrink.quantize_(copy.deepcopy(model), Static(), data=calibration)
+    ours = copy.deepcopy(model)
+    netshrink.quantize_(ours, Static(), data=calibration)
     integer_onnx = OnnxRunner(export_onnx(ours, calibration[:1], work / f"{model_name}_int.onnx",
                                           mode="integer"), threads)
     example = calibration[:1]
@@ -157,7 +158,8 @@ def pruned_copy(model, calibration):
     weights = [m.weight for m in pruned.modules()
                if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
     sparsity = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
-    return netshrink.quantize_(pruned, Static(), data=calibration), sparsity
+    netshrink.quantize_(pruned, Static(), data=calibration)
+    return pruned, sparsity
 
 
 def main(argv=None) -> int:

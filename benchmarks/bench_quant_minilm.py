@@ -46,7 +46,8 @@ from torch import nn
 import netshrink
 from netshrink import measure
 from netshrink.fileio import atomic_write
-from netshrink.quant import Dynamic, OnnxRunner, kernels, minilm
+from netshrink.models import minilm
+from netshrink.quant import Dynamic, OnnxRunner, kernels
 from netshrink.quant.sentences import EVALUATION
 
 BATCH = 32
@@ -118,13 +119,15 @@ def build_sides(work: Path) -> dict[str, Side]:
     sides["onnxruntime float32"] = Side(onnx_float)
     sides["onnxruntime dynamic per-channel"] = Side(onnx_int8)
 
-    per_call = netshrink.quantize_(copy.deepcopy(float_model), minilm_onnx.INTEGER_CONFIG)
+    per_call = copy.deepcopy(float_model)
+    netshrink.quantize_(per_call, minilm_onnx.INTEGER_CONFIG)
     sides[OURS] = Side(minilm_onnx.export(per_call, work / "netshrink_int8.onnx"))
     sides["netshrink int8 (onnxruntime, integer attention)"] = Side(
         minilm_onnx.export(per_call, work / "netshrink_int8_int_attention.onnx", "integer"))
     sides["netshrink int8 (PyTorch, per call)"] = Side(
         netshrink.save(per_call, work / "netshrink_int8_per_call.safetensors"), per_call)
-    per_token = netshrink.quantize_(copy.deepcopy(float_model), Dynamic())
+    per_token = copy.deepcopy(float_model)
+    netshrink.quantize_(per_token, Dynamic())
     sides["netshrink int8 (PyTorch, per token)"] = Side(
         netshrink.save(per_token, work / "netshrink_int8.safetensors"), per_token)
     return sides

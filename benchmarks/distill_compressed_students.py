@@ -40,16 +40,19 @@ from netshrink.train import TrainConfig, evaluate, fit
 
 
 def nets(folder: Path, data_name: str) -> tuple[Path, dict[int, Path]]:
-    """The reproduction's ResNet teacher and its 2x800 MLPs alone, by seed."""
-    trials = json.loads((folder / "distillation_config.json").read_text())["trials"]
-    teacher = trials.get(f"{data_name}/0/resnet")
+    """The reproduction's ResNet teacher and its 2x800 MLPs alone, by seed (from the nets it
+    lists in distillation.csv, one row per trained net with its role and trial id)."""
+    table = folder / "distillation.csv"
+    rows = list(csv.DictReader(table.open())) if table.is_file() else []
+    mine = [r for r in rows if r["data"] == data_name]
+    teacher = next((r["trial_id"] for r in mine if r["role"] == "resnet"), None)
     if teacher is None:
         raise SystemExit(f"{folder} has no ResNet teacher for {data_name}; run "
                          f"`netshrink reproduce distillation` first")
-    students = {int(k.split("/")[1]): v for k, v in trials.items()
-                if k.startswith(f"{data_name}/") and k.endswith("/small")}
+    students = {int(r["seed"]): r["trial_id"] for r in mine if r["role"] == "small"}
+
     def model_file(trial_id: str) -> Path:
-        return folder / "trials" / trial_id / "model.safetensors"
+        return folder / "sweep" / "trials" / trial_id / "model.safetensors"
 
     return model_file(teacher), {s: model_file(t) for s, t in sorted(students.items())}
 

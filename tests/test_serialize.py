@@ -82,9 +82,26 @@ def test_a_pruned_model_is_stored_sparse_and_loads_exactly(tmp_path):
 
 
 def test_dense_tensors_are_not_stored_sparse(tmp_path):
-    model = _pruned_lenet300(sparsity=0.1)   # 90% non-zero: a mask would only add bytes
+    model = models.create("lenet300")   # no zeros: bits would only add bytes
     path = netshrink.save(model, tmp_path / "m.safetensors")
     assert "sparse" not in netshrink.serialize.read_metadata(path)
+
+
+def test_masked_tensors_are_stored_by_their_mask_so_it_comes_back_exactly(tmp_path):
+    model = _pruned_lenet300(sparsity=0.1)
+    mask = netshrink.prune.current_mask(model)
+    with torch.no_grad():  # a kept weight that happens to be 0 is still kept
+        model[1].parametrizations.weight.original[mask["1.weight"]][:1].zero_()
+        index = mask["1.weight"].nonzero()[0]
+        model[1].parametrizations.weight.original[tuple(index)] = 0.0
+    path = netshrink.save(model, tmp_path / "m.safetensors")
+    header = netshrink.serialize.read_metadata(path)
+    assert all(header["sparse"][n].get("mask") for n in mask)
+    dense_bytes = sum(4 * t.numel() for t in model.state_dict().values())
+    assert path.stat().st_size < dense_bytes  # one bit per weight for 10% of 32: smaller still
+    loaded = netshrink.load(path)
+    restored = netshrink.prune.current_mask(loaded)
+    assert all(torch.equal(restored[n], mask[n]) for n in mask)
 
 
 def test_sparse_parts_that_disagree_are_refused(tmp_path):

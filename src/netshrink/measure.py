@@ -18,6 +18,19 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from netshrink.data.inputs import (
+    Inputs,
+    Shape,
+    call,
+    check,
+    check_shape,
+    filled,
+    is_inputs,
+    take,
+    to_device,
+)
+from netshrink.errors import NetshrinkError
+
 
 def effective_parameters(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) of every parameter as the forward pass sees it (masks applied)."""
@@ -47,21 +60,47 @@ def file_size(path: str | os.PathLike) -> int:
     return os.path.getsize(path)
 
 
-def flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+def flops(model: nn.Module, example: Inputs | Shape | None = None, *,
+          input_shape: Shape | None = None) -> int:
     """FLOPs of one forward pass of one example through the dense model (a MAC is 2 FLOPs).
 
-    Counted by torch.utils.flop_counter (matrix products and convolutions), on a batch of one.
+    example: example inputs as the model takes them (a tensor, a tuple or a dict of tensors,
+    batched; the first example is counted), so token ids and several inputs work; or one
+    example's shape, as `Splits.input_shape` holds it, for float inputs of zeros (the zoo's
+    images: flops(model, (1, 28, 28))). input_shape= names the second form.
+    Counted by torch.utils.flop_counter (matrix products, convolutions, attention), on a batch
+    of one. PyTorch's fused attention paths are turned off while counting (the transformer
+    layers' fast path and the fused attention kernels), as the counter cannot see inside
+    them: their products would count as nothing.
     """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    device = next(model.parameters()).device
-    was_training = model.training
+    inputs = _one_example(model, example, input_shape)
+    was_training, fast_path = model.training, torch.backends.mha.get_fastpath_enabled()
     model.eval()
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.zeros(1, *input_shape, device=device))
-    model.train(was_training)
+    try:
+        torch.backends.mha.set_fastpath_enabled(False)
+        with counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+            call(model, inputs)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast_path)
+        model.train(was_training)
     return int(counter.get_total_flops())
+
+
+def _one_example(model: nn.Module, example, input_shape) -> Inputs:
+    """A batch of one example on the model's device, from example inputs or a shape."""
+    if (example is None) == (input_shape is None):
+        raise NetshrinkError("give example inputs (a tensor, a tuple or a dict of tensors) or "
+                             "input_shape=, exactly one of them")
+    device = next((t.device for t in [*model.parameters(), *model.buffers()]),
+                  torch.device("cpu"))
+    if input_shape is None and is_inputs(tuple(example) if isinstance(example, list)
+                                         else example):
+        return to_device(take(check(example, "example"), slice(0, 1)), device)
+    return filled(check_shape(input_shape if example is None else example), 0.0, device=device)
 
 
 @dataclass(frozen=True)
@@ -130,14 +169,14 @@ def compare_latency(
 
 def latency(
     model: nn.Module | Callable,
-    example: torch.Tensor,
+    example: Inputs,
     repeats: int = 50,
     warmup: int = 5,
     num_threads: int | None = None,
 ) -> LatencyStats:
-    """Latency of `model(example)` in eval mode."""
+    """Latency of one call on `example` in eval mode: model(x), model(*x) or model(**x) as
+    the example is a tensor, a tuple or a dict of tensors (netshrink.data.inputs)."""
     if isinstance(model, nn.Module):
         model.eval()
-    return compare_latency({"model": lambda: model(example)}, repeats, warmup, num_threads)[
-        "model"
-    ]
+    return compare_latency({"model": lambda: call(model, example)}, repeats, warmup,
+                           num_threads)["model"]

@@ -1,20 +1,22 @@
 """Model files: safetensors tensors plus JSON metadata. Loading never unpickles anything.
 
-The metadata records how to rebuild the model: its registry name and arguments, then the
-structural transforms applied since (pruning that removes channels, quantization that swaps
-modules), each replayed by a function registered under its `kind`. So a file written by
-`netshrink.save` is loaded with `netshrink.load(path)` alone.
+The metadata records how to rebuild the model: its registry name and arguments (for the zoo),
+then the structural transforms applied since (netshrink.core.transforms), then which weights
+are masked. `netshrink.load(path)` rebuilds a zoo model from the file alone;
+`netshrink.load(path, model=MyModel())` replays the same transforms onto the user's fresh
+float instance. Either way the masks are installed again and the outputs equal the saved
+model's.
 
-Mostly-zero tensors (a pruned model's weights) are stored sparse by default: a bit per element
-saying which are non-zero, then the non-zero values in order. A 90%-pruned float32 layer then
-takes about 0.53 bytes per weight instead of 4, so pruning shows on disk, not only in counts.
+Sparse tensors: a masked weight is stored as its mask (one bit per entry) plus the kept values,
+so the mask comes back exactly; any other mostly-zero tensor is stored the same way (a bit per
+non-zero) when that takes at most 3/4 of its dense bytes. A 90%-pruned float32 layer takes
+about 0.53 bytes per weight instead of 4, so pruning shows on disk, not only in counts.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,26 +25,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from netshrink.core import transforms
+from netshrink.core.masks import all_masks
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_path
 
 FORMAT = "netshrink-model"
-FORMAT_VERSION = 2  # 2: sparse tensors (files without them are still written as version 1)
+FORMAT_VERSION = 3  # 2: sparse tensors; 3: masked tensors stored by their mask
 _MASK, _VALUES = ".__sparse_mask__", ".__sparse_values__"
 SPARSE_WORTH_IT = 0.75  # store sparse when that takes at most this fraction of the dense bytes
-_TRANSFORMS: dict[str, Callable[[nn.Module, dict], nn.Module]] = {}
-
-
-def register_transform(kind: str, rebuild: Callable[[nn.Module, dict], nn.Module]) -> None:
-    """Teach `load` to replay a structural transform recorded as {"kind": kind, ...}."""
-    _TRANSFORMS[kind] = rebuild
-
-
-def record_transform(model: nn.Module, entry: dict) -> None:
-    """Remember on the model that a structural transform was applied (replayed by `load`)."""
-    if "kind" not in entry:
-        raise ValueError("a transform entry needs a 'kind'")
-    model.netshrink_transforms = [*getattr(model, "netshrink_transforms", []), entry]
 
 
 def _versions() -> dict:
@@ -51,27 +42,39 @@ def _versions() -> dict:
     return {"netshrink": __version__, "torch": torch.__version__}
 
 
-def _encode_sparse(tensors: dict[str, torch.Tensor]) -> dict[str, dict]:
-    """Replace mostly-zero tensors in `tensors` by a packed bit mask and their non-zeros."""
+def _encode_sparse(tensors: dict[str, torch.Tensor],
+                   masks: dict[str, torch.Tensor] | None = None) -> dict[str, dict]:
+    """Replace masked and mostly-zero tensors in `tensors` by packed bits and their values.
+
+    A masked tensor's bits are its mask (kept entries, zeros among them, are all stored);
+    another tensor's bits are its non-zeros, used only where that saves a quarter of its bytes.
+    """
+    masks = masks or {}
     sparse = {}
     for name in list(tensors):
         tensor = tensors[name]
-        if tensor.numel() < 256 or tensor.dtype == torch.bool or tensor.is_complex():
-            continue
         flat = tensor.reshape(-1)
-        keep = flat != 0
-        sparse_bytes = (flat.numel() + 7) // 8 + int(keep.sum()) * tensor.element_size()
-        if sparse_bytes > SPARSE_WORTH_IT * flat.numel() * tensor.element_size():
-            continue
+        if name in masks:
+            keep = masks[name].reshape(-1).cpu().bool()
+        else:
+            if tensor.numel() < 256 or tensor.dtype == torch.bool or tensor.is_complex():
+                continue
+            keep = flat != 0
+            sparse_bytes = (flat.numel() + 7) // 8 + int(keep.sum()) * tensor.element_size()
+            if sparse_bytes > SPARSE_WORTH_IT * flat.numel() * tensor.element_size():
+                continue
         tensors[name + _MASK] = torch.from_numpy(np.packbits(keep.numpy()))
         tensors[name + _VALUES] = flat[keep].clone()
-        sparse[name] = {"shape": list(tensor.shape)}
+        sparse[name] = {"shape": list(tensor.shape), **({"mask": True} if name in masks else {})}
         del tensors[name]
     return sparse
 
 
-def _decode_sparse(tensors: dict[str, torch.Tensor], sparse: dict, path) -> None:
-    """Undo `_encode_sparse` in place, refusing masks and values that do not agree."""
+def _decode_sparse(tensors: dict[str, torch.Tensor], sparse: dict, path
+                   ) -> dict[str, torch.Tensor]:
+    """Undo `_encode_sparse` in place, refusing bits and values that do not agree; return the
+    masks of the tensors stored by their mask."""
+    masks = {}
     for name, info in sparse.items():
         bits, values = tensors.pop(name + _MASK, None), tensors.pop(name + _VALUES, None)
         shape = info.get("shape") if isinstance(info, dict) else None
@@ -89,24 +92,36 @@ def _decode_sparse(tensors: dict[str, torch.Tensor], sparse: dict, path) -> None
         dense = torch.zeros(numel, dtype=values.dtype)
         dense[keep] = values
         tensors[name] = dense.reshape(shape)
+        if info.get("mask"):
+            masks[name] = keep.reshape(shape)
+    return masks
 
 
 def save(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None,
          sparse: bool = True) -> Path:
-    """Write `model`'s weights and how to rebuild it to `path` (atomically).
+    """Write `model`'s weights, how to rebuild it and its masks to `path` (atomically).
 
-    sparse: store tensors that are mostly zeros as a bit mask plus their non-zero values (only
-    where that takes at most 3/4 of the dense bytes); False stores every tensor dense.
+    sparse: store masked and mostly-zero tensors as bits plus values (see the module
+    docstring); False stores every tensor dense (masks are then read back from the zeros).
+    A path ending in .nsz writes the compressed file instead (netshrink.pack.nsz.save).
     """
+    from netshrink.prune.mask import transform_entry
+
     path = Path(path)
+    if path.suffix == ".nsz":  # the compressed file (netshrink.pack.nsz)
+        from netshrink.pack import nsz
+
+        return nsz.save(model, path, metadata=metadata)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()
                if isinstance(v, torch.Tensor)}
-    sparse_tensors = _encode_sparse(tensors) if sparse else {}
+    masks = {k: m for k, m in all_masks(model).items() if k in tensors}
+    sparse_tensors = _encode_sparse(tensors, masks) if sparse else {}
+    mask_entry = transform_entry(model)
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION if sparse_tensors else 1,
         "model": getattr(model, "netshrink_spec", None),
-        "transforms": getattr(model, "netshrink_transforms", []),
+        "transforms": transforms.recorded(model) + ([mask_entry] if mask_entry else []),
         "versions": _versions(),
         "user": metadata or {},
     }
@@ -124,6 +139,10 @@ def save(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None
 def read_metadata(path: str | os.PathLike) -> dict:
     """The JSON metadata of a netshrink model file, refusing anything else."""
     path = Path(path)
+    if _is_nsz(path):
+        from netshrink.pack import nsz
+
+        return nsz.read_metadata(path)
     if not path.is_file():
         raise NetshrinkError(f"{path}: no such file")
     try:
@@ -137,19 +156,29 @@ def read_metadata(path: str | os.PathLike) -> dict:
         raise NetshrinkError(f"{path}: a safetensors file without netshrink metadata")
     try:
         header = json.loads(raw)
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
         raise NetshrinkError(f"{path}: corrupt netshrink metadata ({err})") from None
-    if header.get("format") != FORMAT:
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise NetshrinkError(f"{path}: not a netshrink model file")
-    if header.get("format_version", 0) > FORMAT_VERSION:
-        raise NetshrinkError(
-            f"{path}: written by a newer netshrink (format {header['format_version']}); upgrade"
-        )
+    version = header.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise NetshrinkError(f"{path}: corrupt netshrink metadata (format_version)")
+    if version > FORMAT_VERSION:
+        raise NetshrinkError(f"{path}: written by a newer netshrink (format {version}); upgrade")
     return header
 
 
 def read_tensors(path: str | os.PathLike, header: dict | None = None) -> dict[str, torch.Tensor]:
     """All tensors of a safetensors file, loaded without unpickling (sparse ones made dense)."""
+    if _is_nsz(path):
+        from netshrink.pack import nsz
+
+        return nsz.read_tensors(path)[1]
+    return _read(path, header)[0]
+
+
+def _read(path, header: dict | None = None) -> tuple[dict, dict]:
+    """(tensors, masks stored with them) of a file."""
     try:
         with safe_open(str(path), framework="pt") as handle:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
@@ -161,27 +190,56 @@ def read_tensors(path: str | os.PathLike, header: dict | None = None) -> dict[st
     sparse = (header or {}).get("sparse") or {}
     if not isinstance(sparse, dict):
         raise NetshrinkError(f"{path}: corrupt netshrink metadata (sparse)")
-    _decode_sparse(tensors, sparse, path)
-    return tensors
+    masks = _decode_sparse(tensors, sparse, path)
+    return tensors, masks
 
 
 def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
-    """Rebuild the model saved at `path` (or load its weights into `model`) and return it."""
+    """Rebuild the model saved at `path` and return it.
+
+    model: your own freshly built float instance of the saved model's class (needed when the
+    model was not built by netshrink.models.create); the file's transforms (quantization,
+    folding, masks) are replayed onto it, so it behaves exactly as the saved model.
+    """
+    if _is_nsz(path):
+        from netshrink.pack import nsz
+
+        return nsz.load(path, model)
     header = read_metadata(path)
+    entries = transforms.check_entries(header.get("transforms", []))
     if model is None:
         model = rebuild(header, path)
-    tensors = read_tensors(path, header)
+    elif not isinstance(model, nn.Module):
+        raise NetshrinkError(f"model must be a torch.nn.Module, not {type(model).__name__}")
+    else:
+        model = _replayed(model, entries, path)
+    tensors, masks = _read(path, header)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
         raise NetshrinkError(f"{path}: weights do not fit the model: {err}") from None
-    model.netshrink_spec = header["model"]
-    model.netshrink_transforms = header["transforms"]
+    transforms.replay_after_load(model, entries, masks)
+    if header.get("model") is not None:
+        model.netshrink_spec = header["model"]
     return model
 
 
+def _is_nsz(path) -> bool:
+    """A .nsz file, by its name or its magic bytes (so a damaged one gets .nsz's errors)."""
+    from netshrink.pack.nsz import is_nsz
+
+    return Path(path).suffix == ".nsz" or is_nsz(path)
+
+
+def _replayed(model: nn.Module, entries: list[dict], path) -> nn.Module:
+    try:
+        return transforms.replay_structure(model, entries)
+    except NetshrinkError as err:
+        raise NetshrinkError(f"{path}: {err}") from None
+
+
 def rebuild(header: dict, path: str | os.PathLike = "<file>") -> nn.Module:
-    """An untrained model with the architecture the metadata describes."""
+    """An untrained model with the architecture (and transforms) the metadata describes."""
     from netshrink import models
 
     spec = header.get("model")
@@ -190,24 +248,8 @@ def rebuild(header: dict, path: str | os.PathLike = "<file>") -> nn.Module:
             f"{path}: the model was not built by netshrink.models.create, so the file holds "
             "only weights; pass the model: netshrink.load(path, model=YourModel())"
         )
-    model = models.create(spec["name"], **spec["args"])
-    for entry in header.get("transforms", []):
-        kind = entry.get("kind")
-        if kind not in _TRANSFORMS:
-            _import_transform_providers()
-        if kind not in _TRANSFORMS:
-            raise NetshrinkError(f"{path}: unknown transform {kind!r}; upgrade netshrink")
-        model = _TRANSFORMS[kind](model, entry)
-    return model
-
-
-def _import_transform_providers() -> None:
-    """Import the subpackages that register transforms (they register on import)."""
-    import importlib
-
-    for name in ("netshrink.prune", "netshrink.quant"):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or \
+            not isinstance(spec.get("args", {}), dict):
+        raise NetshrinkError(f"{path}: corrupt netshrink metadata (model)")
+    model = models.create(spec["name"], **spec.get("args", {}))
+    return _replayed(model, transforms.check_entries(header.get("transforms", [])), path)

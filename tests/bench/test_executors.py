@@ -28,8 +28,8 @@ def test_local_and_ray_executors_give_the_same_results(tmp_path):
     assert len({r["metrics"]["test_accuracy"] for r in local}) > 1  # not a degenerate grid
     for row in ray_rows:  # the driver wrote the files the Ray worker made
         folder = tmp_path / "ray" / "trials" / row["trial_id"]
-        assert sorted(p.name for p in folder.iterdir()) == ["log.csv", "result.json",
-                                                             "spec.yaml"]
+        assert sorted(p.name for p in folder.iterdir()) == ["log.csv", "resolved.json",
+                                                             "result.json", "spec.yaml"]
     import ray
 
     assert not ray.is_initialized()  # the instance it started is shut down

@@ -1,9 +1,6 @@
-import textwrap
-
 import pytest
 
 from netshrink.bench.grid import expand, load_grid, parse_grid
-from netshrink.cli import main
 from netshrink.errors import NetshrinkError
 
 BASE = {"task": "train", "model": "mlp", "data": "digits", "train": {"epochs": 1}}
@@ -88,28 +85,6 @@ def test_duplicate_keys_and_bad_yaml_are_refused():
         parse_grid("task: train\nseed: 0\nseed: 1\nmodel: mlp\n", "g.yaml")
     with pytest.raises(NetshrinkError, match=r"g\.yaml is not valid YAML"):
         parse_grid("task: [train\n", "g.yaml")
-
-
-def test_the_cli_refuses_a_bad_grid_before_running_anything(tmp_path, capsys):
-    path = tmp_path / "bad.yaml"
-    path.write_text(textwrap.dedent("""\
-        task: train
-        model: mlp
-        data: digits
-        seed: [0, 1]
-        params: {sparsity: [0.5, 0.9]}
-    """))
-    out = tmp_path / "out"
-    assert main(["sweep", str(path), "--out", str(out)]) == 2
-    assert "params: task 'train' takes no params" in capsys.readouterr().err
-    assert not out.exists()
-
-
-def test_the_cli_dry_run_lists_trials(tmp_path, capsys):
-    path = tmp_path / "g.yaml"
-    path.write_text("task: train\nmodel: mlp\ndata: digits\nseed: [0, 1, 2]\n")
-    assert main(["sweep", str(path), "--dry-run"]) == 0
-    assert "3 trials; the grid is valid" in capsys.readouterr().out
 
 
 def test_the_recipe_in_the_repository_is_valid():

@@ -36,8 +36,10 @@ def test_rows_come_back_in_input_order_with_files_and_table(tmp_path):
     assert [r["trial_id"] for r in rows] == [t.trial_id for t in trials]
     for trial in trials:
         folder = tmp_path / "trials" / trial.trial_id
-        assert sorted(p.name for p in folder.iterdir()) == ["note.txt", "result.json",
-                                                             "spec.yaml", "sweep.txt"]
+        assert sorted(p.name for p in folder.iterdir()) == ["note.txt", "resolved.json",
+                                                             "result.json", "spec.yaml",
+                                                             "sweep.txt"]
+        assert json.loads((folder / "resolved.json").read_text()) == trial.resolved()
         assert Path((folder / "sweep.txt").read_text()) == tmp_path.resolve()
         assert TrialSpec.from_yaml((folder / "spec.yaml").read_text()) == trial
     assert {r["trial_id"] for r in load_rows(tmp_path)} == {t.trial_id for t in trials}

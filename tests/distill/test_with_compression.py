@@ -59,7 +59,7 @@ def test_a_qat_student_distilled_then_converted_runs_integer_layers(digits, trai
 
 def test_a_student_for_other_images_is_one_clear_error(digits, trained_teacher):
     wrong = models.create("mlp", (1, 28, 28), digits.num_classes, widths=[8])
-    with pytest.raises(NetshrinkError, match="student does not fit the images of 'digits'"):
+    with pytest.raises(NetshrinkError, match="student does not fit the inputs of 'digits'"):
         netshrink.distill(wrong, trained_teacher, digits, progress=False)
-    with pytest.raises(NetshrinkError, match="teacher does not fit the images of 'digits'"):
+    with pytest.raises(NetshrinkError, match="teacher does not fit the inputs of 'digits'"):
         netshrink.distill(student(digits), wrong, digits, progress=False)

@@ -53,3 +53,15 @@ def test_glorot_init_is_seeded_and_zero_bias():
     assert torch.equal(a[1].weight, b[1].weight)
     assert float(a[1].bias.detach().abs().sum()) == 0
     assert abs(float(a[1].weight.detach().std()) - (2 / (784 + 300)) ** 0.5) < 2e-3
+
+
+def test_the_builtin_table_is_what_names_lists():
+    assert set(models.BUILTIN) <= set(models.names())
+    assert {"lenet300", "mlp", "lenet5", "vgg", "resnet"} <= set(models.BUILTIN)
+
+
+def test_defaults_are_the_builders_and_inits():
+    assert models.defaults("mlp") == {"init": "default", "widths": (1200, 1200),
+                                      "dropout": 0.0, "input_dropout": 0.0}
+    assert models.defaults("lenet300") == {"init": "default"}
+    assert models.defaults("not-a-model") == {}

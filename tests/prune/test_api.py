@@ -5,7 +5,15 @@ import torch
 from torch import nn
 
 from netshrink import NetshrinkError, models
-from netshrink.prune import METHODS, LayerCollapseError, density, prune_, round_sparsity
+from netshrink.prune import (
+    METHODS,
+    LayerCollapseError,
+    PruneConfig,
+    density,
+    prune_,
+    report,
+    round_sparsity,
+)
 
 
 def mlp(digits, seed=0, **kw):
@@ -88,11 +96,39 @@ def test_the_seed_matters_for_random(digits):
     assert not torch.equal(a["1.weight"], b["1.weight"])
 
 
-def test_a_filter_chooses_the_layers(digits):
+def test_skip_patterns_choose_the_layers(digits):
     model = mlp(digits)
-    mask = prune_(model, "magnitude", sparsity=0.5, filter=lambda name, m: name == "1")
+    mask = prune_(model, "magnitude", sparsity=0.5, skip=["3"])
     assert list(mask) == ["1.weight"]
     assert torch.count_nonzero(model[3].weight) == model[3].weight.numel()
+    same = prune_(mlp(digits), PruneConfig(sparsity=0.5, skip=("3*",)))
+    assert list(same) == ["1.weight"] and torch.equal(same["1.weight"], mask["1.weight"])
+    with pytest.raises(NetshrinkError, match="'fc9' matches no layer"):
+        prune_(mlp(digits), "magnitude", sparsity=0.5, skip=["fc9"])
+    with pytest.raises(NetshrinkError, match="instead of filter"):
+        prune_(mlp(digits), "magnitude", sparsity=0.5, filter=lambda name, m: True)
+
+
+def test_layer_patterns_give_layers_their_own_rate(digits):
+    model = models.create("lenet5", input_shape=digits.input_shape)
+    prune_(model, PruneConfig(sparsity=0.8, layers={"*": 0.5, "0": 0.1}))
+    rows = {r.name: r.density for r in report(model)}
+    assert rows["0.weight"] == pytest.approx(0.9, abs=0.01)  # the last matching pattern wins
+    assert all(d == pytest.approx(0.5, abs=0.01) for n, d in rows.items() if n != "0.weight")
+
+
+def test_config_round_trips_and_names_its_bad_fields():
+    config = PruneConfig(method="synflow", compression=10, options={"iterations": 5},
+                         skip=("fc",), layers={"conv*": 0.5}, seed=3)
+    assert PruneConfig.from_dict(config.to_dict()) == config
+    for bad, match in [({"sparsity": 1.5}, "sparsity"), ({"sparsity": float("nan")}, "sparsity"),
+                       ({"sparsity": 0.5, "scope": "x"}, "scope"),
+                       ({"sparsity": 0.5, "layers": {"a": 2}}, r"layers\['a'\]"),
+                       ({"sparsity": 0.5, "seed": -1}, "seed"),
+                       ({"sparsity": 0.5, "options": {"nope": 1}}, "bad option"),
+                       ({"sparsity": 0.5, "wat": 1}, "unknown prune option wat")]:
+        with pytest.raises(NetshrinkError, match=match):
+            PruneConfig.from_dict(bad)
 
 
 def test_scoring_leaves_batchnorm_statistics_and_mode_alone(digits):
@@ -183,7 +219,7 @@ def test_unknown_method_scope_and_layer(digits):
         prune_(mlp(digits), "psychic", sparsity=0.5)
     with pytest.raises(NetshrinkError, match="scope"):
         prune_(mlp(digits), "magnitude", sparsity=0.5, scope="everywhere")
-    with pytest.raises(NetshrinkError, match="not a prunable layer"):
+    with pytest.raises(NetshrinkError, match="'9' matches no layer"):
         prune_(mlp(digits), "magnitude", sparsity=0.5, layer_sparsity={"9": 0.1})
     with pytest.raises(NetshrinkError, match="bad option"):
         prune_(mlp(digits), "synflow", sparsity=0.5, wibble=3)

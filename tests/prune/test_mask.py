@@ -26,8 +26,13 @@ def small_mlp(digits, seed=0):
     return models.create("mlp", input_shape=digits.input_shape, widths=(32,))
 
 
+def weights(model):
+    """{name: weight as the forward pass reads it}, masked or not."""
+    return {**netshrink.prune.prunable(model), **netshrink.prune.masked_parameters(model)}
+
+
 def pruned_entries(model, mask):
-    params = dict(model.named_parameters())
+    params = weights(model)
     return {name: params[name].detach()[~keep] for name, keep in mask.items()}
 
 
@@ -39,9 +44,14 @@ def assert_pruned_zero(model, mask):
 
 def test_state_dict_keys_stay_those_of_the_plain_model(digits):
     model = small_mlp(digits)
-    keys = list(model.state_dict())
-    prune_(model, "magnitude", sparsity=0.5)
-    assert list(model.state_dict()) == keys
+    keys = set(model.state_dict())
+    mask = prune_(model, "magnitude", sparsity=0.5)
+    state = model.state_dict()
+    assert set(state) == keys
+    assert torch.count_nonzero(state["1.weight"][~mask["1.weight"]]) == 0  # the masked value
+    plain = small_mlp(digits, seed=1)
+    plain.load_state_dict(state)  # a plain model takes a pruned model's state dict
+    assert torch.equal(plain[1].weight, state["1.weight"])
 
 
 def test_pruned_weights_stay_zero_in_our_training_loop(digits):
@@ -49,11 +59,10 @@ def test_pruned_weights_stay_zero_in_our_training_loop(digits):
     mask = prune_(model, "magnitude", sparsity=0.7)
     config = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-3,
                          batch_size=64, iterations=10, device="cpu")
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    before = {n: w.detach().clone() for n, w in weights(model).items()}
     fit(model, digits, config, progress=False)
     assert_pruned_zero(model, mask)
-    changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
-    assert "1.weight" in changed  # the kept weights did train
+    assert not torch.equal(weights(model)["1.weight"], before["1.weight"])  # kept ones trained
 
 
 @pytest.mark.parametrize("optimizer", ["adam_wd", "adamw", "sgd_momentum"])
@@ -80,7 +89,8 @@ def test_pruned_weights_stay_zero_in_a_plain_loop(digits, optimizer):
         step()
         assert_pruned_zero(model, mask)
         for name, keep in mask.items():
-            grad = dict(model.named_parameters())[name].grad
+            module = model.get_submodule(name.rpartition(".")[0])
+            grad = module.parametrizations.weight.original.grad
             assert torch.count_nonzero(grad[~keep]) == 0
 
 
@@ -115,7 +125,7 @@ def test_loading_dense_weights_into_a_masked_model_keeps_the_zeros(digits):
     mask = prune_(model, "magnitude", sparsity=0.5)
     model.load_state_dict(dense)
     assert_pruned_zero(model, mask)
-    kept = dict(model.named_parameters())["1.weight"].detach()[mask["1.weight"]]
+    kept = weights(model)["1.weight"].detach()[mask["1.weight"]]
     assert torch.equal(kept, dense["1.weight"][mask["1.weight"]])
 
 
@@ -151,14 +161,24 @@ def test_squash_makes_it_a_plain_model_with_zeros(digits, tmp_path):
     assert density(model) > 0.75  # no mask any more: the zeros train again (but for dead pixels)
 
 
-def test_mask_zeros_masks_a_model_loaded_into_a_user_module(digits, tmp_path):
+def test_loading_into_a_fresh_instance_brings_the_masks_back(digits, tmp_path):
     model = small_mlp(digits)
     mask = prune_(model, "magnitude", sparsity=0.5)
     path = netshrink.save(model, tmp_path / "m.safetensors")
     mine = netshrink.load(path, model=small_mlp(digits, seed=3))
-    assert len(current_mask(mine)) == 0
-    mask_zeros_(mine)
     assert all(torch.equal(current_mask(mine)[n], mask[n]) for n in mask)
+    fit(mine, digits, TrainConfig(lr=1e-2, iterations=10, device="cpu"), progress=False)
+    assert_pruned_zero(mine, mask)
+
+
+def test_mask_zeros_masks_a_model_pruned_elsewhere(digits):
+    model = small_mlp(digits)
+    mask = prune_(model, "magnitude", sparsity=0.5)
+    plain = small_mlp(digits, seed=3)
+    plain.load_state_dict(model.state_dict())
+    assert len(current_mask(plain)) == 0
+    mask_zeros_(plain)
+    assert all(torch.equal(current_mask(plain)[n], mask[n]) for n in mask)
 
 
 def test_apply_mask_refuses_unknown_weights_and_wrong_shapes(digits):
@@ -177,3 +197,49 @@ def test_report_lists_each_layer_and_the_total(digits):
     assert rows[1].density == pytest.approx(0.9, abs=0.01)
     text = format_report(rows)
     assert "total" in text and "1.weight" in text
+
+
+def _step(model, loss):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        opt.zero_grad()
+        loss(model).backward()
+        opt.step()
+
+
+def test_multihead_attention_reads_masked_weights_after_a_deep_copy():
+    """MultiheadAttention reads out_proj.weight without calling out_proj's forward."""
+    torch.manual_seed(0)
+    model = nn.MultiheadAttention(8, 2, batch_first=True)
+    mask = prune_(model, "magnitude", sparsity=0.7)
+    assert set(mask) == {"in_proj_weight", "out_proj.weight"}
+    twin = copy.deepcopy(model)
+    x = torch.randn(3, 5, 8)
+    _step(twin, lambda m: m(x, x, x)[0].pow(2).mean())
+    assert_pruned_zero(twin, mask)
+    with torch.no_grad():  # the kept weights trained, and the output uses the masked ones
+        w = twin.out_proj.weight
+        assert torch.count_nonzero(w[~mask["out_proj.weight"]]) == 0
+
+
+def test_tied_weights_are_one_prunable_weight_with_one_mask_on_both_modules():
+    torch.manual_seed(0)
+    embed, out = nn.Embedding(10, 6), nn.Linear(6, 10, bias=False)
+    out.weight = embed.weight
+    model = nn.ModuleDict({"embed": embed, "out": out})
+    mask = prune_(model, "magnitude", sparsity=0.5)
+    assert list(mask) == ["out.weight"]  # the embedding holds the same tensor
+    tokens = torch.randint(0, 10, (4, 3))
+    _step(model, lambda m: m["out"](m["embed"](tokens)).pow(2).mean())
+    keep = mask["out.weight"]
+    assert torch.count_nonzero(model["embed"].weight.detach()[~keep]) == 0
+    assert torch.equal(model["embed"].weight, model["out"].weight)
+    squash_(model)
+    assert model["embed"].weight is model["out"].weight  # still tied after squash
+
+
+def test_transposed_convolutions_and_conv1d_are_prunable():
+    model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ConvTranspose1d(4, 2, 3))
+    mask = prune_(model, "magnitude", sparsity=0.5)
+    assert set(mask) == {"0.weight", "1.weight"}
+    assert density(model) == pytest.approx(0.5, abs=0.02)

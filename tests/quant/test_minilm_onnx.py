@@ -10,7 +10,8 @@ from netshrink.quant import Dynamic
 transformers = pytest.importorskip("transformers")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from netshrink.quant import minilm, minilm_onnx  # noqa: E402
+from netshrink.models import minilm  # noqa: E402
+from netshrink.quant import minilm_onnx  # noqa: E402
 
 
 def _toy_encoder():

@@ -141,7 +141,8 @@ class _Product(nn.Module):
 def test_activation_products_match_their_integer_reference(tmp_path):
     torch.manual_seed(0)
     a, b = torch.randn(2, 3, 7, 16), torch.randn(2, 3, 16, 5)
-    module = netshrink.quantize_(_Product(), ONNX_DYNAMIC)
+    module = _Product()
+    netshrink.quantize_(module, ONNX_DYNAMIC)
     path = export_onnx(module, (a, b), tmp_path / "p.onnx", mode="integer")
     ops = _op_types(path)
     assert "MatMulInteger" in ops and not ops & FLOAT_PRODUCTS

@@ -21,8 +21,8 @@ def two_input_model(tmp_path_factory):
             return self.a(x) - self.b(y)
 
     torch.manual_seed(0)
-    model = netshrink.quantize_(Pair(), Dynamic(bits=7, activation_bits=8,
-                                                granularity="tensor"))
+    model = Pair()
+    netshrink.quantize_(model, Dynamic(bits=7, activation_bits=8, granularity="tensor"))
     path = tmp_path_factory.mktemp("onnx") / "pair.onnx"
     export_onnx(model, (torch.rand(2, 6), torch.rand(2, 4)), path, mode="integer",
                 input_names=["x", "y"])

@@ -92,18 +92,16 @@ def test_tables_put_the_paper_beside_ours(tmp_path: Path):
             ("mnist", "member0"): [_row({"test_accuracy": 0.9})],
             ("mnist", "ensemble"): [_row({"test_accuracy": 0.92})],
             ("mnist", "from_ensemble"): [_row({"test_accuracy": 0.916})]}
-    options = ReproOptions(out=tmp_path)
-    repro.write_outputs(options, scale, "header", repro.Results(rows), [{"role": "big",
-                        "trial_id": "id0", "data": "mnist", "seed": 0}], 12.0)
-    text = (tmp_path / "distillation.md").read_text()
+    text = repro.write_outputs(tmp_path, scale, "header", repro.Results(rows),
+                               [{"role": "big", "trial_id": "id0", "data": "mnist", "seed": 0}],
+                               12.0)
     assert "| big 2x1200, dropout + jitter | 68.0 ± 1.4 | 67 |" in text
     gap = (146 - 75) / (146 - 68)
     assert f"| small distilled, T=20 | 75.0 ± 1.4 | 74 | {100 * gap:.0f}% (paper 91%) |" in text
     assert "| share of the ensemble's gain kept | 80% | 86%" in text
     assert "58.9%" in text and "61.1%" in text
     assert (tmp_path / "distillation_T_mnist.png").stat().st_size > 1000
-    config = json.loads((tmp_path / "distillation_config.json").read_text())
-    assert config["paper"]["big_errors"] == 67 and config["scale"]["temperatures"] == [20]
+    assert (tmp_path / "distillation.csv").read_text().startswith("role,")
 
 
 def test_no_gap_is_said_not_hidden(tmp_path: Path):
@@ -142,8 +140,10 @@ def test_runs_end_to_end_on_the_digits(tmp_path: Path):
     from netshrink.reproduce import run
 
     run("distillation", ReproOptions(out=tmp_path, seeds=(0,), data=("digits",)))
-    text = (tmp_path / "distillation.md").read_text()
+    text = (tmp_path / "results.md").read_text()
     assert "## 4. Class 3 left out" in text and "Failed trials" not in text
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["settings"]["datasets"] == ["digits"] and config["trials"]
 
 
 def test_targets_leave_out_pairs_of_experiments_not_run_on_the_data():

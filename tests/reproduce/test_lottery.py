@@ -4,17 +4,17 @@ from pathlib import Path
 
 import pytest
 
-from netshrink.reproduce import ReproOptions, lottery
+from netshrink.reproduce import ReproOptions, lottery, run
 
 
 def test_default_settings_are_the_papers_protocol_scaled():
-    s = lottery.settings_for(ReproOptions(out=Path("x")))
+    s = lottery.settings(ReproOptions(out=Path("x")))
     assert s["train"] | {} == {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60,
                                "epochs": 5.0, "eval_every": 250}
     assert s["lottery"]["rate"] == 0.2 and s["lottery"]["output_rate"] == 0.1
     assert s["lottery"]["rounds"] == 18 and s["lottery"]["control_rounds"] == [3, 7, 12, 15, 18]
     assert s["data"] == ["mnist", "fashion-mnist"] and s["seeds"] == [0, 1, 2]
-    full = lottery.settings_for(ReproOptions(out=Path("x"), full=True))
+    full = lottery.settings(ReproOptions(out=Path("x"), full=True))
     assert full["train"]["iterations"] == 50_000 and full["train"]["eval_every"] == 100
 
 
@@ -40,9 +40,9 @@ def test_tiny_run_writes_every_file(tmp_path, monkeypatch):
                             "rewind_iteration": 0, "control_rounds": [2],
                             "controls": ["reinit", "shuffle"]}}
 
-    monkeypatch.setattr(lottery, "settings_for", tiny)
+    monkeypatch.setattr(lottery, "settings", tiny)
     monkeypatch.setattr(lottery, "ROUNDS", (0, 2))
-    lottery.run(ReproOptions(out=tmp_path, executor="serial"))
+    run("lottery", ReproOptions(out=tmp_path, executor="serial"))
     for name in ("results.md", "networks.csv", "summary.csv", "config.json",
                  "accuracy_digits.png", "early_stop_digits.png"):
         assert (tmp_path / name).stat().st_size > 0, name

@@ -1,6 +1,6 @@
 """The OBD reproduction: curve unpacking and a tiny run."""
 
-from netshrink.reproduce import ReproOptions, obd
+from netshrink.reproduce import ReproOptions, obd, run
 
 
 def test_curve_rows_unpack_mode_fraction_field():
@@ -13,7 +13,7 @@ def test_curve_rows_unpack_mode_fraction_field():
 
 
 def test_tiny_run(tmp_path, monkeypatch):
-    base = obd.settings_for
+    base = obd.settings
 
     def tiny(options):
         s = base(options)
@@ -21,9 +21,9 @@ def test_tiny_run(tmp_path, monkeypatch):
                  train={"batch_size": 64, "iterations": 20}, retrain={"iterations": 5})
         return s
 
-    monkeypatch.setattr(obd, "settings_for", tiny)
-    obd.run(obd.ReproOptions(out=tmp_path, executor="serial"))
+    monkeypatch.setattr(obd, "settings", tiny)
+    run("obd", ReproOptions(out=tmp_path, executor="serial"))
     text = (tmp_path / "results.md").read_text()
     assert "| 50% |" in text and "OBD predicted" in text
     assert (tmp_path / "deletion_digits.png").stat().st_size > 0
-    assert ReproOptions  # the options type the command line builds
+    assert "Failed trials" not in text

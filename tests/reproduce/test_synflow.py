@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from netshrink.reproduce import ReproOptions, synflow
+from netshrink.reproduce import ReproOptions, run, synflow
 
 
 def test_grid_covers_every_method_and_compression_plus_one_dense_per_seed():
-    s = synflow.settings_for(ReproOptions(out=Path("x")))
-    trials = synflow.trials_for(s)
+    s = synflow.settings(ReproOptions(out=Path("x")))
+    trials = synflow.trials(s)
     assert len(trials) == 2 * 3 * (1 + 5 * 6)
     compressions = sorted({t.params["compression"] for t in trials})
     assert compressions[0] == 1.0 and abs(compressions[-1] - 1000) < 1e-9
@@ -40,8 +40,8 @@ def test_tiny_run(tmp_path, monkeypatch):
                 "methods": ["random", "synflow"], "exponents": [1.0],
                 "train": {"batch_size": 64, "iterations": 3}, "synflow_iterations": 5}
 
-    monkeypatch.setattr(synflow, "settings_for", tiny)
-    synflow.run(ReproOptions(out=tmp_path, executor="serial"))
+    monkeypatch.setattr(synflow, "settings", tiny)
+    run("synflow", ReproOptions(out=tmp_path, executor="serial"))
     text = (tmp_path / "results.md").read_text()
     assert "| compression | random | synflow |" in text
     assert (tmp_path / "accuracy_digits.png").stat().st_size > 0

@@ -25,66 +25,27 @@ from __future__ import annotations
 import difflib
 import itertools
 import os
-import re
 import types
 import typing
 from dataclasses import fields
-from pathlib import Path
-
-import yaml
 
 from netshrink.bench import tasks
 from netshrink.bench.spec import ARGUMENT_FIELDS, TrialSpec
 from netshrink.errors import NetshrinkError
+from netshrink.yamlfile import parse_yaml, read_yaml
 
 NAME_FIELDS = ("task", "model", "data")
 GRID_KEYS = tuple(f.name for f in fields(TrialSpec))
 
 
-class _GridLoader(yaml.SafeLoader):
-    """Safe YAML that reads 1e-3 as a number (as YAML 1.2 does) and refuses duplicate keys."""
-
-
-_GridLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
-
-def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep=False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise NetshrinkError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice")
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_GridLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                            _mapping_without_duplicates)
-
-
 def load_grid(path: str | os.PathLike) -> list[TrialSpec]:
     """The checked trials of a grid file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise NetshrinkError(f"cannot read grid file {path}: {err.strerror}") from None
-    return parse_grid(text, source=str(path))
+    return expand(read_yaml(path), str(path))
 
 
 def parse_grid(text: str, source: str = "grid") -> list[TrialSpec]:
     """The checked trials of grid YAML `text`; errors start with `source`."""
-    try:
-        document = yaml.load(text, Loader=_GridLoader)  # a SafeLoader subclass
-    except NetshrinkError as err:
-        raise NetshrinkError(f"{source}: {err}") from None
-    except yaml.YAMLError as err:
-        raise NetshrinkError(f"{source} is not valid YAML: {err}") from None
-    return expand(document, source)
+    return expand(parse_yaml(text, source), source)
 
 
 def expand(document, source: str = "grid") -> list[TrialSpec]:

@@ -1,7 +1,9 @@
 """A trial: one training-and-measuring job of a comparison, named by the hash of its content.
 
-The output folder of a trial is named by `spec.trial_id`, so a finished trial is never run twice
-and a re-run of a sweep resumes where it stopped (as open_lth names its runs).
+The output folder of a trial is named by `spec.trial_id`, the hash of its resolved
+configuration (defaults filled in, see netshrink.bench.resolve), so a finished trial is never
+run twice, a re-run of a sweep resumes where it stopped (as open_lth names its runs), and
+writing a default out does not make a new trial.
 """
 
 from __future__ import annotations
@@ -90,11 +92,28 @@ class TrialSpec:
             raise NetshrinkError(f"trial spec is not valid JSON: {err}") from None
         return cls.from_dict(values)
 
+    def resolved(self) -> dict:
+        """The spec with every default filled in: what the trial runs, and what names it."""
+        from netshrink.bench.resolve import resolve
+
+        return resolve(self)
+
     @property
     def trial_id(self) -> str:
-        """A stable hash of the content: equal specs, equal ids, whatever the key order."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A stable hash of the resolved content: whatever the key order, and whether a
+        default is written out or left out."""
+        canonical = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"),
+                               default=repr)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def plain(value):
+    """`value` with tuples as lists, dicts and lists copied (defaults read from code)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 def _json_values(value, where: str):

@@ -98,10 +98,12 @@ def execute(spec: TrialSpec, workdir: Path, task_module: str | None = None,
     _SWEEP_FOLDER = Path(sweep).resolve() if sweep is not None else None
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "spec.yaml").write_text(spec.to_yaml())
+    (workdir / "resolved.json").write_text(json.dumps(spec.resolved(), indent=2, sort_keys=True,
+                                                      default=repr))
     started, start = _now(), time.perf_counter()
     status, error, metrics = "ok", None, {}
     try:
-        metrics = tasks.ensure(spec.task, task_module)(spec, workdir)
+        metrics = tasks.ensure(spec.task, task_module).run(spec, workdir)
         if not isinstance(metrics, dict):
             raise NetshrinkError(
                 f"task {spec.task!r} returned {type(metrics).__name__}; a task returns a dict "
@@ -161,6 +163,10 @@ def _fsync_dir(path: Path) -> None:
 
 def run_trial(spec: TrialSpec, out: str | os.PathLike, task_module: str | None = None) -> dict:
     """Run one trial in this process unless it has finished; return its row."""
+    # The task's defaults are part of the trial's id: know the task before naming its folder
+    # (a task that cannot be found fails below, as the trial's error).
+    with contextlib.suppress(Exception):
+        tasks.ensure(spec.task, task_module)
     folder = trial_folder(out, spec.trial_id)
     row = read_result(folder)
     if row is not None:

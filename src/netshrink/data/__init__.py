@@ -4,7 +4,9 @@
 
 Images are float32 in [0, 1] with shape (N, 1, H, W); labels are int64 class indices. The
 validation set is held out of the training set by a seeded permutation (the Lottery Ticket paper
-holds out 5,000 training images for early stopping).
+holds out 5,000 training images for early stopping). Each split is an `Examples` data set of
+(inputs, labels); your own inputs may be a tensor (token ids stay int64), a tuple or a dict of
+tensors (see netshrink.data.inputs).
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
 
-from netshrink.data import catalog, idx
+from netshrink.data import catalog, idx, inputs
 from netshrink.data.catalog import SOURCES, download
-from netshrink.data.splits import Splits, from_tensors, holdout, tensors_of
+from netshrink.data.inputs import Examples
+from netshrink.data.splits import Splits, first_inputs, from_tensors, holdout, tensors_of
 from netshrink.errors import DataError
 
-__all__ = ["Splits", "download", "from_tensors", "load", "names", "tensors_of"]
+__all__ = ["Examples", "Splits", "download", "first_inputs", "from_tensors", "inputs", "load",
+           "names", "tensors_of"]
 
 DEFAULT_VAL_SIZE = {"mnist": 5000, "fashion-mnist": 5000, "digits": 200}
 
@@ -57,7 +60,7 @@ def load(
     if not isinstance(size, int) or isinstance(size, bool):
         raise DataError(f"val_size must be an integer, got {size!r}")
     train, val = holdout(x_train, y_train, size, seed)
-    test = TensorDataset(x_test.clone(), y_test.clone())  # the cached tensors stay untouched
+    test = Examples(x_test.clone(), y_test.clone())  # the cached tensors stay untouched
     return Splits(key, train, val, test, classes,
                   tuple(x_train.shape[1:]))
 

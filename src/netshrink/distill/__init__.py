@@ -10,7 +10,6 @@ one model, a list of models (an ensemble) and may have their outputs cached on d
 import sys
 import types
 
-from netshrink.distill import tasks  # noqa: F401  (registers the sweep tasks)
 from netshrink.distill.api import DistillResult, distill
 from netshrink.distill.augment import Jitter, shift_images
 from netshrink.distill.bias import best_class_bias, shift_class_bias, sweep_class_bias

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from netshrink.data import Splits, tensors_of
-from netshrink.distill.augment import Jitter
+from netshrink.data import Splits, first_inputs, tensors_of
+from netshrink.data.inputs import call, to_device
+from netshrink.distill.augment import Jitter, check_images
 from netshrink.distill.cache import TeacherCache
 from netshrink.distill.callback import DistillationLoss
 from netshrink.distill.config import DistillConfig
@@ -51,7 +52,9 @@ def distill(
     """Train `student` on the transfer set `data.train` to match `teacher`, in netshrink.train.fit.
 
     teacher: a model, or a list of models (an ensemble: their softened probabilities are
-    averaged). Training labels of -1 mark unlabeled examples (soft targets only). Validation
+    averaged). Teacher and student take the same inputs, of any shape (a tensor, a tuple or a
+    dict of tensors; see netshrink.data.inputs); jitter needs float images.
+    Training labels of -1 mark unlabeled examples (soft targets only). Validation
     (early stopping) and test use the hard labels. The teacher runs in eval mode and is left
     unchanged (its mode restored, on the training device); the hint hooks are removed
     afterwards, even when training fails.
@@ -69,6 +72,8 @@ def distill(
     if not isinstance(config, DistillConfig):
         raise NetshrinkError(f"config must be a DistillConfig, got {type(config).__name__}")
     check_labels(data)
+    if config.jitter:
+        check_images(first_inputs(data.train, 1))
     device = resolve_device(train_config.device)
     teacher_was_training = teacher.training
     teacher.to(device).eval()
@@ -119,13 +124,13 @@ def check_inputs(student: nn.Module, teacher: nn.Module | Sequence[nn.Module], d
 
 
 def _run(forward, role: str, data: Splits) -> torch.Tensor:
-    """One forward pass on the data's images; a shape mismatch becomes one clear error."""
+    """One forward pass on the data's inputs; a mismatch becomes one clear error."""
     try:
         return forward()
-    except RuntimeError as err:
+    except (RuntimeError, TypeError, IndexError) as err:
         raise NetshrinkError(
-            f"the {role} does not fit the images of {data.name!r} (shape "
-            f"{tuple(data.input_shape)}): {str(err).splitlines()[0]}; was it built for another "
+            f"the {role} does not fit the inputs of {data.name!r} (per example "
+            f"{data.input_shape}): {str(err).splitlines()[0]}; was it built for another "
             f"data set?"
         ) from None
 
@@ -134,7 +139,7 @@ def _run(forward, role: str, data: Splits) -> torch.Tensor:
 def _check_and_project(student: nn.Module, teacher: nn.Module, data: Splits,
                        config: DistillConfig, device: torch.device) -> list[nn.Module]:
     """Run teacher and student on two examples: check classes and hints, build projections."""
-    x = tensors_of(data.train)[0][:2].to(device)
+    x = to_device(first_inputs(data.train, 2), device)
     teacher_names = [t for t, _ in config.hints]
     student_names = [s for _, s in config.hints]
     was_training = student.training
@@ -143,7 +148,7 @@ def _check_and_project(student: nn.Module, teacher: nn.Module, data: Splits,
         with FeatureCapture(teacher, teacher_names, "teacher") as t_cap, \
                 FeatureCapture(student, student_names, "student") as s_cap:
             teacher_out = _run(lambda: member_logits(teacher, x), "teacher", data)
-            student_out = _run(lambda: student(x), "student", data)
+            student_out = _run(lambda: call(student, x), "student", data)
             features = [(s_cap.take(s), t_cap.take(t)) for t, s in config.hints]
     finally:
         student.train(was_training)

@@ -3,6 +3,8 @@
 Each image is shifted by a random whole number of pixels in [-s, s] along each axis, the
 uncovered border filled with zeros (the background of MNIST and Fashion-MNIST). `Jitter` applies
 it to every training batch through the loop's `on_batch` hook; evaluation sees clean images.
+It is defined for float image batches (N, C, H, W) only: token ids, a tuple or a dict of inputs
+are refused with an error, as shifting them has no meaning.
 """
 
 from __future__ import annotations
@@ -10,17 +12,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from netshrink.data.inputs import Inputs, describe_batch
 from netshrink.errors import NetshrinkError
 from netshrink.train import Callback, TrainState
+
+
+def check_images(inputs: Inputs) -> None:
+    """Refuse inputs that are not a batch of float images (N, C, H, W), naming what they are."""
+    if not (isinstance(inputs, torch.Tensor) and inputs.dim() == 4
+            and inputs.is_floating_point()):
+        raise NetshrinkError(
+            f"jitter shifts float image batches shaped (N, C, H, W), but the inputs are "
+            f"{describe_batch(inputs)}; set jitter=0 for these inputs"
+        )
 
 
 def shift_images(images: torch.Tensor, max_shift: int,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Shift each (C, H, W) image of the batch by its own random (dy, dx) in [-s, s]^2."""
-    if images.dim() != 4:
-        raise NetshrinkError(
-            f"jitter needs image batches shaped (N, C, H, W), got {tuple(images.shape)}"
-        )
+    check_images(images)
     if max_shift == 0:
         return images
     n, c, h, w = images.shape

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from netshrink.data.inputs import call, to_device
 from netshrink.errors import NetshrinkError
 from netshrink.train import batches
 
@@ -35,7 +36,7 @@ def logits_of(model: nn.Module, dataset: Dataset, device: torch.device | str = "
     model.eval()
     out, labels = [], []
     for x, y, _ in batches(dataset, batch_size, shuffle=False):
-        out.append(model(x.to(device)).float().cpu())
+        out.append(call(model, to_device(x, device)).float().cpu())
         labels.append(y)
     model.train(was_training)
     return torch.cat(out), torch.cat(labels)

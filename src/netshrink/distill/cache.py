@@ -2,8 +2,9 @@
 
 A cache file holds the teacher members' logits on every training example, (M, N, C) float32,
 in safetensors (never pickle), written atomically. Its name is keyed by a SHA-256 of the
-teacher (structure, parameters and buffers) and one of the training inputs, so a changed
-teacher or changed data finds no file and recomputes: the old entry cannot be used by mistake.
+teacher (structure, parameters and buffers) and one of the training inputs (a tensor, a tuple
+or a dict of tensors: names, dtypes, shapes and values), so a changed teacher or changed data
+finds no file and recomputes: the old entry cannot be used by mistake.
 Logits rather than probabilities are stored, so students at any temperature share one entry.
 """
 
@@ -20,6 +21,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from netshrink.data.inputs import Inputs, count, take, tensors
+from netshrink.data.inputs import to_device as inputs_to
 from netshrink.distill.teachers import member_logits, num_members
 from netshrink.fileio import atomic_path
 
@@ -45,10 +48,18 @@ def teacher_digest(teacher: nn.Module) -> str:
     return h.hexdigest()
 
 
-def data_digest(inputs: torch.Tensor) -> str:
-    """SHA-256 of the training inputs, in order (the cache is indexed by example position)."""
+def data_digest(inputs: Inputs) -> str:
+    """SHA-256 of the training inputs, in order (the cache is indexed by example position).
+
+    A single tensor hashes as it always did (old cache files stay valid); a tuple adds its
+    length and a dict its names, so (a, b), (b, a) and {"a": a, "b": b} differ."""
     h = hashlib.sha256(b"netshrink-inputs")
-    _update_with_tensor(h, inputs)
+    if isinstance(inputs, dict):
+        h.update(json.dumps(list(inputs)).encode())
+    elif isinstance(inputs, tuple):
+        h.update(f"tuple{len(inputs)}".encode())
+    for tensor in tensors(inputs):
+        _update_with_tensor(h, tensor)
     return h.hexdigest()
 
 
@@ -65,13 +76,13 @@ class TeacherCache:
         return self.folder / f"teacher-{teacher_key[:20]}-data-{data_key[:20]}.safetensors"
 
     def logits(
-        self, teacher: nn.Module, inputs: torch.Tensor, device: torch.device | str = "cpu",
+        self, teacher: nn.Module, inputs: Inputs, device: torch.device | str = "cpu",
         batch_size: int = 1000,
     ) -> torch.Tensor:
         """(M, N, C) teacher logits on `inputs`, from the cache or computed and stored."""
         teacher_key, data_key = teacher_digest(teacher), data_digest(inputs)
         path = self.last_path = self.path(teacher_key, data_key)
-        stored = self._read(path, teacher_key, data_key, num_members(teacher), len(inputs))
+        stored = self._read(path, teacher_key, data_key, num_members(teacher), count(inputs))
         if stored is not None:
             self.hits += 1
             return stored
@@ -108,14 +119,15 @@ class TeacherCache:
 
 
 @torch.no_grad()
-def compute_logits(teacher: nn.Module, inputs: torch.Tensor, device: torch.device | str = "cpu",
+def compute_logits(teacher: nn.Module, inputs: Inputs, device: torch.device | str = "cpu",
                    batch_size: int = 1000) -> torch.Tensor:
     """(M, N, C) teacher logits on `inputs`, in eval mode (the mode is restored), on the CPU."""
     was_training = teacher.training
     teacher.eval()
     try:
-        parts = [member_logits(teacher, inputs[i : i + batch_size].to(device)).float().cpu()
-                 for i in range(0, len(inputs), batch_size)]
+        parts = [member_logits(teacher, inputs_to(take(inputs, slice(i, i + batch_size)),
+                                                  device)).float().cpu()
+                 for i in range(0, count(inputs), batch_size)]
     finally:
         teacher.train(was_training)
     return torch.cat(parts, dim=1)

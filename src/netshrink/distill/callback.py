@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from netshrink.data.inputs import Inputs, equal, take
 from netshrink.distill.config import DistillConfig
 from netshrink.distill.hints import FeatureCapture, hint_loss
 from netshrink.distill.losses import (
@@ -41,7 +42,7 @@ class DistillationLoss(Callback):
         teacher: nn.Module,
         config: DistillConfig,
         cached_logits: torch.Tensor | None = None,
-        train_inputs: torch.Tensor | None = None,
+        train_inputs: Inputs | None = None,
         projections: Sequence[nn.Module] = (),
     ):
         if cached_logits is not None and train_inputs is None:
@@ -93,12 +94,12 @@ class DistillationLoss(Callback):
                                                             teacher_feature)
         return total
 
-    def _teacher_logits(self, inputs: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    def _teacher_logits(self, inputs: Inputs, indices: torch.Tensor) -> torch.Tensor:
         if self.cached is None:
             self.teacher.eval()
             return member_logits(self.teacher, inputs)
-        expected = self.train_inputs[indices.cpu()]
-        if not torch.equal(inputs, expected.to(inputs.device)):
+        expected = take(self.train_inputs, indices.cpu())
+        if not equal(inputs, expected):
             raise NetshrinkError(
                 "this batch's inputs differ from the stored training examples (augmentation "
                 "or jitter?): cached teacher outputs belong to the unchanged examples. Run "

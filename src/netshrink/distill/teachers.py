@@ -13,14 +13,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from netshrink.data.inputs import Inputs, call
 from netshrink.errors import NetshrinkError
 
 
 class Ensemble(nn.Module):
     """N models as one classifier: the average of their probabilities.
 
-    forward(x) returns log(mean_m softmax(z_m)), so argmax is the ensemble's prediction and
+    forward(...) returns log(mean_m softmax(z_m)), so argmax is the ensemble's prediction and
     cross-entropy on it is the ensemble's loss; `member_logits` gives each member's logits.
+    The members take the ensemble's arguments, whatever they are (one tensor, two, keywords).
     """
 
     def __init__(self, members: Sequence[nn.Module]):
@@ -35,9 +37,12 @@ class Ensemble(nn.Module):
                 )
         self.members = nn.ModuleList(members)
 
-    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(M, B, C) logits of the M members."""
-        outputs = [member(x) for member in self.members]
+    def member_logits(self, inputs: Inputs) -> torch.Tensor:
+        """(M, B, C) logits of the M members on `inputs` (a tensor, a tuple or a dict)."""
+        return self._stacked([call(member, inputs) for member in self.members])
+
+    @staticmethod
+    def _stacked(outputs: list[torch.Tensor]) -> torch.Tensor:
         shapes = {tuple(o.shape) for o in outputs}
         if len(shapes) != 1:
             raise NetshrinkError(
@@ -46,8 +51,9 @@ class Ensemble(nn.Module):
             )
         return torch.stack(outputs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(self.member_logits(x).float(), dim=-1).mean(0)
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        logits = self._stacked([member(*args, **kwargs) for member in self.members])
+        probs = torch.softmax(logits.float(), dim=-1).mean(0)
         return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
 
 
@@ -66,11 +72,11 @@ def as_teacher(teacher: nn.Module | Sequence[nn.Module]) -> nn.Module:
 
 
 @torch.no_grad()
-def member_logits(teacher: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(M, B, C) logits of a teacher on a batch (M = 1 for a single model), in eval mode."""
+def member_logits(teacher: nn.Module, inputs: Inputs) -> torch.Tensor:
+    """(M, B, C) logits of a teacher on a batch of inputs (M = 1 for a single model)."""
     if isinstance(teacher, Ensemble):
-        return teacher.member_logits(x)
-    out = teacher(x)
+        return teacher.member_logits(inputs)
+    out = call(teacher, inputs)
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         raise NetshrinkError(
             f"the teacher must return (batch, classes) logits, got "

@@ -12,9 +12,17 @@ import dataclasses
 from collections.abc import Sequence
 
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset
 
-from netshrink.data import Splits, tensors_of
+from netshrink.data import Examples, Splits, tensors_of
+from netshrink.data.inputs import (
+    check,
+    concat,
+    count,
+    describe,
+    standard_dtypes,
+    take,
+)
 from netshrink.distill.losses import UNLABELED
 from netshrink.errors import NetshrinkError
 
@@ -29,8 +37,10 @@ def transfer_set(
 
     omit_classes: leave every training example of these classes out.
     drop_labels: keep the training inputs but mark them unlabeled (soft targets only).
-    unlabeled: extra inputs (a tensor, a Dataset or an (x, y) tuple whose labels are ignored)
-        appended as unlabeled examples.
+    unlabeled: extra inputs appended as unlabeled examples: a tensor or a dict of tensors,
+        or a Dataset or an (inputs, labels) tuple whose labels are ignored (so positional
+        inputs go as ((a, b), labels) or Examples((a, b), labels)). They must match the
+        training inputs' structure, dtypes and per-example shapes.
     """
     x, y = tensors_of(splits.train)
     for c in omit_classes:
@@ -40,22 +50,22 @@ def transfer_set(
             )
     if omit_classes:
         keep = ~torch.isin(y, torch.as_tensor([int(c) for c in omit_classes]))
-        x, y = x[keep], y[keep]
+        x, y = take(x, keep), y[keep]
     if drop_labels:
         y = torch.full_like(y, UNLABELED)
     if unlabeled is not None:
-        extra = unlabeled if isinstance(unlabeled, torch.Tensor) else tensors_of(unlabeled)[0]
-        extra = extra.float()
-        if tuple(extra.shape[1:]) != tuple(x.shape[1:]):
+        direct = isinstance(unlabeled, torch.Tensor | dict)
+        extra = standard_dtypes(check(unlabeled) if direct else tensors_of(unlabeled)[0])
+        if describe(extra) != describe(x):
             raise NetshrinkError(
-                f"unlabeled inputs have shape {tuple(extra.shape[1:])} per example, the "
-                f"training set {tuple(x.shape[1:])}; they must match"
+                f"unlabeled inputs have dtype and shape {describe(extra)} per example, the "
+                f"training set {describe(x)}; they must match"
             )
-        x = torch.cat([x, extra])
-        y = torch.cat([y, torch.full((len(extra),), UNLABELED, dtype=y.dtype)])
-    if len(x) == 0:
+        x = concat([x, extra])
+        y = torch.cat([y, torch.full((count(extra),), UNLABELED, dtype=y.dtype)])
+    if len(y) == 0:
         raise NetshrinkError("the transfer set is empty")
-    return dataclasses.replace(splits, train=TensorDataset(x, y))
+    return dataclasses.replace(splits, train=Examples(x, y))
 
 
 def check_labels(splits: Splits) -> int:

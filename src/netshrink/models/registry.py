@@ -11,6 +11,7 @@ from torch import nn
 from netshrink.errors import NetshrinkError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+_DEFAULTS: dict[str, dict] = {}
 INITS = ("default", "glorot", "kaiming")
 
 
@@ -28,6 +29,21 @@ def register(name: str) -> Callable:
 
 def names() -> list[str]:
     return sorted(_BUILDERS)
+
+
+def defaults(name: str) -> dict:
+    """The arguments `create(name)` fills in when not given: init and the builder's defaults.
+
+    A trial's identity is its resolved configuration, so `widths=[1200, 1200]` written out
+    names the same mlp as no widths at all. An unknown name has none ({}).
+    """
+    if name not in _BUILDERS:
+        return {}
+    if name not in _DEFAULTS:  # a builder never changes once registered: read it once
+        _DEFAULTS[name] = {"init": "default"} | {
+            p.name: p.default for p in inspect.signature(_BUILDERS[name]).parameters.values()
+            if p.name not in ("input_shape", "num_classes") and p.default is not p.empty}
+    return dict(_DEFAULTS[name])
 
 
 def create(
@@ -54,6 +70,12 @@ def create(
         raise NetshrinkError(
             f"model {name!r} has no argument {', '.join(sorted(unknown))}; it accepts "
             f"{', '.join(sorted(accepted)) or 'none'}"
+        )
+    if isinstance(input_shape, dict) or any(isinstance(s, tuple | list) for s in input_shape):
+        raise NetshrinkError(
+            f"input_shape={input_shape!r} must be one shape such as (1, 28, 28): the zoo's "
+            "models take one image tensor, not the tuple or dict of shapes of a data set with "
+            "several inputs; build your own nn.Module for those"
         )
     shape = tuple(int(s) for s in input_shape)
     if int(num_classes) < 2:

@@ -11,7 +11,7 @@ import math
 from torch import nn
 
 from netshrink.errors import NetshrinkError
-from netshrink.models.registry import output_shape, register
+from netshrink.models.registry import output_shape
 
 
 def _flat(input_shape: tuple[int, ...]) -> int:
@@ -31,13 +31,11 @@ def _mlp(sizes: list[int], dropout: float = 0.0, input_dropout: float = 0.0) -> 
     return nn.Sequential(*layers)
 
 
-@register("lenet300")
 def lenet300(input_shape, num_classes):
     """LeNet-300-100 (LeCun et al. 1998), the Lottery Ticket and Deep Compression MLP."""
     return _mlp([_flat(input_shape), 300, 100, num_classes])
 
 
-@register("mlp")
 def mlp(input_shape, num_classes, widths=(1200, 1200), dropout=0.0, input_dropout=0.0):
     """Fully connected ReLU net; Hinton et al. distilled 2x1200 (dropout) into 2x800."""
     widths = [int(w) for w in widths]
@@ -49,7 +47,6 @@ def mlp(input_shape, num_classes, widths=(1200, 1200), dropout=0.0, input_dropou
     return _mlp([_flat(input_shape), *widths, num_classes], dropout, input_dropout)
 
 
-@register("lenet5")
 def lenet5(input_shape, num_classes):
     """LeNet-5: conv 6 -> pool -> conv 16 -> pool -> fc 120 -> 84 -> classes (ReLU, max-pool).
 
@@ -70,6 +67,23 @@ def lenet5(input_shape, num_classes):
         nn.Linear(120, 84), nn.ReLU(),
         nn.Linear(84, num_classes),
     )
+
+
+def lenet5_caffe(input_shape, num_classes):
+    """LeNet-5 as Caffe's MNIST example builds it, the network of Deep Compression's LeNet-5
+    row: conv 20 (5x5) -> max-pool -> conv 50 (5x5) -> max-pool -> fc 500 -> ReLU -> classes
+    (no ReLU after the convolutions, as in Caffe's prototxt); 431k weights on 28x28 inputs.
+    On small inputs (8x8 digits) the convolutions pad by 2, so the feature map does not vanish.
+    """
+    channels, height = input_shape[0], input_shape[1]
+    pad = 0 if height >= 16 else 2
+    features = nn.Sequential(
+        nn.Conv2d(channels, 20, 5, padding=pad), nn.MaxPool2d(2),
+        nn.Conv2d(20, 50, 5, padding=pad), nn.MaxPool2d(2),
+        nn.Flatten(),
+    )
+    flat = output_shape(features, input_shape)[0]
+    return nn.Sequential(*features, nn.Linear(flat, 500), nn.ReLU(), nn.Linear(500, num_classes))
 
 
 def _conv_stack(channels: int, plan: list, input_hw: int, batchnorm: bool) -> nn.Sequential:
@@ -98,22 +112,18 @@ def _lottery_conv(input_shape, num_classes, plan):
     return nn.Sequential(*features, *_mlp([flat, 256, 256, num_classes])[1:])
 
 
-@register("conv2")
 def conv2(input_shape, num_classes):
     return _lottery_conv(input_shape, num_classes, [64, 64, "M"])
 
 
-@register("conv4")
 def conv4(input_shape, num_classes):
     return _lottery_conv(input_shape, num_classes, [64, 64, "M", 128, 128, "M"])
 
 
-@register("conv6")
 def conv6(input_shape, num_classes):
     return _lottery_conv(input_shape, num_classes, [64, 64, "M", 128, 128, "M", 256, 256, "M"])
 
 
-@register("vgg")
 def vgg(input_shape, num_classes, width=16):
     """A small VGG-11-style net with BatchNorm: 8 conv layers in 4 stages, global pooling, fc.
 
@@ -176,7 +186,6 @@ class ResNet(nn.Module):
         return self.fc(self.pool(self.blocks(self.stem(x))).flatten(1))
 
 
-@register("resnet")
 def resnet(input_shape, num_classes, depth=20, width=16):
     """A small ResNet with BatchNorm and residual connections (ResNet-20 by default)."""
     return ResNet(input_shape, num_classes, int(depth), int(width))

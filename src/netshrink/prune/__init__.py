@@ -5,15 +5,14 @@
     print(netshrink.prune.format_report(netshrink.prune.report(model)))
     netshrink.prune.squash_(model)            # permanent: plain weights with zeros
 
-Pruned weights stay exactly zero through training, in `netshrink.train.fit` and in a plain
-PyTorch loop with any torch optimizer (see netshrink.prune.mask for how).
+Pruned weights read exactly zero wherever they are read: in training (netshrink's loop or
+yours, any optimizer), deep copies, module swaps, files (see netshrink.core.masks for how).
 """
 
-from netshrink.prune import tasks  # noqa: F401  (registers the sweep tasks)
-from netshrink.prune.api import LayerCollapseError, prune_, target_sparsity
+from netshrink.prune.api import LayerCollapseError, prune_, score_weights
+from netshrink.prune.config import PruneConfig, target_sparsity
 from netshrink.prune.lottery import LotteryConfig, LotteryResult, find_ticket
 from netshrink.prune.mask import (
-    TRANSFORM_KIND,
     LayerDensity,
     Mask,
     apply_mask,
@@ -21,8 +20,8 @@ from netshrink.prune.mask import (
     density,
     format_report,
     mask_zeros_,
+    masked_parameters,
     prunable,
-    replay_transform,
     report,
     squash_,
 )
@@ -44,9 +43,11 @@ from netshrink.prune.scores import (
     SynFlow,
     Taylor,
 )
-from netshrink.serialize import register_transform
-
-register_transform(TRANSFORM_KIND, replay_transform)
+from netshrink.prune.structured import (
+    StructuredCollapseError,
+    StructuredConfig,
+    StructuredResult,
+)
 
 __all__ = [
     "METHODS",
@@ -60,9 +61,13 @@ __all__ = [
     "LotteryResult",
     "Magnitude",
     "Mask",
+    "PruneConfig",
     "Random",
     "RoundResult",
     "Score",
+    "StructuredCollapseError",
+    "StructuredConfig",
+    "StructuredResult",
     "SynFlow",
     "Taylor",
     "apply_mask",
@@ -73,10 +78,12 @@ __all__ = [
     "format_report",
     "iterative_prune",
     "mask_zeros_",
+    "masked_parameters",
     "prunable",
     "prune_",
     "report",
     "round_sparsity",
+    "score_weights",
     "squash_",
     "target_sparsity",
 ]

@@ -1,28 +1,35 @@
-"""`prune_(model, method, data, sparsity=...)`: score the weights, keep the best, install masks."""
+"""`prune_(model, PruneConfig(...), data)`: score the weights, keep the best, install masks."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netshrink.data import Splits, tensors_of
+from netshrink.core import masks
+from netshrink.core.patterns import any_match, check_patterns, last_match
+from netshrink.data import Splits, first_inputs, tensors_of
+from netshrink.data.inputs import Inputs, Shape, check_shape, example_shape
 from netshrink.errors import NetshrinkError
 from netshrink.prune import scores as scores_mod
 from netshrink.prune import select
+from netshrink.prune.config import SCOPES, PruneConfig, target_sparsity
 from netshrink.prune.mask import (
-    LayerFilter,
     Mask,
     apply_mask,
     current_mask,
+    integer_weights,
     prunable,
-    remember_transform,
 )
+from netshrink.prune.structured import StructuredConfig, StructuredResult, prune_structured
 
-SCOPES = ("global", "layerwise")
+__all__ = ["SCOPES", "LayerCollapseError", "PruneConfig", "prune_", "score_weights",
+           "target_sparsity"]
+
+# Short-form keywords of prune_ that are PruneConfig fields; any other keyword is a method option.
+_FIELDS = ("sparsity", "compression", "scope", "layers", "skip", "allow_collapse", "seed")
 
 
 class LayerCollapseError(NetshrinkError):
@@ -34,90 +41,96 @@ class LayerCollapseError(NetshrinkError):
         self.layers, self.safe_compression = layers, safe_compression
 
 
-def target_sparsity(sparsity: float | None, compression: float | None) -> float:
-    """The sparsity asked for, from exactly one of `sparsity` or `compression` (= 1/density)."""
-    if (sparsity is None) == (compression is None):
-        raise NetshrinkError("give exactly one of sparsity (fraction removed, in [0, 1)) or "
-                             "compression (1 / density, >= 1)")
-    if compression is not None:
-        if not isinstance(compression, int | float) or not compression >= 1 or math.isinf(
-                compression):
-            raise NetshrinkError(f"compression={compression!r} must be a finite number >= 1 "
-                                 "(1 keeps every weight, 10 keeps a tenth)")
-        return 1.0 - 1.0 / float(compression)
-    if not isinstance(sparsity, int | float) or not 0 <= sparsity < 1:
-        raise NetshrinkError(f"sparsity={sparsity!r} must be in [0, 1): the fraction of weights "
-                             "removed (0.9 keeps a tenth)")
-    return float(sparsity)
-
-
-def _overrides(layer_sparsity: Mapping[str, float] | None, names: list[str]) -> dict[str, float]:
-    out = {}
-    for key, value in (layer_sparsity or {}).items():
-        name = key if key in names else f"{key}.weight"
-        if name not in names:
-            raise NetshrinkError(f"layer_sparsity names {key!r}, not a prunable layer; choose "
-                                 f"from {', '.join(names)}")
-        out[name] = target_sparsity(value, None)
-    return out
-
-
-def _examples(data) -> tuple[torch.Tensor, torch.Tensor]:
+def _examples(data) -> tuple[Inputs, torch.Tensor]:
+    """(inputs, labels) of the training examples: inputs of any shape (netshrink.data.inputs)."""
     if isinstance(data, Splits):
         data = data.train
     return tensors_of(data)
 
 
-def _input_shape(model: nn.Module, inputs: torch.Tensor | None, given) -> tuple | None:
+def _input_shape(model: nn.Module, data, given) -> Shape | None:
+    """One example's input shape, for data-free scores: `given`, else the data's (only its
+    shape is read), else the zoo spec's; None when none of them says."""
     if given is not None:
-        return tuple(int(s) for s in given)
-    if inputs is not None:
-        return tuple(inputs.shape[1:])
+        return check_shape(given)
+    if isinstance(data, Splits):
+        return data.input_shape
+    if data is not None:
+        return example_shape(first_inputs(data, 1))
     spec = getattr(model, "netshrink_spec", None) or {}
     shape = spec.get("args", {}).get("input_shape")
     return tuple(shape) if shape else None
 
 
+def as_config(config: PruneConfig | str | scores_mod.Score | None, short: dict
+              ) -> tuple[PruneConfig, scores_mod.Score]:
+    """(PruneConfig, Score) from a config, or from the short form `method, sparsity=...`."""
+    if "filter" in short:
+        raise NetshrinkError("prune_ takes skip=(layer patterns, ...) instead of filter=")
+    if "layer_sparsity" in short:  # the earlier name of `layers`
+        short["layers"] = short.pop("layer_sparsity")
+    if isinstance(config, PruneConfig):
+        if short:
+            raise NetshrinkError(f"prune_ got a PruneConfig and keywords {', '.join(short)}; "
+                                 "put them in the config")
+        return config, scores_mod.make(config.method, **config.options)
+    fields = {k: short.pop(k) for k in _FIELDS if k in short}
+    fields["layers"] = dict(fields.get("layers") or {})
+    fields["skip"] = tuple(fields.get("skip") or ())
+    if isinstance(config, scores_mod.Score):
+        if short:
+            raise NetshrinkError("options go to the Score's constructor, not to prune_")
+        return PruneConfig(**fields), config
+    resolved = PruneConfig(method=config or "magnitude", options=short, **fields)
+    return resolved, scores_mod.make(resolved.method, **resolved.options)
+
+
 def prune_(
     model: nn.Module,
-    method: str | scores_mod.Score = "magnitude",
+    config: PruneConfig | StructuredConfig | str | scores_mod.Score | None = "magnitude",
     data=None,
     *,
-    sparsity: float | None = None,
-    compression: float | None = None,
-    scope: str = "global",
-    layer_sparsity: Mapping[str, float] | None = None,
-    filter: LayerFilter | None = None,
-    allow_collapse: bool = False,
-    seed: int = 0,
     loss_fn: Callable = F.cross_entropy,
     input_shape: tuple[int, ...] | None = None,
-    **options,
-) -> Mask:
+    **short,
+) -> Mask | StructuredResult:
     """Prune `model` in place and return the mask now installed on it.
 
-    method: "random", "magnitude", "obd", "taylor", "snip", "grasp", "synflow" or a Score;
-        `options` go to its constructor (e.g. iterations=100 for synflow, hessian="exact").
+    config: a PruneConfig, or a method name (or Score) with the config's fields as keywords
+        (the short form: `prune_(model, "magnitude", sparsity=0.9)`; other keywords are the
+        method's options, e.g. iterations=100 for synflow).
     data: training examples for the methods that need them (a Splits, a Dataset or an
         (inputs, labels) tuple).
-    sparsity / compression: the target for the prunable weights (absolute: weights already
-        pruned count; masks only shrink). Exactly round(sparsity * n) weights are removed.
-    scope: "global" ranks all prunable weights together, "layerwise" each layer on its own.
-    layer_sparsity: {layer: sparsity} for layers pruned at their own rate (layerwise).
-    filter: fn(module_name, module) -> bool choosing the layers (default: Linear and Conv).
-    allow_collapse: return a mask that empties a layer (its names in `mask.collapsed`) instead
-        of refusing with an error naming the layer and the largest safe compression.
+    loss_fn: the loss the data-driven scores differentiate.
+    input_shape: one example's shape, for SynFlow on a model not built by netshrink.
+
+    Exactly round(sparsity * n) of the n prunable weights end up removed (per unit: all
+    weights ranked globally, or each layer). A layer pruned to nothing (layer collapse) is
+    refused with the layer named and the largest safe compression, unless allow_collapse.
+
+    A StructuredConfig removes whole channels, heads and neurons instead and returns a
+    StructuredResult (netshrink.prune.structured; `example=` gives the inputs it traces with).
     """
-    score = scores_mod.make(method, **options)
-    target = target_sparsity(sparsity, compression)
-    if scope not in SCOPES:
-        raise NetshrinkError(f"scope={scope!r} must be one of {', '.join(SCOPES)}")
-    params = prunable(model, filter)
+    if isinstance(config, StructuredConfig):
+        return prune_structured(model, config, data, loss_fn=loss_fn, input_shape=input_shape,
+                                **short)
+    config, score = as_config(config, dict(short))
+    if not isinstance(model, nn.Module):
+        raise NetshrinkError(f"model must be a torch.nn.Module, not {type(model).__name__}")
+    leftover = [n for n in integer_weights(model) if not any_match(n, config.skip)]
+    if leftover:
+        raise NetshrinkError(
+            f"cannot prune {', '.join(leftover[:4])}{' ...' if len(leftover) > 4 else ''}: "
+            "already converted to integers; prune before quantizing (or during QAT, before "
+            "netshrink.quant.convert)")
+    params = prunable(model, config.skip)
     if not params:
         raise NetshrinkError(f"the model ({type(model).__name__}) has nothing to prune: no "
-                             "Linear or Conv weight (or none that the filter selects)")
+                             "Linear, convolution or attention weight (or all skipped)")
     names = list(params)
-    overrides = _overrides(layer_sparsity, names)
+    check_patterns(config.layers, names, "layers")
+    overrides = {n: target_sparsity(last_match(n, config.layers), None) for n in names
+                 if last_match(n, config.layers) is not None}
     inputs = targets = None
     if score.needs_data:
         if data is None:
@@ -127,10 +140,11 @@ def prune_(
     installed = current_mask(model)
     keep = {n: installed[n].clone() if n in installed else torch.ones(p.shape, dtype=torch.bool)
             for n, p in params.items()}
-    units = select.units_for(names, target, scope, overrides)
+    target = config.target
+    units = select.units_for(names, target, config.scope, overrides)
     select.check_shrinks(units, keep)
-    generator = torch.Generator().manual_seed(scores_mod.scoring_seed(seed))
-    shape = _input_shape(model, inputs, input_shape)
+    generator = torch.Generator().manual_seed(scores_mod.scoring_seed(config.seed))
+    shape = _input_shape(model, data, input_shape)
     start = {u: select.unit_density(u, keep) for u in units}
     last_scores: dict[str, torch.Tensor] = {}
     scored_keep = keep
@@ -139,12 +153,11 @@ def prune_(
             select.Unit(u.names, 1 - start[u] * ((1 - u.sparsity) / start[u]) ** (
                 step / score.iterations)) if start[u] > 0 else u for u in units]
         weights = {n: p.detach() * keep[n].to(p.device, p.dtype) for n, p in params.items()}
-        ctx = scores_mod.Context(model, weights, inputs, targets, loss_fn, generator, shape)
-        with scores_mod.scoring_mode(model, score.train_mode, seed):
-            last_scores = {n: s.detach() for n, s in score.scores(ctx).items()}
+        last_scores = _score(model, score, weights, inputs, targets, loss_fn, generator, shape,
+                             config.seed)
         scored_keep, keep = keep, select.select(last_scores, keep, step_units)
     emptied = select.collapsed(keep)
-    if emptied and not allow_collapse:
+    if emptied and not config.allow_collapse:
         safe = select.largest_safe_compression(last_scores, scored_keep, units, set(overrides))
         asked = 1 / max(1e-12, 1 - target)
         raise LayerCollapseError(
@@ -155,8 +168,18 @@ def prune_(
             tuple(emptied), safe,
         )
     apply_mask(model, keep)
-    remember_transform(model)
     return Mask(keep, tuple(emptied))
+
+
+def _score(model, score, weights, inputs, targets, loss_fn, generator, shape, seed
+           ) -> dict[str, torch.Tensor]:
+    """One scoring pass; scores see masked weights under the names functional_call takes."""
+    storage = {masks.storage_name(model, n): n for n in weights}
+    ctx = scores_mod.Context(model, {s: weights[n] for s, n in storage.items()}, inputs,
+                             targets, loss_fn, generator, shape)
+    with scores_mod.scoring_mode(model, score.train_mode, seed):
+        found = score.scores(ctx)
+    return {storage[s]: v.detach() for s, v in found.items()}
 
 
 def score_weights(
@@ -164,7 +187,7 @@ def score_weights(
     method: str | scores_mod.Score = "magnitude",
     data=None,
     *,
-    filter: LayerFilter | None = None,
+    skip: tuple[str, ...] = (),
     seed: int = 0,
     loss_fn: Callable = F.cross_entropy,
     input_shape: tuple[int, ...] | None = None,
@@ -173,7 +196,7 @@ def score_weights(
     """One scoring pass of `method` on the model's current (masked) weights, without pruning:
     {weight name: scores} (higher = more important). For studies that rank weights once."""
     score = scores_mod.make(method, **options)
-    params = prunable(model, filter)
+    params = prunable(model, skip)
     if not params:
         raise NetshrinkError("the model has nothing to prune: no Linear or Conv weight")
     inputs = targets = None
@@ -182,8 +205,6 @@ def score_weights(
             raise NetshrinkError(f"method {score.name!r} needs data")
         inputs, targets = _examples(data)
     weights = {n: p.detach() for n, p in params.items()}
-    ctx = scores_mod.Context(model, weights, inputs, targets, loss_fn,
-                             torch.Generator().manual_seed(scores_mod.scoring_seed(seed)),
-                             _input_shape(model, inputs, input_shape))
-    with scores_mod.scoring_mode(model, score.train_mode, seed):
-        return {n: s.detach() for n, s in score.scores(ctx).items()}
+    generator = torch.Generator().manual_seed(scores_mod.scoring_seed(seed))
+    return _score(model, score, weights, inputs, targets, loss_fn, generator,
+                  _input_shape(model, data, input_shape), seed)

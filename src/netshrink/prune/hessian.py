@@ -9,6 +9,12 @@ Two ways, both of the true Hessian of the mean loss over the given examples:
   v * (H v) (Bekas, Kokiopoulou and Saad 2007), unbiased, `samples` Hessian-vector products in
   all, whatever the network's size.
 
+Both sum the products batch by batch (the Hessian of a sum is the sum of the Hessians), so
+memory holds one batch's activations at a time, and `plan` sizes the batches and the number
+of products computed at once from the memory available, measured before anything starts.
+Second derivatives of attention go through PyTorch's composite (math) attention kernel: the
+fused CPU kernels have no double backward.
+
 (LeCun et al. used the Gauss-Newton / Levenberg-Marquardt approximation of the diagonal, which
 drops the terms with second derivatives of the activations; near a minimum it is close to the
 exact diagonal computed here.)
@@ -16,22 +22,98 @@ exact diagonal computed here.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp, vmap
+from torch.func import grad, jvp, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+from netshrink.data.inputs import Inputs, take, to_device
+from netshrink.prune.functional import forward
+
+# A re-iterable of (inputs, targets) batches; inputs are a tensor, a tuple or a dict of tensors.
+Batches = Callable[[], Iterable[tuple[Inputs, torch.Tensor]]]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+MAX_CHUNK = 256  # Hessian-vector products computed at once
+MEMORY_FRACTION = 0.25  # of the memory available when the computation starts
+# A product's forward-over-reverse pass holds about this many times the activations that a
+# plain backward pass saves (primal and tangent of the forward and of the backward).
+EXACT_FACTOR, HUTCHINSON_FACTOR = 4, 3
 
 
-def _mean_loss(model, weights, batches: Batches, loss_fn: LossFn, total: int) -> torch.Tensor:
-    loss = 0.0
-    for x, y in batches():
-        out = functional_call(model, weights, (x,), strict=False)
-        loss = loss + loss_fn(out, y) * (len(y) / total)
-    return loss
+@contextlib.contextmanager
+def second_order() -> Iterator[None]:
+    """Attention through the math kernel, whose derivatives are differentiable again."""
+    with sdpa_kernel([SDPBackend.MATH]):
+        yield
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free on `device` now (CPU: the kernel's MemAvailable; 4 GiB if unknown)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 * 2**30
+
+
+def saved_bytes_per_example(model: nn.Module, weights: dict[str, torch.Tensor], x, y,
+                            loss_fn: LossFn) -> float:
+    """Bytes of activations one backward pass keeps per example (measured on `x`)."""
+    total = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += tensor.numel() * tensor.element_size()
+        return tensor
+
+    leaves = {n: w.detach().requires_grad_(True) for n, w in weights.items()}
+    with second_order(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss_fn(forward(model, leaves, x), y)
+    return total / max(1, len(y))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to compute within the memory budget: examples per batch, products at once."""
+
+    batch_size: int
+    chunk: int
+
+
+def plan(model: nn.Module, weights: dict[str, torch.Tensor], x, y, loss_fn: LossFn,
+         method: str, batch_size: int, budget: int | None = None) -> Plan | None:
+    """The largest batch (up to `batch_size`) and chunk that fit in `budget` bytes (default:
+    a quarter of the free memory); None when even one example and one product do not."""
+    device = next(iter(weights.values())).device
+    budget = int(MEMORY_FRACTION * available_memory(device)) if budget is None else budget
+    probe = min(len(y), 16)
+    per_example = saved_bytes_per_example(model, weights,
+                                          to_device(take(x, slice(0, probe)), device),
+                                          y[:probe].to(device), loss_fn)
+    largest = max(w.numel() for w in weights.values())
+    chunk = 1 if method == "hutchinson" else min(MAX_CHUNK, largest)
+    factor = HUTCHINSON_FACTOR if method == "hutchinson" else EXACT_FACTOR
+    while chunk >= 1:
+        batch = int(budget // (chunk * factor * max(per_example, 1.0)))
+        if batch >= 1:
+            return Plan(min(batch_size, batch), chunk)
+        chunk //= 2
+    return None
+
+
+def _basis(start: int, stop: int, n: int, like: torch.Tensor) -> torch.Tensor:
+    rows = torch.zeros(stop - start, n, dtype=like.dtype, device=like.device)
+    rows[torch.arange(stop - start), torch.arange(start, stop)] = 1
+    return rows
 
 
 def exact_diagonal(
@@ -39,31 +121,30 @@ def exact_diagonal(
     weights: dict[str, torch.Tensor],
     batches: Batches,
     loss_fn: LossFn,
-    chunk: int = 256,
+    chunk: int = MAX_CHUNK,
 ) -> dict[str, torch.Tensor]:
     """Exact d2L/dw_k^2 for every entry of every tensor in `weights` (L: mean loss)."""
     total = sum(len(y) for _, y in batches())
     out = {}
-    for name, w in weights.items():
-        w = w.detach()
+    with second_order():
+        for name, w in weights.items():
+            w = w.detach()
+            flat, n = w.flatten(), w.numel()
+            diag = torch.zeros(n, dtype=w.dtype, device=w.device)
+            for start in range(0, n, chunk):
+                stop = min(n, start + chunk)
+                basis = _basis(start, stop, n, w)
+                for x, y in batches():
+                    def loss_of(f, x=x, y=y, name=name, shape=w.shape):
+                        out_ = forward(model, {**weights, name: f.view(shape)}, x)
+                        return loss_fn(out_, y) * (len(y) / total)
 
-        def loss_of(flat: torch.Tensor, name=name, shape=w.shape) -> torch.Tensor:
-            return _mean_loss(model, {**weights, name: flat.view(shape)}, batches, loss_fn,
-                              total)
+                    def hvp(v, loss_of=loss_of, flat=flat):
+                        return jvp(grad(loss_of), (flat,), (v,))[1]
 
-        flat = w.flatten()
-
-        def hvp(v: torch.Tensor, flat=flat) -> torch.Tensor:
-            return jvp(grad(loss_of), (flat,), (v,))[1]
-
-        n = w.numel()
-        diag = torch.empty(n, dtype=w.dtype, device=w.device)
-        eye = torch.eye(n, dtype=w.dtype, device=w.device)
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
-            products = vmap(hvp)(eye[start:stop]).detach()
-            diag[start:stop] = products[:, start:stop].diagonal()
-        out[name] = diag.view_as(w)
+                    products = vmap(hvp)(basis).detach()
+                    diag[start:stop] += products[:, start:stop].diagonal()
+            out[name] = diag.view_as(w)
     return out
 
 
@@ -80,15 +161,15 @@ def hutchinson_diagonal(
     leaves = {n: w.detach().clone().requires_grad_(True) for n, w in weights.items()}
     names = list(leaves)
     sums = {n: torch.zeros_like(w) for n, w in leaves.items()}
-    for _ in range(samples):
-        probes = {n: (torch.randint(0, 2, w.shape, generator=generator) * 2 - 1)
-                  .to(w.device, w.dtype) for n, w in leaves.items()}
-        for x, y in batches():
-            out = functional_call(model, leaves, (x,), strict=False)
-            loss = loss_fn(out, y) * (len(y) / total)
-            grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
-            dot = sum((g * probes[n]).sum() for g, n in zip(grads, names, strict=True))
-            hv = torch.autograd.grad(dot, [leaves[n] for n in names])
-            for n, h in zip(names, hv, strict=True):
-                sums[n] += probes[n] * h.detach()
+    with second_order():
+        for _ in range(samples):
+            probes = {n: (torch.randint(0, 2, w.shape, generator=generator) * 2 - 1)
+                      .to(w.device, w.dtype) for n, w in leaves.items()}
+            for x, y in batches():
+                loss = loss_fn(forward(model, leaves, x), y) * (len(y) / total)
+                grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
+                dot = sum((g * probes[n]).sum() for g, n in zip(grads, names, strict=True))
+                hv = torch.autograd.grad(dot, [leaves[n] for n in names])
+                for n, h in zip(names, hv, strict=True):
+                    sums[n] += probes[n] * h.detach()
     return {n: s / samples for n, s in sums.items()}

@@ -1,67 +1,77 @@
-"""Masks: which weights a model keeps, and the machinery that keeps the pruned ones at zero.
+"""Masks: which weights a model keeps. The mechanism that keeps the pruned ones at zero is
+`netshrink.core.masks` (a parametrization in the weight's access path); this module chooses
+the weights pruning works on, reads and writes masks by weight name, and reports density.
 
-A mask is installed on a weight without reparametrizing it, so the state_dict keeps the plain
-model's keys and a saved pruned model is an ordinary model whose pruned weights are zeros:
-
-- the weight is multiplied by the mask once, in place (the forward pass then sees exact zeros
-  and costs nothing extra);
-- a gradient hook multiplies the weight's `.grad` by the mask, in place, as soon as backward
-  has accumulated it (pruned weights get a zero gradient, so plain SGD, weight decay and
-  hand-written updates from `.grad` cannot move them; `torch.autograd.grad` still returns the
-  unmasked derivative, which does not touch `.grad`);
-- a global optimizer step post-hook re-applies the mask after every `torch.optim` step (so
-  momentum or Adam moments accumulated before pruning cannot move them either);
-- a load_state_dict post-hook re-applies it after loading weights (rewinding a lottery ticket to
-  its initial weights loads dense weights into a masked model).
-
-The mask itself is a non-persistent buffer `<weight>_mask` beside the weight (it moves with
-`.to(device)` and stays out of the state_dict).
+Prunable weights: the `weight` of every Linear and convolution (transposed ones included) and
+the input projection of `nn.MultiheadAttention` (`in_proj_weight`, or `q/k/v_proj_weight` when
+key and value dimensions differ; its `out_proj` is a Linear). Biases, normalization and
+embeddings are left alone, as in the papers we reproduce. A weight shared by several modules
+(tied weights) is one prunable weight, named where it first appears. Layers already converted
+to integers count in reports (their zeros are permanent) but take no new mask.
 """
 
 from __future__ import annotations
 
-import functools
-import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch.nn.utils import parametrize
 
+from netshrink.core import masks
+from netshrink.core.patterns import any_match, check_patterns
 from netshrink.errors import NetshrinkError
 
-PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-LayerFilter = Callable[[str, nn.Module], bool]
-_ATTR = "_netshrink_mask_ref"  # on a masked Parameter: (weakref to module, buffer name)
-_HANDLE = "_netshrink_mask_hook"  # on a masked Parameter: its gradient hook's handle
-_MASKED = "_netshrink_masked"  # on a module: the names of its masked weights
-_optimizer_hook_installed = False
+_CONV = nn.modules.conv._ConvNd
+_ATTENTION_WEIGHTS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
 
 
-def default_filter(name: str, module: nn.Module) -> bool:
-    """Linear and convolution layers are prunable by default."""
-    return isinstance(module, PRUNABLE_TYPES)
+def _weight_attrs(module: nn.Module) -> tuple[str, ...]:
+    """The attributes of `module` that hold prunable float weights."""
+    if isinstance(module, nn.Linear | _CONV):
+        return ("weight",)
+    if isinstance(module, nn.MultiheadAttention):
+        return tuple(a for a in _ATTENTION_WEIGHTS if getattr(module, a, None) is not None)
+    return ()
 
 
-def prunable(model: nn.Module, filter: LayerFilter | None = None) -> dict[str, nn.Parameter]:
-    """{parameter name: weight} of the layers `filter(module_name, module)` selects.
+def _integer_attrs(module: nn.Module) -> tuple[str, ...]:
+    """Integer layers declare the weights they took over (`netshrink_weights`)."""
+    return tuple(getattr(type(module), "netshrink_weights", ()))
 
-    Only `weight` parameters are pruned (biases and normalization parameters are not, as in the
-    papers we reproduce).
+
+def _join(module_name: str, attr: str) -> str:
+    return f"{module_name}.{attr}" if module_name else attr
+
+
+def _weights(model: nn.Module, kinds) -> Iterator[tuple[str, nn.Module, str]]:
+    """(name, module, attribute) of each weight `kinds(module)` lists, shared ones once."""
+    seen: set[int] = set()
+    for module_name, module in model.named_modules(remove_duplicate=False):
+        for attr in kinds(module):
+            tensor = masks.stored(module, attr)
+            if id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
+            yield _join(module_name, attr), module, attr
+
+
+def prunable(model: nn.Module, skip: Iterable[str] = ()) -> dict[str, torch.Tensor]:
+    """{weight name: weight as the forward pass reads it} of the prunable weights.
+
+    skip: layer name patterns left out (netshrink.core.patterns), checked to match a layer.
     """
-    choose = filter or default_filter
-    out: dict[str, nn.Parameter] = {}
-    for module_name, module in model.named_modules():
-        weight = getattr(module, "weight", None)
-        if isinstance(weight, nn.Parameter) and choose(module_name, module):
-            out[f"{module_name}.weight" if module_name else "weight"] = weight
-    return out
+    skip = tuple(skip)
+    found = {name: (module, attr) for name, module, attr in _weights(model, _weight_attrs)}
+    check_patterns(skip, found, "skip")
+    return {name: getattr(module, attr) for name, (module, attr) in found.items()
+            if not any_match(name, skip)}
 
 
-def _split(param_name: str) -> tuple[str, str]:
-    module_name, _, attr = param_name.rpartition(".")
-    return module_name, attr
+def integer_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """{weight name: integer weight} of the layers already converted to integers."""
+    return {name: getattr(module, attr) for name, module, attr in _weights(model, _integer_attrs)}
 
 
 class Mask(Mapping):
@@ -113,160 +123,71 @@ class Mask(Mapping):
                    for name, t in self._keep.items() if name in other)
 
 
-# --- installing masks ---------------------------------------------------------------------
-
-
-def _masked_attrs(module: nn.Module) -> tuple[str, ...]:
-    return module.__dict__.get(_MASKED, ())
-
-
-def _mask_gradient(module_ref: weakref.ref, buffer: str, param: torch.Tensor) -> None:
-    """After backward accumulated into param.grad: zero the pruned entries, in place."""
-    module = module_ref()
-    mask = None if module is None else module._buffers.get(buffer)
-    if mask is not None and param.grad is not None and mask.shape == param.grad.shape:
-        with torch.no_grad():
-            param.grad.mul_(mask)
-
-
-def _link(module: nn.Module, attr: str) -> None:
-    """Attach the gradient hook and the optimizer's back-reference to the weight `attr`.
-
-    Called at install time and again before each forward pass when the weight lost them (a
-    deep copy of the model copies the mask buffer but not a parameter's hooks).
-    """
-    param = module._parameters[attr]
-    if not isinstance(param, nn.Parameter) or not param.requires_grad:
-        return  # swapped out by torch.func.functional_call, or frozen: nothing to hook
-    ref = param.__dict__.get(_ATTR)
-    if ref is not None and ref[0]() is module:
-        return
-    old = param.__dict__.get(_HANDLE)
-    if old is not None:
-        old.remove()
-    ref = (weakref.ref(module), f"{attr}_mask")
-    param.__dict__[_HANDLE] = param.register_post_accumulate_grad_hook(
-        functools.partial(_mask_gradient, *ref))
-    param.__dict__[_ATTR] = ref
-
-
-def _before_forward(module: nn.Module, args) -> None:
-    for attr in _masked_attrs(module):
-        _link(module, attr)
-
-
-def _reapply(module: nn.Module, attr: str) -> None:
-    mask = module._buffers.get(f"{attr}_mask")
-    if mask is not None:
-        with torch.no_grad():
-            module._parameters[attr].mul_(mask)
-
-
-def _after_optimizer_step(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
-    """Re-zero pruned weights after any torch optimizer's step (momentum, Adam moments)."""
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            ref = param.__dict__.get(_ATTR)
-            if ref is not None:
-                module = ref[0]()
-                if module is not None:
-                    _reapply(module, ref[1][: -len("_mask")])
-
-
-def _after_load(module: nn.Module, incompatible_keys) -> None:
-    for attr in _masked_attrs(module):
-        _link(module, attr)
-        _reapply(module, attr)
-
-
-def _ensure_optimizer_hook() -> None:
-    global _optimizer_hook_installed
-    if not _optimizer_hook_installed:
-        register_optimizer_step_post_hook(_after_optimizer_step)
-        _optimizer_hook_installed = True
-
-
-def _install(module: nn.Module, attr: str, keep: torch.Tensor) -> None:
-    param = module._parameters[attr]
-    if keep.shape != param.shape:
-        raise NetshrinkError(
-            f"mask of shape {tuple(keep.shape)} does not fit weight of shape {tuple(param.shape)}"
-        )
-    buffer = f"{attr}_mask"
-    values = keep.to(device=param.device, dtype=param.dtype)
-    attrs = _masked_attrs(module)
-    if attr in attrs:
-        module._buffers[buffer].copy_(values)
-    else:
-        module.register_buffer(buffer, values, persistent=False)
-        if not attrs:
-            module.register_forward_pre_hook(_before_forward)
-            module.register_load_state_dict_post_hook(_after_load)
-        module.__dict__[_MASKED] = (*attrs, attr)
-    _link(module, attr)
-    _ensure_optimizer_hook()
-    _reapply(module, attr)
+def _locate(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    module_name, _, attr = name.rpartition(".")
+    try:
+        module = model.get_submodule(module_name) if module_name else model
+    except AttributeError:
+        module = None
+    if module is None or not (attr in module._parameters or
+                              parametrize.is_parametrized(module, attr)):
+        raise NetshrinkError(f"the mask names {name!r}, which is not a weight of the model")
+    return module, attr
 
 
 def apply_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
-    """Install `mask` on `model` (replacing any mask there) and zero the pruned weights."""
-    modules = dict(model.named_modules())
-    for name in mask:
-        module_name, attr = _split(name)
-        module = modules.get(module_name)
-        if module is None or attr not in module._parameters:
-            raise NetshrinkError(f"the mask names {name!r}, which is not a weight of the model")
-    for name, keep in mask.items():
-        module_name, attr = _split(name)
-        _install(modules[module_name], attr, torch.as_tensor(keep))
+    """Install `mask` on `model` (replacing any mask there); pruned weights then read zero.
+
+    On a layer already converted to integers the mask is only recorded (`weight_mask`): its
+    weight is frozen, and must already be zero wherever the mask prunes.
+    """
+    located = {name: _locate(model, name) for name in mask}  # every name checked first
+    for name, (module, attr) in located.items():
+        keep = torch.as_tensor(mask[name]).bool()
+        if attr in _integer_attrs(module):
+            masks.set_fixed_mask(module, keep, name)
+        else:
+            masks.install(model, module, attr, keep)
 
 
-def masked_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    """{name: weight} of every weight that carries a mask."""
-    out = {}
-    for module_name, module in model.named_modules():
-        for attr in _masked_attrs(module):
-            out[f"{module_name}.{attr}" if module_name else attr] = module._parameters[attr]
-    return out
+def _masked(model: nn.Module) -> Iterator[tuple[str, nn.Module, str, torch.Tensor]]:
+    """(name, module, attribute, keep) of every mask, float or integer, shared ones once."""
+    seen: set[int] = set()
+    for name, module, attr in masks.masked(model):
+        tensor = masks.stored(module, attr)
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            yield name, module, attr, masks.mask_of(module, attr)
+    for name, module, attr in _weights(model, _integer_attrs):
+        keep = masks.fixed_mask(module)
+        if keep is not None:
+            yield name, module, attr, keep
+
+
+def masked_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    """{name: weight as read} of every weight that carries a mask (shared ones once)."""
+    return {name: getattr(module, attr) for name, module, attr, _ in _masked(model)}
 
 
 def current_mask(model: nn.Module) -> Mask:
-    """The mask installed on `model` (empty when none is)."""
-    out = {}
-    for module_name, module in model.named_modules():
-        for attr in _masked_attrs(module):
-            name = f"{module_name}.{attr}" if module_name else attr
-            out[name] = module._buffers[f"{attr}_mask"].detach().bool().cpu()
-    return Mask(out)
+    """The mask installed on `model`, integer layers' included (empty when none is)."""
+    return Mask({name: keep.cpu() for name, _, _, keep in _masked(model)})
 
 
 def squash_(model: nn.Module) -> nn.Module:
-    """Make the pruning permanent: remove masks and hooks, leaving the zeros in the weights."""
+    """Make the pruning permanent: plain weights holding the zeros, no masks left."""
+    for _, module, attr in list(masks.masked(model)):
+        masks.remove(module, attr)
     for module in model.modules():
-        attrs = module.__dict__.pop(_MASKED, ())
-        for attr in attrs:
-            _reapply(module, attr)
-            param = module._parameters[attr]
-            handle = param.__dict__.pop(_HANDLE, None)
-            if handle is not None:
-                handle.remove()
-            param.__dict__.pop(_ATTR, None)
-            del module._buffers[f"{attr}_mask"]
-        if attrs:
-            for hooks, fn in ((module._forward_pre_hooks, _before_forward),
-                              (module._load_state_dict_post_hooks, _after_load)):
-                for key in [k for k, h in hooks.items() if h is fn]:
-                    del hooks[key]
-    _forget_transform(model)
+        module._buffers.pop("weight_mask", None)
     return model
 
 
-def mask_zeros_(model: nn.Module, filter: LayerFilter | None = None) -> Mask:
-    """Install a mask that keeps exactly the non-zero prunable weights (e.g. after loading a
-    pruned model into your own module), so further training keeps the zeros."""
-    mask = Mask({name: w.detach() != 0 for name, w in prunable(model, filter).items()})
+def mask_zeros_(model: nn.Module, skip: Iterable[str] = ()) -> Mask:
+    """Mask exactly the zeros of the prunable weights (e.g. of a model pruned elsewhere), so
+    further training keeps them."""
+    mask = Mask({name: w.detach() != 0 for name, w in prunable(model, skip).items()})
     apply_mask(model, mask)
-    remember_transform(model)
     return mask
 
 
@@ -275,38 +196,29 @@ def mask_zeros_(model: nn.Module, filter: LayerFilter | None = None) -> Mask:
 TRANSFORM_KIND = "prune-mask"
 
 
-def remember_transform(model: nn.Module) -> None:
-    """Record in the model's metadata which weights are masked, so `netshrink.load` re-installs
-    the masks (derived from the zeros the file holds)."""
-    names = sorted(masked_parameters(model))
-    _forget_transform(model)
-    if names:
-        model.netshrink_transforms = [*getattr(model, "netshrink_transforms", []),
-                                      {"kind": TRANSFORM_KIND, "parameters": names}]
+def transform_entry(model: nn.Module) -> dict | None:
+    """What a file records of the masks: which weights are masked (the mask is their zeros)."""
+    names = sorted(current_mask(model))
+    return {"kind": TRANSFORM_KIND, "parameters": names} if names else None
 
 
-def _forget_transform(model: nn.Module) -> None:
-    entries = getattr(model, "netshrink_transforms", None)
-    if entries:
-        model.netshrink_transforms = [e for e in entries if e.get("kind") != TRANSFORM_KIND]
+def replay_masks(model: nn.Module, entry: dict, stored: Mapping[str, torch.Tensor]) -> None:
+    """After a file's weights are loaded: install the listed masks (those the file `stored`
+    by their bits; the others are the weights' non-zeros, as files before format 3 hold)."""
+    names = entry.get("parameters", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise NetshrinkError("corrupt prune-mask entry: 'parameters' must be a list of names")
+    weights = {n: _locate_weight(model, n) for n in names}
+    apply_mask(model, {n: stored[n] if n in stored else w.detach() != 0
+                       for n, w in weights.items()})
 
 
-def replay_transform(model: nn.Module, entry: dict) -> nn.Module:
-    """At load time: once the weights are loaded, mask the listed weights where they are zero."""
-    names = list(entry.get("parameters", []))
-    state: dict = {}
-
-    def install(module: nn.Module, incompatible_keys) -> None:
-        state["handle"].remove()
-        params = dict(module.named_parameters())
-        missing = [n for n in names if n not in params]
-        if missing:
-            raise NetshrinkError(f"the file masks {', '.join(missing)}, absent from the model")
-        apply_mask(module, {n: params[n].detach() != 0 for n in names})
-        remember_transform(module)
-
-    state["handle"] = model.register_load_state_dict_post_hook(install)
-    return model
+def _locate_weight(model: nn.Module, name: str) -> torch.Tensor:
+    try:
+        module, attr = _locate(model, name)
+    except NetshrinkError:
+        raise NetshrinkError(f"the file masks {name!r}, absent from the model") from None
+    return getattr(module, attr)
 
 
 # --- reports ----------------------------------------------------------------------------------
@@ -314,46 +226,54 @@ def replay_transform(model: nn.Module, entry: dict) -> nn.Module:
 
 @dataclass(frozen=True)
 class LayerDensity:
-    """One prunable weight: its size, how many entries are non-zero, whether it is masked."""
+    """One weight: its size, how many entries pruning kept, how many are non-zero, whether
+    it is masked. Kept is the mask's count where there is a mask (an integer weight kept by
+    the mask but rounded to 0 is kept), else the non-zeros."""
 
     name: str
     shape: tuple[int, ...]
     size: int
+    kept: int
     nonzero: int
     masked: bool
 
     @property
     def density(self) -> float:
-        return self.nonzero / max(1, self.size)
+        return self.kept / max(1, self.size)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "density": self.density}
 
 
-def report(model: nn.Module, filter: LayerFilter | None = None) -> list[LayerDensity]:
-    """Per-layer density of the prunable weights (and of any other masked weight)."""
-    weights = {**prunable(model, filter), **masked_parameters(model)}
-    masked = masked_parameters(model)
-    return [LayerDensity(name, tuple(w.shape), w.numel(), int(torch.count_nonzero(w)),
-                         name in masked) for name, w in weights.items()]
+def report(model: nn.Module, skip: Iterable[str] = ()) -> list[LayerDensity]:
+    """Per-layer density of the prunable weights, the masked ones and the integer ones."""
+    kept = {name: int(keep.sum()) for name, _, _, keep in _masked(model)}
+    weights = {**prunable(model, skip), **masked_parameters(model), **integer_weights(model)}
+    rows = []
+    for name, w in weights.items():
+        nonzero = int(torch.count_nonzero(w))
+        rows.append(LayerDensity(name, tuple(w.shape), w.numel(), kept.get(name, nonzero),
+                                 nonzero, name in kept))
+    return rows
 
 
-def density(model: nn.Module, filter: LayerFilter | None = None) -> float:
-    """Fraction of non-zero entries among the prunable weights (and masked ones)."""
-    rows = report(model, filter)
+def density(model: nn.Module, skip: Iterable[str] = ()) -> float:
+    """Fraction of the prunable (masked, integer) weights that pruning kept."""
+    rows = report(model, skip)
     if not rows:
-        raise NetshrinkError("the model has no prunable weights (Linear or Conv layers)")
-    return sum(r.nonzero for r in rows) / sum(r.size for r in rows)
+        raise NetshrinkError("the model has no prunable weights (Linear, convolution or "
+                             "attention projections)")
+    return sum(r.kept for r in rows) / sum(r.size for r in rows)
 
 
 def format_report(rows: list[LayerDensity]) -> str:
     """A plain-text table of `report(model)`."""
     width = max([5, *(len(r.name) for r in rows)])
-    lines = [f"{'layer':{width}s} {'shape':>18s} {'weights':>10s} {'non-zero':>10s} density"]
+    lines = [f"{'layer':{width}s} {'shape':>18s} {'weights':>10s} {'kept':>10s} density"]
     for r in rows:
-        lines.append(f"{r.name:{width}s} {r.shape!s:>18s} {r.size:>10,d} {r.nonzero:>10,d} "
+        lines.append(f"{r.name:{width}s} {r.shape!s:>18s} {r.size:>10,d} {r.kept:>10,d} "
                      f"{r.density:7.2%}{'' if r.masked else ' (no mask)'}")
-    size, nonzero = sum(r.size for r in rows), sum(r.nonzero for r in rows)
-    lines.append(f"{'total':{width}s} {'':>18s} {size:>10,d} {nonzero:>10,d} "
-                 f"{nonzero / max(1, size):7.2%}")
+    size, kept = sum(r.size for r in rows), sum(r.kept for r in rows)
+    lines.append(f"{'total':{width}s} {'':>18s} {size:>10,d} {kept:>10,d} "
+                 f"{kept / max(1, size):7.2%}")
     return "\n".join(lines)

@@ -25,45 +25,52 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call
 
+from netshrink.data.inputs import Inputs, Shape, count, filled, take, to_device
 from netshrink.errors import NetshrinkError
 from netshrink.prune import hessian
+from netshrink.prune.functional import forward
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
 class Context:
-    """What a score may use. `weights` are the current (masked) prunable weights, detached."""
+    """What a score may use. `weights` are the current (masked) prunable weights, detached.
+
+    inputs: the training examples' inputs (a tensor, a tuple or a dict of tensors; see
+    netshrink.data.inputs) with their `targets`; input_shape: one example's shape (for
+    data-free scores), as `Splits.input_shape` holds it.
+    """
 
     model: nn.Module
     weights: dict[str, torch.Tensor]
-    inputs: torch.Tensor | None
+    inputs: Inputs | None
     targets: torch.Tensor | None
     loss_fn: LossFn
     generator: torch.Generator
-    input_shape: tuple[int, ...] | None = None
+    input_shape: Shape | None = None
 
     @property
     def device(self) -> torch.device:
         return next(iter(self.weights.values())).device
 
-    def sample(self, count: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """`count` examples drawn at random (seeded) without replacement; None: all."""
+    def sample(self, examples: int | None) -> tuple[Inputs, torch.Tensor]:
+        """`examples` examples drawn at random (seeded) without replacement; None: all."""
         assert self.inputs is not None and self.targets is not None
-        n = len(self.inputs)
-        if count is None or count >= n:
+        n = count(self.inputs)
+        if examples is None or examples >= n:
             return self.inputs, self.targets
-        idx = torch.randperm(n, generator=self.generator)[:count]
-        return self.inputs[idx], self.targets[idx]
+        idx = torch.randperm(n, generator=self.generator)[:examples]
+        return take(self.inputs, idx), self.targets[idx]
 
-    def batches(self, x: torch.Tensor, y: torch.Tensor, size: int
-                ) -> Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    def batches(self, x: Inputs, y: torch.Tensor, size: int
+                ) -> Callable[[], Iterator[tuple[Inputs, torch.Tensor]]]:
+        """A re-iterable of (inputs, targets) batches of `size`, on the weights' device."""
         def run():
-            for start in range(0, len(x), size):
-                yield (x[start:start + size].to(self.device),
-                       y[start:start + size].to(self.device))
+            for start in range(0, len(y), size):
+                part = slice(start, start + size)
+                yield to_device(take(x, part), self.device), y[part].to(self.device)
         return run
 
 
@@ -112,7 +119,7 @@ def scoring_mode(model: nn.Module, train: bool, seed: int) -> Iterator[None]:
                     b.copy_(saved[name])
 
 
-def _gradients(ctx: Context, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+def _gradients(ctx: Context, x: Inputs, y: torch.Tensor, batch_size: int,
                temperature: float = 1.0, create_graph: bool = False
                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(leaves, dL/dw) of the mean loss over (x, y), with logits divided by `temperature`."""
@@ -120,7 +127,7 @@ def _gradients(ctx: Context, x: torch.Tensor, y: torch.Tensor, batch_size: int,
     names = list(leaves)
     total = {n: torch.zeros_like(w) for n, w in leaves.items()}
     for xb, yb in ctx.batches(x, y, batch_size)():
-        out = functional_call(ctx.model, leaves, (xb,), strict=False)
+        out = forward(ctx.model, leaves, xb)
         loss = ctx.loss_fn(out / temperature, yb) * (len(yb) / len(y))
         grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=create_graph)
         for n, g in zip(names, grads, strict=True):
@@ -206,7 +213,7 @@ class GraSP(Score):
         self.temperature = temperature
         self.batch_size = batch_size
 
-    def _balanced(self, ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
+    def _balanced(self, ctx: Context) -> tuple[Inputs, torch.Tensor]:
         assert ctx.inputs is not None and ctx.targets is not None
         order = torch.randperm(len(ctx.targets), generator=ctx.generator)
         chosen = []
@@ -214,9 +221,9 @@ class GraSP(Score):
             members = order[ctx.targets[order] == label]
             chosen.append(members[: self.samples_per_class])
         idx = torch.cat(chosen)
-        return ctx.inputs[idx], ctx.targets[idx]
+        return take(ctx.inputs, idx), ctx.targets[idx]
 
-    def scores(self, ctx: Context) -> dict[str, torch.Tensor]:
+    def _scores(self, ctx: Context) -> dict[str, torch.Tensor]:
         x, y = self._balanced(ctx)
         _, g = _gradients(ctx, x, y, self.batch_size, self.temperature)
         g = {n: t.detach() for n, t in g.items()}
@@ -227,28 +234,41 @@ class GraSP(Score):
         hg = torch.autograd.grad(z, [leaves[n] for n in names])
         return {n: ctx.weights[n] * h for n, h in zip(names, hg, strict=True)}
 
+    def scores(self, ctx: Context) -> dict[str, torch.Tensor]:
+        with hessian.second_order():  # the Hessian-gradient product differentiates twice
+            return self._scores(ctx)
+
 
 class OBD(Score):
     """Optimal Brain Damage (LeCun, Denker and Solla 1990): saliency h_kk w_k^2 / 2.
 
     h_kk is the diagonal of the Hessian of the mean training loss (eval mode) over `examples`
     examples (None: all given): exact (one Hessian-vector product per weight) when the model
-    has at most `exact_limit` prunable weights or hessian="exact"; otherwise Hutchinson's
-    estimator with `samples` Rademacher probes (hessian="hutchinson"). See
-    netshrink.prune.hessian.
+    has at most `exact_limit` prunable weights and one product fits in memory, or with
+    hessian="exact"; otherwise Hutchinson's estimator with `samples` Rademacher probes
+    (hessian="hutchinson"). Batches (at most `batch_size` examples) and the number of
+    products computed at once are sized from the memory free when it starts, so it never
+    asks for more (netshrink.prune.hessian). `last_method` says which ran.
     """
 
     name = "obd"
     needs_data = True
 
     def __init__(self, hessian: str = "auto", examples: int | None = None,
-                 samples: int = 64, exact_limit: int = 20_000, batch_size: int = 1024):
+                 samples: int = 64, exact_limit: int = 5_000, batch_size: int = 1024):
         if hessian not in ("auto", "exact", "hutchinson"):
             raise NetshrinkError(f"hessian={hessian!r} must be auto, exact or hutchinson")
+        for label, value in (("samples", samples), ("exact_limit", exact_limit),
+                             ("batch_size", batch_size), ("examples", examples)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise NetshrinkError(f"obd {label}={value!r} must be a positive integer")
         self.hessian, self.examples, self.samples = hessian, examples, samples
         self.exact_limit, self.batch_size = exact_limit, batch_size
+        self.last_method: str | None = None
 
     def method_for(self, weights: dict[str, torch.Tensor]) -> str:
+        """exact or hutchinson by size alone (`diagonal` also asks whether exact fits)."""
         if self.hessian != "auto":
             return self.hessian
         size = sum(w.numel() for w in weights.values())
@@ -256,9 +276,21 @@ class OBD(Score):
 
     def diagonal(self, ctx: Context) -> dict[str, torch.Tensor]:
         x, y = ctx.sample(self.examples)
-        batches = ctx.batches(x, y, self.batch_size)
-        if self.method_for(ctx.weights) == "exact":
-            return hessian.exact_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn)
+        method = self.method_for(ctx.weights)
+        fits = hessian.plan(ctx.model, ctx.weights, x, y, ctx.loss_fn, method, self.batch_size)
+        if fits is None and method == "exact" and self.hessian == "auto":
+            method = "hutchinson"
+            fits = hessian.plan(ctx.model, ctx.weights, x, y, ctx.loss_fn, method,
+                                self.batch_size)
+        if fits is None:
+            raise NetshrinkError(
+                f"obd: even one example's {method} Hessian product does not fit in a quarter "
+                "of the free memory; use fewer examples or a smaller model")
+        self.last_method = method
+        batches = ctx.batches(x, y, fits.batch_size)
+        if method == "exact":
+            return hessian.exact_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn,
+                                          fits.chunk)
         return hessian.hutchinson_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn,
                                            self.samples, ctx.generator)
 
@@ -278,6 +310,13 @@ class SynFlow(Score):
     score is dR/dw * w for the masked absolute weights; `iterations` rounds (100 in the paper)
     remove weights on an exponential schedule of density. The model's own weights are never
     touched, so their signs are kept.
+
+    Data-free: only the shape of one input is used, from `input_shape`, from the data when
+    some is given, or from a zoo model's spec; a tuple or dict of shapes gets ones in each.
+    The all-ones input is float, so SynFlow applies to models whose inputs are floating point
+    (images, features). A model that takes token ids or other integer inputs (an Embedding
+    first) has no all-ones input to linearize, and synflow refuses it with an error: prune it
+    by magnitude or by a data-driven score (taylor, snip, grasp, obd).
     """
 
     name = "synflow"
@@ -307,19 +346,27 @@ class SynFlow(Score):
     def scores(self, ctx: Context) -> dict[str, torch.Tensor]:
         if ctx.input_shape is None:
             raise NetshrinkError(
-                "synflow needs the input shape: pass input_shape=(C, H, W) (or data, or a model "
-                "built by netshrink.models.create)"
+                "synflow needs the shape of one input: pass input_shape=(C, H, W), or data "
+                "(only its shape is used), or use a model built by netshrink.models.create"
             )
         model = ctx.model
         linear = self._linearized(model)
         leaves = {n: w.detach().abs().double().requires_grad_(True)
                   for n, w in ctx.weights.items()}
         linear.update(leaves)
-        ones = torch.ones(1, *ctx.input_shape, dtype=torch.float64, device=ctx.device)
+        ones = filled(ctx.input_shape, 1.0, torch.float64, ctx.device)
         was_training = model.training
         model.eval()
         try:
-            r = functional_call(model, linear, (ones,), strict=False).sum()
+            r = forward(model, linear, ones).sum()
+        except (RuntimeError, TypeError, IndexError) as err:
+            raise NetshrinkError(
+                f"synflow runs the model on an all-ones float input of shape "
+                f"{ctx.input_shape} and the model failed on it: {str(err).splitlines()[0]}. "
+                "SynFlow needs a model whose inputs are floating point; a model of token ids "
+                "or other integer inputs cannot be linearized: prune it by magnitude or by a "
+                "data-driven score (taylor, snip, grasp, obd)"
+            ) from None
         finally:
             model.train(was_training)
         if not math.isfinite(float(r.detach())):

@@ -2,56 +2,62 @@
 
 - Dynamic: weights to int8 now; inputs are quantized at run time. No data needed.
 - Static: BatchNorm folded, an observer watches each layer's input on the calibration data,
-  then every Linear / Conv2d becomes an integer layer with fixed input scales.
-- QAT: BatchNorm folded, layers become fake-quantizing QATLinear / QATConv2d; train with
+  then every layer becomes an integer layer with fixed input scales.
+- QAT: BatchNorm folded, layers become fake-quantizing modules; train with
   `netshrink.train.fit`, then `convert(model)` gives the integer model.
 
-Each step is recorded on the model (`netshrink.serialize.record_transform`), so
-`netshrink.save` / `netshrink.load` rebuild the quantized model from the file alone.
+What happens to each layer type is the handler table's (netshrink.quant.handlers); both verbs
+return a QuantReport naming every layer's fate and why a layer stayed float. Masks travel
+through every swap (netshrink.core.swap). Each step is recorded on the model
+(netshrink.core.transforms), so `netshrink.load` replays it onto a fresh instance.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
+from netshrink.core import transforms
+from netshrink.core.attention import keep_encoders_on_slow_path
+from netshrink.core.masks import computed
+from netshrink.core.patterns import any_match, check_patterns
+from netshrink.core.swap import base_type, module_masks, replace_module
 from netshrink.errors import NetshrinkError
 from netshrink.quant import kernels
 from netshrink.quant.bounds import check_layer
-from netshrink.quant.calibration import check_fits as _check_fits
-from netshrink.quant.calibration import run_batches
+from netshrink.quant.calibration import check_fits, run_batches
 from netshrink.quant.config import QAT, Dynamic, Static, config_from_dict
-from netshrink.quant.fold import fold_batchnorm, get_module, replay_fold, set_module
-from netshrink.quant.modules import (
-    ActivationSpec,
-    QuantConv2d,
-    QuantEmbedding,
-    QuantLinear,
-    from_spec,
+from netshrink.quant.fold import fold_batchnorm, traceable
+from netshrink.quant.handlers import (
+    HANDLERS,
+    INTEGER_TYPES,
+    QAT_HANDLERS,
+    Handler,
+    WeightPlan,
+    float_reason,
+    handler_for,
 )
+from netshrink.quant.modules import ActivationSpec
 from netshrink.quant.observers import make_observer
-from netshrink.quant.qat import QATConv2d, QATLinear, qat_from_spec
-from netshrink.quant.scheme import Scheme, quantize
-from netshrink.serialize import record_transform, register_transform
+from netshrink.quant.report import LayerFate, QuantReport
+from netshrink.quant.scheme import Scheme
 
 TRANSFORM_KIND = "quantize"
+
+
+@dataclass
+class _Target:
+    name: str
+    module: nn.Module
+    handler: Handler
 
 
 def _device(model: nn.Module) -> torch.device:
     for tensor in [*model.parameters(), *model.buffers()]:
         return tensor.device
     return torch.device("cpu")
-
-
-def _skipped(name: str, skip: tuple) -> bool:
-    return any(name == s or name.startswith(s + ".") for s in skip)
-
-
-def _targets(model: nn.Module, config, types) -> list[tuple[str, nn.Module]]:
-    return [(name, m) for name, m in model.named_modules()
-            if type(m) in types and name and not _skipped(name, config.skip)]
 
 
 def _weight_scheme(config) -> Scheme:
@@ -67,67 +73,108 @@ def activation_bits(config, device: torch.device) -> int:
     return kernels.max_activation_bits(kernel, device, config.bits)
 
 
-def _quantize_weight(weight: torch.Tensor, scheme: Scheme, observer: str = "minmax",
-                     scale: torch.Tensor | None = None):
-    """(int8 weight, per-output scale) of a float weight."""
-    w = weight.detach().float()
-    if scale is None:
-        obs = make_observer(observer, scheme)
-        obs.update(w)
-        scale, _ = obs.qparams()
-    scale = scale.reshape(-1).to(w.device)
-    per_out = scale.expand(w.shape[0]) if scale.numel() == 1 else scale
-    view = per_out.view(-1, *([1] * (w.dim() - 1)))
-    return quantize(w, view, torch.zeros_like(view), scheme), per_out.clone()
+def _plan(model: nn.Module, config, table: dict[type, Handler]
+          ) -> tuple[list[_Target], list[LayerFate]]:
+    """The layers the config's handlers take, and report rows for the others."""
+    targets: list[_Target] = []
+    rows: list[LayerFate] = []
+
+    def visit(module: nn.Module, name: str) -> None:
+        if name and any_match(name, config.skip):
+            rows.append(LayerFate(name, base_type(module).__name__, "skipped",
+                                  "a skip pattern names it"))
+            return
+        handler = handler_for(module, table) if name else None
+        if handler is not None and not (handler.name == "embedding" and
+                                        not getattr(config, "embeddings", True)):
+            targets.append(_Target(name, module, handler))
+            return
+        if isinstance(module, INTEGER_TYPES):
+            rows.append(LayerFate(name, type(module).__name__, "integer", "already integer"))
+            return
+        reason = float_reason(module) if name else None
+        if handler is not None:
+            reason = "embeddings=False keeps embedding tables float"
+        if reason:
+            rows.append(LayerFate(name, base_type(module).__name__, "float", reason))
+        for child_name, child in module.named_children():
+            if child_name != "parametrizations":
+                visit(child, f"{name}.{child_name}" if name else child_name)
+
+    check_patterns(config.skip, [n for n, _ in model.named_modules() if n], "skip")
+    visit(model, "")
+    return targets, rows
 
 
-def _integer_layer(name: str, module: nn.Module, config, spec: ActivationSpec,
-                   weight_observer: str = "minmax", weight_scale=None,
-                   scheme: Scheme | None = None) -> nn.Module:
-    scheme = scheme or _weight_scheme(config)
-    if isinstance(module, nn.Linear):
-        layer = QuantLinear(module.in_features, module.out_features, module.bias is not None,
-                            scheme.bits, spec, config.kernel, name)
-    else:
-        layer = QuantConv2d(module.in_channels, module.out_channels, module.kernel_size,
-                            module.stride, module.padding, module.dilation, module.groups,
-                            module.bias is not None, scheme.bits, spec, config.kernel, name)
-    layer.check(module.weight.device)
-    weight_int, scale = _quantize_weight(module.weight, scheme, weight_observer, weight_scale)
-    layer = layer.to(module.weight.device)
-    layer.set_weight(weight_int, scale)
-    if module.bias is not None:
-        layer.bias.copy_(module.bias.detach().float())
-    return layer
+def _check_has_layers(model: nn.Module, config, targets: list[_Target]) -> None:
+    if targets:
+        return
+    if any(isinstance(m, INTEGER_TYPES) for m in model.modules()):
+        raise NetshrinkError(f"the model ({type(model).__name__}) is already quantized: its "
+                             "layers are integer; quantize the float model")
+    skipped = f" (skip={config.skip})" if config.skip else ""
+    raise NetshrinkError(
+        f"the model ({type(model).__name__}) has no layer to quantize{skipped}: netshrink "
+        "quantizes Linear, Conv1d/2d/3d, Embedding and MultiheadAttention layers"
+    )
 
 
-def _fan_in(module: nn.Module) -> int:
-    return module.weight[0].numel()
-
-
-def _check_bounds(layers: list, config, input_bits: int, device: torch.device) -> None:
+def _check_bounds(targets: list[_Target], config, input_bits: int, device) -> None:
     """Refuse (by name) any layer whose int32 sums could overflow, before changing anything."""
     kernel = kernels.select(device, config.kernel)
-    for name, module in layers:
-        check_layer(name, _fan_in(module), input_bits, config.bits,
-                    kernel.pairs_in_int16(device), kernel.name)
+    for t in targets:
+        for fan_in in t.handler.fan_ins(t.module):
+            check_layer(t.name, fan_in, input_bits, config.bits, kernel.pairs_in_int16(device),
+                        kernel.name)
 
 
-def _check_has_layers(model: nn.Module, config, found: list) -> None:
-    if not found:
-        skipped = f" (skip={config.skip})" if config.skip else ""
-        raise NetshrinkError(
-            f"the model ({type(model).__name__}) has no nn.Linear, nn.Conv2d or nn.Embedding "
-            f"layer to quantize{skipped}; netshrink quantizes those layers"
-        )
+def _expand(model: nn.Module, targets: list[_Target], rows: list[LayerFate]) -> dict:
+    """Replace the expanding layers (attention) by their float decomposition; {name: spec}."""
+    done = {}
+    for t in targets:
+        if t.handler.expands:
+            new, carried = t.handler.expand(t.module)
+            replace_module(model, t.name, new, carry=carried)
+            done[t.name] = new.spec()
+            rows.append(LayerFate(t.name, base_type(t.module).__name__, "decomposed",
+                                  "into ProjectedAttention; attention products stay float"))
+    if done:
+        keep_encoders_on_slow_path(model)
+    return done
 
 
-def quantize_(model: nn.Module, config: Dynamic | Static | QAT, data=None) -> nn.Module:
-    """Quantize `model` in place as `config` says and return it.
+def _fold(model: nn.Module, rows: list[LayerFate]) -> list[list[str]]:
+    bns = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if bns and not traceable(model):
+        return []  # the BatchNorms are reported float (torch.fx cannot trace the model)
+    pairs = fold_batchnorm(model)
+    for layer, bn in pairs:
+        rows.append(LayerFate(bn, "BatchNorm", "folded", f"into {layer}"))
+    return [list(p) for p in pairs]
+
+
+def _mask_note(module: nn.Module) -> str:
+    keep = module_masks(module).get("weight")
+    return "" if keep is None else f"; mask carried (density {float(keep.float().mean()):.4f})"
+
+
+def _describe(layer: nn.Module) -> str:
+    repr_ = getattr(layer, "extra_repr", lambda: "")()
+    return repr_ if len(repr_) < 90 else repr_[:87] + "..."
+
+
+def _entry(stage: str, config, folded, decomposed) -> dict:
+    return {"kind": TRANSFORM_KIND, "stage": stage, "config": config.to_dict(),
+            "folded": folded, "decomposed": decomposed, "layers": {}}
+
+
+def quantize_(model: nn.Module, config: Dynamic | Static | QAT, data=None) -> QuantReport:
+    """Quantize `model` in place as `config` says; return the report of every layer's fate.
 
     data: calibration inputs for Static (required) and, optionally, QAT's initial ranges: a
     tensor of inputs, a Dataset, a netshrink.data.Splits (its first 2,048 training examples),
     or an iterable of batches (tensors, (inputs, labels) tuples, or dicts of keyword arguments).
+    A refusal (a layer whose sums could overflow, data that does not fit) changes nothing.
     """
     if not isinstance(config, Dynamic | Static | QAT):
         raise NetshrinkError(
@@ -138,68 +185,71 @@ def quantize_(model: nn.Module, config: Dynamic | Static | QAT, data=None) -> nn
     if isinstance(config, Static) and data is None:
         raise NetshrinkError("Static quantization needs calibration data: quantize_(model, "
                              "Static(), data=example_inputs)")
+    if any(type(m) in QAT_HANDLERS for m in model.modules()):
+        raise NetshrinkError("the model is prepared for quantization-aware training; call "
+                             "netshrink.quant.convert(model) for its integer form")
+    shared = computed(model)
+    if shared and not isinstance(config, Dynamic):
+        raise NetshrinkError(f"{', '.join(shared[:3])} {'is' if len(shared) == 1 else 'are'} "
+                             "shared weights (netshrink.pack.share_), which BatchNorm folding "
+                             "and quantization-aware training would drop; quantize before "
+                             "sharing, or use Dynamic()")
     device = _device(model)
     kernels.select(device, config.kernel)  # fails early on a kernel the device cannot run
+    targets, rows = _plan(model, config, HANDLERS)
+    _check_has_layers(model, config, targets)
+    bits = activation_bits(config, device)
+    _check_bounds(targets, config, bits, device)
     if isinstance(config, Dynamic):
-        return _dynamic(model, config, device)
+        return _dynamic(model, config, targets, rows, bits)
+    was_training = model.training
+    model.eval()
+    if data is not None:
+        check_fits(model, data, device)  # before folding: bad data changes nothing either
     if isinstance(config, Static):
-        return _static(model, config, data, device)
-    return _prepare_qat(model, config, data, device)
+        return _static(model, config, data, device, rows, bits)
+    report = _prepare_qat(model, config, data, device, rows, bits)
+    model.train(was_training)
+    return report
 
 
-def _dynamic(model: nn.Module, config: Dynamic, device) -> nn.Module:
-    layers = _targets(model, config, (nn.Linear, nn.Conv2d))
-    embeddings = _targets(model, config, (nn.Embedding,)) if config.embeddings else []
-    _check_has_layers(model, config, layers + embeddings)
-    bits = activation_bits(config, device)
-    _check_bounds(layers, config, bits, device)
-    entry = {"kind": TRANSFORM_KIND, "stage": "integer", "config": config.to_dict(),
-             "folded": [], "layers": {}}
-    for name, module in layers:
-        granularity = config.granularity if isinstance(module, nn.Linear) else "tensor"
-        spec = ActivationSpec(bits, config.symmetric_activations, granularity, static=False)
-        layer = _integer_layer(name, module, config, spec)
-        set_module(model, name, layer)
-        entry["layers"][name] = layer.spec()
-    for name, module in embeddings:
-        layer = QuantEmbedding.from_float(module, config.bits)
-        set_module(model, name, layer)
-        entry["layers"][name] = layer.spec()
+def _replan(model: nn.Module, config, rows: list[LayerFate]) -> list[_Target]:
+    """The leaf targets after expansion (their float rows are already in `rows`)."""
+    targets, more = _plan(model, config, HANDLERS)
+    known = {r.name for r in rows}
+    rows.extend(r for r in more if r.name not in known)
+    return targets
+
+
+def _swap(model: nn.Module, target: _Target, new: nn.Module, rows: list[LayerFate], fate: str,
+          original: nn.Module | None = None) -> None:
+    note = _mask_note(target.module)
+    replace_module(model, target.name, new)
+    source = base_type(original if original is not None else target.module).__name__
+    rows.append(LayerFate(target.name, source, fate, _describe(new) + note))
+
+
+def _dynamic(model: nn.Module, config: Dynamic, targets, rows, bits) -> QuantReport:
+    decomposed = _expand(model, targets, rows)
+    entry = _entry("integer", config, [], decomposed)
+    for t in _replan(model, config, rows):
+        linear = t.handler.name == "linear"
+        spec = ActivationSpec(bits, config.symmetric_activations,
+                              config.granularity if linear else "tensor", static=False)
+        new = t.handler.integer(t.module, t.name, WeightPlan(_weight_scheme(config)), spec,
+                                config.kernel)
+        _swap(model, t, new, rows, "integer")
+        entry["layers"][t.name] = new.spec()
     model.eval()
-    record_transform(model, entry)
-    return model
+    transforms.record(model, entry)
+    return _report(rows)
 
 
-def _static(model: nn.Module, config: Static, data, device) -> nn.Module:
-    model.eval()
-    layers = _targets(model, config, (nn.Linear, nn.Conv2d))
-    _check_has_layers(model, config, layers)
-    bits = activation_bits(config, device)
-    spec = ActivationSpec(bits, config.symmetric_activations, "tensor", static=True)
-    scheme = Scheme(bits, config.symmetric_activations, "tensor")
-    _check_bounds(layers, config, bits, device)  # before folding: a refusal changes nothing
-    _check_fits(model, data, device)  # likewise a data set that does not fit
-    folded = fold_batchnorm(model)
-    layers = _targets(model, config, (nn.Linear, nn.Conv2d))  # folding gave new parameters
-    observers = {name: make_observer(config.observer, scheme) for name, _ in layers}
-    hooks = [module.register_forward_pre_hook(_observe_input(observers[name]))
-             for name, module in layers]
-    try:
-        run_batches(model, data, device)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    entry = {"kind": TRANSFORM_KIND, "stage": "integer", "config": config.to_dict(),
-             "folded": [list(p) for p in folded], "layers": {}}
-    for name, module in layers:
-        scale, zero_point = observers[name].qparams()
-        layer = _integer_layer(name, module, config, spec, config.weight_observer)
-        layer.input_scale.copy_(scale.reshape(()))
-        layer.input_zero_point.copy_(zero_point.reshape(()))
-        set_module(model, name, layer)
-        entry["layers"][name] = layer.spec()
-    record_transform(model, entry)
-    return model
+def _report(rows: list[LayerFate]) -> QuantReport:
+    """One row per layer, its last fate (a BatchNorm first listed float may be folded)."""
+    last = {r.name: r for r in rows}
+    order = list(dict.fromkeys(r.name for r in rows))
+    return QuantReport([last[name] for name in order])
 
 
 def _observe_input(observer):
@@ -208,90 +258,95 @@ def _observe_input(observer):
     return hook
 
 
-def _prepare_qat(model: nn.Module, config: QAT, data, device) -> nn.Module:
-    was_training = model.training
-    model.eval()
-    _check_has_layers(model, config, _targets(model, config, (nn.Linear, nn.Conv2d)))
-    if data is not None:
-        _check_fits(model, data, device)
-    folded = fold_batchnorm(model)
-    bits = activation_bits(config, device)
-    targets = _targets(model, config, (nn.Linear, nn.Conv2d))
-    edges = {targets[0][0], targets[-1][0]} if config.first_last_bits else set()
-    entry = {"kind": TRANSFORM_KIND, "stage": "qat", "config": config.to_dict(),
-             "folded": [list(p) for p in folded], "layers": {}}
-    for name, module in targets:
-        weight_scheme, input_bits = _weight_scheme(config), bits
-        if name in edges:
+def _static(model: nn.Module, config: Static, data, device, rows, bits) -> QuantReport:
+    folded = _fold(model, rows)
+    targets, _ = _plan(model, config, HANDLERS)
+    decomposed = _expand(model, targets, rows)
+    targets = _replan(model, config, rows)
+    scheme = Scheme(bits, config.symmetric_activations, "tensor")
+    observed = [t for t in targets if t.handler.takes_input_range]
+    observers = {t.name: make_observer(config.observer, scheme) for t in observed}
+    hooks = [t.module.register_forward_pre_hook(_observe_input(observers[t.name]))
+             for t in observed]
+    try:
+        run_batches(model, data, device)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    entry = _entry("integer", config, folded, decomposed)
+    spec = ActivationSpec(bits, config.symmetric_activations, "tensor", static=True)
+    plan = WeightPlan(_weight_scheme(config), config.weight_observer)
+    for t in targets:
+        new = t.handler.integer(t.module, t.name, plan, spec, config.kernel)
+        if t.name in observers:
+            scale, zero_point = observers[t.name].qparams()
+            new.input_scale.copy_(scale.reshape(()))
+            new.input_zero_point.copy_(zero_point.reshape(()))
+        _swap(model, t, new, rows, "integer")
+        entry["layers"][t.name] = new.spec()
+    transforms.record(model, entry)
+    return _report(rows)
+
+
+def _prepare_qat(model: nn.Module, config: QAT, data, device, rows, bits) -> QuantReport:
+    folded = _fold(model, rows)
+    targets, _ = _plan(model, config, HANDLERS)
+    decomposed = _expand(model, targets, rows)
+    targets = _replan(model, config, rows)
+    ranged = [t.name for t in targets if t.handler.takes_input_range]
+    edges = {ranged[0], ranged[-1]} if config.first_last_bits and ranged else set()
+    entry = _entry("qat", config, folded, decomposed)
+    for t in targets:
+        weight, input_bits = _weight_scheme(config), bits
+        if t.name in edges:
             edge = replace(config, bits=config.first_last_bits, activation_bits=None)
-            weight_scheme, input_bits = _weight_scheme(edge), activation_bits(edge, device)
-            input_bits = min(input_bits, config.first_last_bits)
-        kw = {"weight_scheme": weight_scheme,
-              "input_scheme": Scheme(input_bits, config.symmetric_activations, "tensor"),
-              "lsq": config.lsq}
-        cls = QATLinear if isinstance(module, nn.Linear) else QATConv2d
-        layer = cls.from_float(module, **kw)
-        set_module(model, name, layer)
-        entry["layers"][name] = layer.spec()
+            weight = _weight_scheme(edge)
+            input_bits = min(activation_bits(edge, device), config.first_last_bits)
+        activation = Scheme(input_bits, config.symmetric_activations, "tensor")
+        new = t.handler.qat(t.module, weight, activation, config.lsq)
+        _swap(model, t, new, rows, "qat")
+        entry["layers"][t.name] = new.spec()
     if data is not None:
-        run_batches(model, data, device)  # first batch sets ranges / LSQ steps
-    model.train(was_training)
-    record_transform(model, entry)
-    return model
+        run_batches(model, data, device)  # the first batches set ranges / LSQ steps
+    transforms.record(model, entry)
+    return _report(rows)
 
 
 @torch.no_grad()
-def convert(model: nn.Module) -> nn.Module:
+def convert(model: nn.Module) -> QuantReport:
     """Turn every QAT layer of `model` into an integer layer with its learned scales."""
-    qat_layers = [(n, m) for n, m in model.named_modules() if isinstance(m, QATLinear | QATConv2d)]
-    if not qat_layers:
+    config = _qat_config(model)
+    targets, rows = _plan(model, replace(config, skip=()), QAT_HANDLERS)
+    if not targets:
         raise NetshrinkError("the model has no QAT layers to convert; call "
                              "netshrink.quantize_(model, netshrink.quant.QAT(...)) and train first")
-    config = _qat_config(model)
-    entry = {"kind": TRANSFORM_KIND, "stage": "integer", "config": config.to_dict(),
-             "folded": [], "layers": {}}
-    for name, module in qat_layers:
-        if not bool(module.input_fq.initialized):
-            raise NetshrinkError(f"layer {name!r} has not seen any input yet; train (or run "
-                                 "one batch through) the model before convert")
-        wfq, ifq = module.weight_fq, module.input_fq
-        in_scheme = ifq.scheme
-        spec = ActivationSpec(in_scheme.bits, in_scheme.symmetric, "tensor", static=True)
-        weight_scale = wfq.qparams()[0] if wfq.lsq else None
-        layer = _integer_layer(name, module, config, spec, weight_scale=weight_scale,
-                               scheme=wfq.scheme)
-        scale, zero_point = ifq.qparams()
-        layer.input_scale.copy_(scale.reshape(()))
-        layer.input_zero_point.copy_(zero_point.reshape(()))
-        set_module(model, name, layer)
-        entry["layers"][name] = layer.spec()
+    entry = _entry("integer", config, [], {})
+    for t in targets:
+        module = t.module
+        wfq = module.weight_fq
+        scale = wfq.qparams()[0] if wfq.lsq else None
+        plan = WeightPlan(wfq.scheme, scale=scale)
+        spec = ActivationSpec()
+        ifq = getattr(module, "input_fq", None)
+        if ifq is not None:
+            if not bool(ifq.initialized):
+                raise NetshrinkError(f"layer {t.name!r} has not seen any input yet; train (or "
+                                     "run one batch through) the model before convert")
+            spec = ActivationSpec(ifq.scheme.bits, ifq.scheme.symmetric, "tensor", static=True)
+        new = t.handler.integer(module, t.name, plan, spec, config.kernel)
+        if ifq is not None:
+            input_scale, zero_point = ifq.qparams()
+            new.input_scale.copy_(input_scale.reshape(()))
+            new.input_zero_point.copy_(zero_point.reshape(()))
+        _swap(model, t, new, rows, "integer")
+        entry["layers"][t.name] = new.spec()
     model.eval()
-    record_transform(model, entry)
-    return model
+    transforms.record(model, entry)
+    return _report(rows)
 
 
 def _qat_config(model: nn.Module) -> QAT:
-    for entry in reversed(getattr(model, "netshrink_transforms", [])):
+    for entry in reversed(transforms.recorded(model)):
         if entry.get("kind") == TRANSFORM_KIND and entry.get("stage") == "qat":
             return config_from_dict(entry["config"])
     return QAT()
-
-
-def rebuild(model: nn.Module, entry: dict) -> nn.Module:
-    """Replay a recorded quantization on a freshly built model (weights come from the file)."""
-    replay_fold(model, entry.get("folded", []))
-    for name, spec in entry.get("layers", {}).items():
-        try:
-            get_module(model, name)
-        except AttributeError:
-            raise NetshrinkError(f"the file quantizes layer {name!r}, which the model lacks; "
-                                 "the file does not match its model description") from None
-        qat = spec["type"].startswith("qat_")
-        layer = qat_from_spec(spec) if qat else from_spec(spec, name)
-        set_module(model, name, layer)
-    if entry.get("stage") == "integer":
-        model.eval()
-    return model
-
-
-register_transform(TRANSFORM_KIND, rebuild)

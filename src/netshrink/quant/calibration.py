@@ -1,18 +1,33 @@
 """Calibration data: example inputs fed through a model so observers can see its activations.
 
-Accepted: a tensor of inputs, a Dataset, a netshrink.data.Splits (its first 2,048 training
-examples), or an iterable of batches (tensors, (inputs, labels) tuples, or dicts of keyword
-arguments). A batch that does not fit the model is one clear error.
+Accepted: a netshrink.data.Splits (its first 2,048 training examples), a Dataset, example
+inputs (a tensor, a tuple of tensors for a model's positional arguments, or a dict of tensors
+for its keyword arguments; cut into batches of 256), or an iterable of batches as a DataLoader
+yields them: each a tensor, a dict of keyword arguments, or a list or tuple whose first item
+is the inputs (an (inputs, labels) pair; so positional inputs in such an iterable are written
+((a, b), labels), as a DataLoader yields them). Inputs of any shape and dtype (token ids stay
+integer) are fed as they are; a batch that does not fit the model is one clear error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from netshrink.data.inputs import (
+    Inputs,
+    call,
+    check,
+    count,
+    describe_batch,
+    is_inputs,
+    take,
+    tensors,
+)
+from netshrink.data.inputs import to_device as inputs_to
 from netshrink.errors import NetshrinkError
 
 CALIBRATION_BATCH = 256
@@ -20,66 +35,77 @@ CALIBRATION_BATCH = 256
 CALIBRATION_EXAMPLES = 2048
 
 
-def calibration_batches(data, device: torch.device) -> Iterator:
-    """Batches of calibration inputs: tensors, or dicts of keyword arguments."""
-    from netshrink.data import Splits, tensors_of
+def calibration_batches(data, device: torch.device) -> Iterator[Inputs]:
+    """Batches of calibration inputs (tensors, tuples or dicts of tensors) on `device`."""
+    from netshrink.data import Splits, first_inputs
 
     if isinstance(data, Splits):
-        data = tensors_of(data.train)[0][:CALIBRATION_EXAMPLES]
+        data = first_inputs(data.train, CALIBRATION_EXAMPLES)
     elif isinstance(data, Dataset) and not isinstance(data, Iterable | torch.Tensor):
-        data = tensors_of(data)[0]
-    if isinstance(data, torch.Tensor):
-        if data.dim() == 0 or len(data) == 0:
-            raise NetshrinkError("the calibration data is empty; pass example inputs")
-        for start in range(0, len(data), CALIBRATION_BATCH):
-            yield data[start:start + CALIBRATION_BATCH].to(device)
-        return
-    if isinstance(data, Dataset):
         if len(data) == 0:  # type: ignore[arg-type]
             raise NetshrinkError("the calibration data set is empty; pass example inputs")
-        data = [tensors_of(data)[0]]
-    count = 0
+        data = first_inputs(data)
+    elif isinstance(data, tuple) and len(data) == 2 and not is_inputs(data):
+        data = first_inputs(data)  # (inputs, labels) with a tuple or dict of inputs
+    if is_inputs(data) or isinstance(data, Mapping):
+        inputs = _checked(data)
+        for start in range(0, count(inputs), CALIBRATION_BATCH):
+            yield inputs_to(take(inputs, slice(start, start + CALIBRATION_BATCH)), device)
+        return
+    if not isinstance(data, Iterable) or isinstance(data, str | tuple):
+        raise NetshrinkError(
+            f"calibration data must be a Splits, a Dataset, example inputs (a tensor, a tuple "
+            f"or a dict of tensors) or an iterable of batches, not {describe_batch(data)}"
+        )
+    batches = 0
     for batch in data:
         if isinstance(batch, tuple | list):
-            batch = batch[0]
-        if isinstance(batch, dict):
-            yield {k: v.to(device) if isinstance(v, torch.Tensor) else v
-                   for k, v in batch.items()}
-        elif isinstance(batch, torch.Tensor):
-            if batch.numel() == 0:
-                raise NetshrinkError("a calibration batch is empty")
-            yield batch.to(device)
-        else:
-            raise NetshrinkError(
-                f"a calibration batch must be a tensor, an (inputs, labels) pair or a dict, "
-                f"not {type(batch).__name__}"
-            )
-        count += 1
-    if count == 0:
+            if not batch:
+                raise NetshrinkError("a calibration batch is an empty sequence")
+            batch = batch[0]  # (inputs, labels, ...), as a DataLoader yields it
+        yield inputs_to(_checked(batch), device)
+        batches += 1
+    if batches == 0:
         raise NetshrinkError("the calibration data is empty; pass example inputs")
+
+
+def _checked(inputs) -> Inputs:
+    if not is_inputs(tuple(inputs) if isinstance(inputs, list) else inputs):
+        raise NetshrinkError(
+            "a calibration batch must be a tensor, a tuple or a dict of tensors (or an "
+            f"(inputs, labels) pair in an iterable of batches), not {describe_batch(inputs)}"
+        )
+    inputs = check(inputs, "calibration inputs")
+    if count(inputs) == 0 or any(t.numel() == 0 for t in tensors(inputs)):
+        raise NetshrinkError("the calibration data is empty; pass example inputs")
+    return inputs
 
 
 @torch.no_grad()
 def run_batches(model: nn.Module, data, device: torch.device) -> int:
     """Feed the calibration batches through `model`; a batch that does not fit is one error."""
-    count = 0
+    done = 0
     for batch in calibration_batches(data, device):
-        try:
-            model(**batch) if isinstance(batch, dict) else model(batch)
-        except (RuntimeError, TypeError, ValueError, IndexError) as err:
-            if isinstance(err, NetshrinkError):
-                raise
-            shape = {k: tuple(v.shape) for k, v in batch.items() if hasattr(v, "shape")} \
-                if isinstance(batch, dict) else tuple(batch.shape)
-            raise NetshrinkError(
-                f"the calibration data does not fit the model (a batch of shape {shape}): "
-                f"{str(err).splitlines()[0]}"
-            ) from None
-        count += 1
-    return count
+        _run(model, batch)
+        done += 1
+    return done
 
 
+@torch.no_grad()
 def check_fits(model: nn.Module, data, device) -> None:
     """Run the first calibration batch through the unchanged model (one clear error)."""
-    first = next(iter(calibration_batches(data, device)))
-    run_batches(model, [first], device)
+    _run(model, next(iter(calibration_batches(data, device))))
+
+
+def _run(model: nn.Module, batch: Inputs) -> None:
+    try:
+        call(model, batch)
+    except (RuntimeError, TypeError, ValueError, IndexError) as err:
+        if isinstance(err, NetshrinkError):
+            raise
+        hint = ("; a tuple is the model's positional arguments: pass the inputs alone, not "
+                "(inputs, labels)") if isinstance(batch, tuple) else ""
+        raise NetshrinkError(
+            f"the calibration data does not fit the model (a batch {describe_batch(batch)}): "
+            f"{str(err).splitlines()[0]}{hint}"
+        ) from None

@@ -6,8 +6,9 @@ Shared fields:
     `bits`-bit weights (8, but 7 with 8-bit weights on x86 CPUs without VNNI, whose int8
     instructions add pairs of products in saturating int16; see netshrink.quant.bounds).
   symmetric_activations: signed inputs without a zero point (else unsigned with a zero point).
-  skip: names of layers to leave in float (e.g. ("fc",)); a layer whose int32 sum could
-    overflow is refused by name and can be skipped this way.
+  skip: layer name patterns left in float (e.g. ("fc", "encoder.*.linear2"); see
+    netshrink.core.patterns); a layer whose int32 sum could overflow is refused by name and
+    can be skipped this way.
   kernel: "onednn", "int_mm" or "reference" (None: the device's default).
 """
 
@@ -37,8 +38,8 @@ class _Config:
     def _validate(self) -> None:
         _check_bits("bits", self.bits)
         _check_bits("activation_bits", self.activation_bits)
-        if isinstance(self.skip, str) or not all(isinstance(s, str) for s in self.skip):
-            raise NetshrinkError(f"skip={self.skip!r} must be a tuple of layer names")
+        if isinstance(self.skip, str) or not all(isinstance(s, str) and s for s in self.skip):
+            raise NetshrinkError(f"skip={self.skip!r} must be a list of layer name patterns")
         object.__setattr__(self, "skip", tuple(self.skip))
 
     def to_dict(self) -> dict:
@@ -75,6 +76,7 @@ class Static(_Config):
 
     observer: how input ranges are chosen from the calibration data (minmax, moving_average,
     percentile, mse); weight_observer: the same for weights (minmax or mse).
+    embeddings: store embedding tables as int8 too (their lookups need no input range).
     """
 
     bits: int = 8
@@ -83,6 +85,7 @@ class Static(_Config):
     observer: str = "mse"
     weight_observer: str = "minmax"
     symmetric_activations: bool = False
+    embeddings: bool = True
     skip: tuple = ()
     kernel: str | None = None
 

@@ -6,7 +6,8 @@ signed weight integers w (int8):
     acc[m, n] = sum_k (q[m, k] - z) * w[n, k]            (exact, in int32)
     out[m, n] = float32(acc[m, n]) * out_scale[n] + bias[n]   (two float32 roundings)
 
-and the same for 2-D convolutions (zero padding stands for the real value 0, i.e. q = z).
+and the same for 1-, 2- and 3-D convolutions (zero padding stands for the real value 0, i.e.
+q = z).
 So all kernels agree bit for bit with each other and with `reference`.
 
 - "onednn": oneDNN's u8 x s8 kernels through `torch.ops.onednn` (x86 CPUs). Without VNNI
@@ -15,7 +16,7 @@ So all kernels agree bit for bit with each other and with `reference`.
   the products go straight into int32.
 - "int_mm": `torch._int_mm` (s8 x s8 -> s32): CUDA's integer GEMM, and CPUs where it is fast.
   Activations are shifted to int8 (q - 128) and the shift is corrected with the weights' row
-  sums. Convolutions go through im2col (`unfold`).
+  sums. Convolutions go through im2col (`unfold`), 1-D ones as 2-D ones of height 1.
 - "reference": the same arithmetic in float64 (exact below 2**53): any device, slow; for tests.
 
 Which kernel runs is chosen per device (`select`), or by name, or by NETSHRINK_INT8_KERNEL.
@@ -70,10 +71,19 @@ def onednn_available() -> bool:
 
 @dataclass(frozen=True)
 class ConvGeometry:
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
+    """Stride, zero padding and dilation per spatial dimension (1, 2 or 3 of them), groups."""
+
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
     groups: int
+
+    @property
+    def dims(self) -> int:
+        return len(self.stride)
+
+
+_CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 class Kernel:
@@ -94,8 +104,11 @@ class Kernel:
     def pack_conv(self, weight: torch.Tensor, geometry: ConvGeometry) -> object:
         return weight
 
-    def conv2d(self, q, zero_point: int, packed, out_scale, bias, geometry) -> torch.Tensor:
+    def conv(self, q, zero_point: int, packed, out_scale, bias, geometry) -> torch.Tensor:
         raise NotImplementedError
+
+    def conv2d(self, q, zero_point: int, packed, out_scale, bias, geometry) -> torch.Tensor:
+        return self.conv(q, zero_point, packed, out_scale, bias, geometry)
 
 
 class Reference(Kernel):
@@ -107,11 +120,13 @@ class Reference(Kernel):
         acc = (q.double() - zero_point) @ packed.double().t()
         return _finish(acc.float(), out_scale, bias)
 
-    def conv2d(self, q, zero_point, packed, out_scale, bias, geometry):
-        acc = F.conv2d(q.double() - zero_point, packed.double(), None, geometry.stride,
-                       geometry.padding, geometry.dilation, geometry.groups)
-        return _finish(acc.float(), out_scale.view(-1, 1, 1),
-                       None if bias is None else bias.view(-1, 1, 1))
+    def conv(self, q, zero_point, packed, out_scale, bias, geometry):
+        conv = _CONV_FUNCTIONS[geometry.dims]
+        acc = conv(q.double() - zero_point, packed.double(), None, geometry.stride,
+                   geometry.padding, geometry.dilation, geometry.groups)
+        channel = (-1, *([1] * geometry.dims))
+        return _finish(acc.float(), out_scale.view(channel),
+                       None if bias is None else bias.view(channel))
 
 
 def _finish(acc: torch.Tensor, out_scale: torch.Tensor, bias: torch.Tensor | None):
@@ -142,9 +157,9 @@ class OneDNN(Kernel):
             weight.contiguous(), ones, 1.0, 0, list(geometry.stride), list(geometry.padding),
             list(geometry.dilation), geometry.groups, None)
 
-    def conv2d(self, q, zero_point, packed, out_scale, bias, geometry):
+    def conv(self, q, zero_point, packed, out_scale, bias, geometry):
         n = out_scale.shape[0]
-        out = torch.ops.onednn.qconv2d_pointwise(
+        out = torch.ops.onednn.qconv_pointwise(
             q, 1.0, int(zero_point), packed, out_scale, _zeros(n), bias, list(geometry.stride),
             list(geometry.padding), list(geometry.dilation), geometry.groups, 1.0, 0,
             torch.float32, "none", [], "")
@@ -187,14 +202,20 @@ class IntMM(Kernel):
         return torch._int_mm(a, w_t)[:m, : packed["n"]]
 
     def pack_conv(self, weight, geometry):
-        if geometry.groups != 1:
-            raise NetshrinkError("kernel 'int_mm' runs convolutions with groups=1 only; "
-                                 "use kernel='reference' for grouped convolutions")
+        if geometry.groups != 1 or geometry.dims == 3:
+            raise NetshrinkError("kernel 'int_mm' runs 1-D and 2-D convolutions with groups=1 "
+                                 "only; use kernel='reference' for this one")
         packed = self.pack_linear(weight.reshape(weight.shape[0], -1))
         packed["kernel_size"] = tuple(weight.shape[2:])
         return packed
 
-    def conv2d(self, q, zero_point, packed, out_scale, bias, geometry):
+    def conv(self, q, zero_point, packed, out_scale, bias, geometry):
+        if geometry.dims == 1:  # as 2-D of height 1
+            flat = ConvGeometry((1, *geometry.stride), (0, *geometry.padding),
+                                (1, *geometry.dilation), geometry.groups)
+            packed2 = {**packed, "kernel_size": (1, *packed["kernel_size"])}
+            return self.conv(q.unsqueeze(2), zero_point, packed2, out_scale, bias,
+                             flat).squeeze(2)
         n, _, h, w = q.shape
         kh, kw = packed["kernel_size"]
         # Unfold q - z (exact small integers; the zero padding is the real value 0), then

@@ -1,9 +1,11 @@
 """netshrink's int8 MiniLM as an integer ONNX model, run by onnxruntime.
 
     import netshrink
-    from netshrink.quant import minilm, minilm_onnx
+    from netshrink.models import minilm
+    from netshrink.quant import minilm_onnx
 
-    model = netshrink.quantize_(minilm.pretrained(), minilm_onnx.INTEGER_CONFIG)
+    model = minilm.pretrained()
+    netshrink.quantize_(model, minilm_onnx.INTEGER_CONFIG)
     minilm_onnx.export(model, "minilm-int8.onnx")                # int8 weights and embeddings
     runner = minilm_onnx.runner("minilm-int8.onnx", threads=2)
     embeddings = minilm.encode(runner, sentences)
@@ -33,9 +35,9 @@ import torch
 from torch import nn
 
 from netshrink.errors import NetshrinkError
+from netshrink.models.minilm import SentenceEncoder, mean_pool
 from netshrink.quant import onnx_integer
 from netshrink.quant.config import Dynamic
-from netshrink.quant.minilm import SentenceEncoder, mean_pool
 from netshrink.quant.modules import QuantLinear
 from netshrink.quant.onnx_export import OPSET, export_onnx, integer_layers
 from netshrink.quant.onnx_runner import OnnxRunner
@@ -143,7 +145,7 @@ def export(model: SentenceEncoder, path: str | os.PathLike, attention: str = "fl
     output "embedding" (batch x hidden, unit length).
     """
     if not isinstance(model, SentenceEncoder):
-        raise NetshrinkError(f"model must be a netshrink.quant.minilm.SentenceEncoder, not "
+        raise NetshrinkError(f"model must be a netshrink.models.minilm.SentenceEncoder, not "
                              f"{type(model).__name__}")
     if not integer_layers(model):
         raise NetshrinkError("the encoder is not quantized; call netshrink.quantize_(model, "

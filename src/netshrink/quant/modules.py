@@ -1,4 +1,5 @@
-"""Integer inference modules: Linear, Conv2d and Embedding with int8 weights on disk and in memory.
+"""Integer inference modules: Linear, Conv1d/2d/3d and Embedding with int8 weights on disk and
+in memory.
 
 The float work left around each integer product is what cannot be avoided: quantizing the
 input (one rounding per value) and scaling the int32 sums back to float, which the kernel fuses
@@ -84,7 +85,13 @@ def dynamic_qparams(x: torch.Tensor, spec: ActivationSpec):
 
 
 class _IntegerLayer(nn.Module):
-    """What integer Linear and Conv2d share: buffers, input quantization, kernel and packing."""
+    """What integer Linear and convolutions share: buffers, input quantization, kernel, packing.
+
+    A layer converted from a masked (pruned) float layer records the mask in `weight_mask`
+    (netshrink.prune.mask.set_fixed_mask): the frozen integers keep its zeros.
+    """
+
+    netshrink_weights = ("weight",)  # the weight pruning and density reports count
 
     weight: torch.Tensor
     weight_scale: torch.Tensor
@@ -161,6 +168,13 @@ class _IntegerLayer(nn.Module):
         self._row_sums = None
         return super()._apply(fn, recurse)
 
+    def __getstate__(self) -> dict:
+        """Copies (deepcopy) leave the packed-weight caches behind: oneDNN's packed tensors
+        cannot be copied, and are rebuilt from the weight on the first call."""
+        state = self.__dict__.copy()
+        state["_packed_cache"], state["_row_sums"] = {}, None
+        return state
+
     def extra_repr(self) -> str:
         a = self.activation
         kind = "static" if a.static else "dynamic"
@@ -189,7 +203,7 @@ class QuantLinear(_IntegerLayer):
             return export_layer(self, x)
         kernel = self.kernel(x.device)
         packed = self._packed(kernel, x.device)
-        x = x.float()
+        x = x.detach().float()  # integer layers pass no gradient (train with QAT instead)
         scale, zero_point = self._input_qparams(x)
         if self.activation.granularity == "row":
             return self._forward_rows(x, kernel, packed, scale, zero_point)
@@ -225,21 +239,31 @@ class QuantLinear(_IntegerLayer):
                    ActivationSpec(**spec["activation"]), spec.get("kernel"), name)
 
 
-class QuantConv2d(_IntegerLayer):
-    """A 2-D convolution with int8 weights; activations quantized per tensor."""
+class QuantConvNd(_IntegerLayer):
+    """A convolution with int8 weights; activations quantized per tensor.
+
+    Zero padding runs inside the integer kernel (as the zero point); other padding modes
+    (reflect, replicate, circular) and the asymmetric padding of padding="same" with an even
+    kernel are applied to the float input first (`pre_pad`), which quantizes elementwise, so
+    the result is the same as padding the integers.
+    """
+
+    dims = 2
+    type_name = "conv2d"
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, weight_bits: int = 8,
                  activation: ActivationSpec | None = None, kernel: str | None = None,
-                 name: str = "conv"):
+                 name: str = "conv", pre_pad: tuple[int, ...] = (), pad_mode: str = "zeros"):
         super().__init__()
         activation = activation or ActivationSpec()
         if activation.granularity != "tensor":
             raise NetshrinkError(f"layer {name!r}: convolutions quantize activations per tensor")
-        pair = nn.modules.utils._pair
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = pair(kernel_size)
-        self.geometry = kernels.ConvGeometry(pair(stride), pair(padding), pair(dilation), groups)
+        self.kernel_size = _tuple(kernel_size, self.dims)
+        self.geometry = kernels.ConvGeometry(_tuple(stride, self.dims), _tuple(padding, self.dims),
+                                             _tuple(dilation, self.dims), groups)
+        self.pre_pad, self.pad_mode = tuple(int(p) for p in pre_pad), pad_mode
         shape = (out_channels, in_channels // groups, *self.kernel_size)
         self._init_common(out_channels, shape, bias, weight_bits, activation, kernel, name)
 
@@ -247,33 +271,67 @@ class QuantConv2d(_IntegerLayer):
         return kernel.pack_conv(self.weight, self.geometry)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre_pad:
+            mode = "constant" if self.pad_mode == "zeros" else self.pad_mode
+            x = F.pad(x, self.pre_pad, mode=mode)
         if torch.onnx.is_in_onnx_export():
             from netshrink.quant.onnx_export import export_layer
 
             return export_layer(self, x)
         kernel = self.kernel(x.device)
         packed = self._packed(kernel, x.device)
-        x = x.float()
+        x = x.detach().float()  # integer layers pass no gradient (train with QAT instead)
         scale, zero_point = self._input_qparams(x)
         q = quantize_input(x, scale, zero_point, self.activation)
         out_scale = scale * self.weight_scale
-        return kernel.conv2d(q, int(zero_point), packed, out_scale, self.bias, self.geometry)
+        return kernel.conv(q, int(zero_point), packed, out_scale, self.bias, self.geometry)
 
     def spec(self) -> dict:
         g = self.geometry
-        return {"type": "conv2d", "in_channels": self.in_channels,
-                "out_channels": self.out_channels, "kernel_size": list(self.kernel_size),
-                "stride": list(g.stride), "padding": list(g.padding),
-                "dilation": list(g.dilation), "groups": g.groups, "bias": self.bias is not None,
-                "weight_bits": self.weight_bits, "activation": self.activation.to_dict(),
-                "kernel": self.kernel_name}
+        out = {"type": self.type_name, "in_channels": self.in_channels,
+               "out_channels": self.out_channels, "kernel_size": list(self.kernel_size),
+               "stride": list(g.stride), "padding": list(g.padding),
+               "dilation": list(g.dilation), "groups": g.groups, "bias": self.bias is not None,
+               "weight_bits": self.weight_bits, "activation": self.activation.to_dict(),
+               "kernel": self.kernel_name}
+        if self.pre_pad:
+            out |= {"pre_pad": list(self.pre_pad), "pad_mode": self.pad_mode}
+        return out
 
     @classmethod
-    def from_spec(cls, spec: dict, name: str) -> QuantConv2d:
+    def from_spec(cls, spec: dict, name: str) -> QuantConvNd:
         return cls(spec["in_channels"], spec["out_channels"], spec["kernel_size"],
                    spec["stride"], spec["padding"], spec["dilation"], spec["groups"],
                    spec["bias"], spec["weight_bits"], ActivationSpec(**spec["activation"]),
-                   spec.get("kernel"), name)
+                   spec.get("kernel"), name, tuple(spec.get("pre_pad", ())),
+                   spec.get("pad_mode", "zeros"))
+
+
+def _tuple(value, dims: int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * dims
+    value = tuple(int(v) for v in value)
+    if len(value) != dims:
+        raise NetshrinkError(f"expected {dims} values, got {value}")
+    return value
+
+
+class QuantConv1d(QuantConvNd):
+    """A 1-D convolution with int8 weights."""
+
+    dims, type_name = 1, "conv1d"
+
+
+class QuantConv2d(QuantConvNd):
+    """A 2-D convolution with int8 weights."""
+
+    dims, type_name = 2, "conv2d"
+
+
+class QuantConv3d(QuantConvNd):
+    """A 3-D convolution with int8 weights."""
+
+    dims, type_name = 3, "conv3d"
 
 
 class QuantEmbedding(nn.Module):
@@ -319,7 +377,8 @@ class QuantEmbedding(nn.Module):
 
 def from_spec(spec: dict, name: str) -> nn.Module:
     """An empty integer module of the kind and shape `spec` describes (weights loaded later)."""
-    classes = {"linear": QuantLinear, "conv2d": QuantConv2d, "embedding": QuantEmbedding}
+    classes = {"linear": QuantLinear, "conv1d": QuantConv1d, "conv2d": QuantConv2d,
+               "conv3d": QuantConv3d, "embedding": QuantEmbedding}
     if spec.get("type") not in classes:
         raise NetshrinkError(
             f"unknown quantized layer type {spec.get('type')!r}; upgrade netshrink"

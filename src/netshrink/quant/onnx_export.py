@@ -20,6 +20,7 @@ both modes.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import warnings
 from collections.abc import Sequence
@@ -29,11 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netshrink.data.inputs import Inputs, is_inputs
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_path
 from netshrink.quant import onnx_integer
+from netshrink.quant.kernels import _CONV_FUNCTIONS
 from netshrink.quant.modules import (
-    QuantConv2d,
+    QuantConvNd,
     QuantLinear,
     to_kernel_zero_point,
     unsigned_range,
@@ -93,24 +96,24 @@ def linear_qdq(layer: QuantLinear, x: torch.Tensor) -> torch.Tensor:
     return F.linear(_input_qdq(layer, x), weight, layer.bias)
 
 
-def conv_qdq(layer: QuantConv2d, x: torch.Tensor) -> torch.Tensor:
+def conv_qdq(layer: QuantConvNd, x: torch.Tensor) -> torch.Tensor:
     g = layer.geometry
     weight = _DequantizeWeight.apply(layer.weight, layer.weight_scale)
-    return F.conv2d(_input_qdq(layer, x), weight, layer.bias, g.stride, g.padding, g.dilation,
-                    g.groups)
+    return _CONV_FUNCTIONS[g.dims](_input_qdq(layer, x), weight, layer.bias, g.stride,
+                                   g.padding, g.dilation, g.groups)
 
 
-def export_layer(layer: QuantLinear | QuantConv2d, x: torch.Tensor) -> torch.Tensor:
+def export_layer(layer: QuantLinear | QuantConvNd, x: torch.Tensor) -> torch.Tensor:
     """What an integer layer's forward becomes while it is being exported."""
-    conv = isinstance(layer, QuantConv2d)
+    conv = isinstance(layer, QuantConvNd)
     if _EXPORT["mode"] == "integer":
         return (onnx_integer.conv2d if conv else onnx_integer.linear)(layer, x,
                                                                       layer._onnx_integer)
     return conv_qdq(layer, x) if conv else linear_qdq(layer, x)
 
 
-def integer_layers(model: nn.Module) -> list[QuantLinear | QuantConv2d]:
-    return [m for m in model.modules() if isinstance(m, QuantLinear | QuantConv2d)]
+def integer_layers(model: nn.Module) -> list[QuantLinear | QuantConvNd]:
+    return [m for m in model.modules() if isinstance(m, QuantLinear | QuantConvNd)]
 
 
 @contextlib.contextmanager
@@ -166,26 +169,26 @@ def _as_buffers(layer: nn.Module, p: onnx_integer.ExportedWeights):
     return p
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor | Sequence[torch.Tensor],
+def export_onnx(model: nn.Module, example: Inputs | Sequence[torch.Tensor],
                 path: str | os.PathLike, opset: int = OPSET, mode: str = "qdq",
                 input_names: Sequence[str] | None = None,
                 output_names: Sequence[str] = ("output",),
                 dynamic_axes: dict | None = None) -> Path:
     """Write the integer model `model` to `path` as ONNX: mode "qdq" or "integer".
 
-    example: one input tensor, or a tuple of them (the model's positional arguments).
-    Inputs are named "input" (or input_0, input_1, ...) unless `input_names` says; every
-    input's and output's first dimension is dynamic ("batch") unless `dynamic_axes` says.
+    example: example inputs as the model takes them (netshrink.data.inputs): one tensor (the
+    graph input is named "input"), a tuple of tensors, its positional arguments (input_0,
+    input_1, ...), or a dict of tensors, its keyword arguments (named by their keys, in the
+    order of the model's forward signature). `input_names` overrides the names; every input's
+    and output's first dimension is dynamic ("batch") unless `dynamic_axes` says.
     """
     import onnx
 
-    args = (example,) if isinstance(example, torch.Tensor) else tuple(example)
-    if not args or not all(isinstance(a, torch.Tensor) for a in args):
-        raise NetshrinkError("example must be an input tensor or a tuple of input tensors")
+    args, kwargs, names = example_arguments(model, example)
     if input_names is None:
-        input_names = ["input"] if len(args) == 1 else [f"input_{i}" for i in range(len(args))]
-    if len(input_names) != len(args):
-        raise NetshrinkError(f"input_names has {len(input_names)} names for {len(args)} inputs")
+        input_names = names
+    if len(input_names) != len(names):
+        raise NetshrinkError(f"input_names has {len(input_names)} names for {len(names)} inputs")
     if dynamic_axes is None:
         dynamic_axes = {name: {0: "batch"} for name in [*input_names, *output_names]}
     path = Path(path)
@@ -195,11 +198,32 @@ def export_onnx(model: nn.Module, example: torch.Tensor | Sequence[torch.Tensor]
         # constants); the tracer warns about the Python numbers it sees along the way
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
-            model, args, str(tmp), input_names=list(input_names),
+            model, args, str(tmp), kwargs=kwargs or None, input_names=list(input_names),
             output_names=list(output_names), dynamic_axes=dynamic_axes, opset_version=opset,
             dynamo=False)
         onnx.checker.check_model(str(tmp))
     return path
+
+
+def example_arguments(model: nn.Module, example) -> tuple[tuple, dict, list[str]]:
+    """(args, kwargs, graph input names) of an export example: a tensor, a tuple or a dict.
+
+    A dict's entries are put in the order of the model's forward parameters, which is the
+    order the exporter gives the graph inputs, so each name labels its own tensor."""
+    if isinstance(example, list):
+        example = tuple(example)
+    if not is_inputs(example):
+        raise NetshrinkError("example must be an input tensor, a tuple of input tensors (the "
+                             "model's positional arguments) or a dict of them (its keyword "
+                             "arguments)")
+    if isinstance(example, torch.Tensor):
+        return (example,), {}, ["input"]
+    if isinstance(example, tuple):
+        return example, {}, [f"input_{i}" for i in range(len(example))]
+    order = list(inspect.signature(model.forward).parameters)
+    ranked = sorted(example, key=lambda k: order.index(k) if k in order else len(order))
+    kwargs = {k: example[k] for k in ranked}
+    return (), kwargs, list(kwargs)
 
 
 def onnx_session(path: str | os.PathLike, threads: int | None = None,

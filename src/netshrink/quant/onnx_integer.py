@@ -29,13 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from netshrink.errors import NetshrinkError
 from netshrink.quant.bounds import INT16_MAX, pair_sum_bound
+from netshrink.quant.kernels import _CONV_FUNCTIONS
 from netshrink.quant.modules import (
     ActivationSpec,
-    QuantConv2d,
+    QuantConvNd,
     QuantLinear,
     to_kernel_zero_point,
     unsigned_range,
@@ -65,7 +65,7 @@ class InputQuantization:
 DYNAMIC = InputQuantization(static=False)
 
 
-def input_quantization(layer: QuantLinear | QuantConv2d) -> InputQuantization:
+def input_quantization(layer: QuantLinear | QuantConvNd) -> InputQuantization:
     """The layer's input quantization, or a clear refusal when it has no integer ONNX form."""
     spec: ActivationSpec = layer.activation
     if spec.granularity != "tensor":
@@ -172,21 +172,23 @@ class IntegerConv2d(torch.autograd.Function):
                 geometry):
         q, scale, zero_point = quantize_reference(x, how)
         w = weight.double() - weight_zero.double()
-        acc = F.conv2d(q - zero_point, w, None, geometry.stride, geometry.padding,
-                       geometry.dilation, geometry.groups)
-        out = acc.float() * (scale * weight_scale).view(-1, 1, 1)
-        return out if bias is None else out + bias.view(-1, 1, 1)
+        acc = _CONV_FUNCTIONS[geometry.dims](q - zero_point, w, None, geometry.stride,
+                                             geometry.padding, geometry.dilation,
+                                             geometry.groups)
+        channel = (-1, *([1] * geometry.dims))
+        out = acc.float() * (scale * weight_scale).view(channel)
+        return out if bias is None else out + bias.view(channel)
 
     @staticmethod
     def symbolic(g, x, weight, weight_zero, weight_scale, bias, how: InputQuantization,
                  geometry):
         q, scale, zero_point = _quantize_symbolic(g, x, how)
-        kh, kw = weight.type().sizes()[2:]
+        kernel_shape = list(weight.type().sizes()[2:])
         pads = list(geometry.padding) * 2
         acc = g.op("ConvInteger", q, weight, zero_point, weight_zero,
-                   kernel_shape_i=[kh, kw], strides_i=list(geometry.stride), pads_i=pads,
+                   kernel_shape_i=kernel_shape, strides_i=list(geometry.stride), pads_i=pads,
                    dilations_i=list(geometry.dilation), group_i=geometry.groups)
-        channel = _const(g, [1, -1, 1, 1], torch.int64)
+        channel = _const(g, [1, -1, *([1] * geometry.dims)], torch.int64)
         out_scale = g.op("Reshape", g.op("Mul", scale, weight_scale), channel)
         out = g.op("Mul", g.op("Cast", acc, to_i=FLOAT), out_scale)
         return out if _present(bias) is None else g.op("Add", out, g.op("Reshape", bias, channel))
@@ -232,7 +234,7 @@ class ExportedWeights:
     how: InputQuantization
 
 
-def prepare(layer: QuantLinear | QuantConv2d) -> ExportedWeights:
+def prepare(layer: QuantLinear | QuantConvNd) -> ExportedWeights:
     """Check the layer has an integer ONNX form and lay out its weights for it."""
     how = input_quantization(layer)
     signed = weight_is_signed(how.bits, layer.weight_bits)
@@ -248,7 +250,7 @@ def linear(layer: QuantLinear, x: torch.Tensor, prepared: ExportedWeights) -> to
     return IntegerLinear.apply(x, p.weight, p.zero_point, p.scale, p.bias, p.how)
 
 
-def conv2d(layer: QuantConv2d, x: torch.Tensor, prepared: ExportedWeights) -> torch.Tensor:
+def conv2d(layer: QuantConvNd, x: torch.Tensor, prepared: ExportedWeights) -> torch.Tensor:
     p = prepared
     return IntegerConv2d.apply(x, p.weight, p.zero_point, p.scale, p.bias, p.how, layer.geometry)
 

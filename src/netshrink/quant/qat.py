@@ -1,4 +1,5 @@
-"""Quantization-aware training: Linear and Conv2d that fake-quantize weights and inputs.
+"""Quantization-aware training: Linear, Conv1d/2d/3d and Embedding that fake-quantize their
+weights (and inputs; an embedding's input is integers already).
 
 Fake quantization rounds to the integer grid and back in the forward pass and lets gradients
 through by the straight-through estimator (zero where a value is clipped), so training learns
@@ -7,7 +8,8 @@ weights that survive rounding. The input range is tracked by a moving-average mi
 scale gradients multiplied by 1 / sqrt(N * Q_P), steps initialized to 2 * mean|v| / sqrt(Q_P)).
 
 These are plain modules: train them with `netshrink.train.fit`, then `netshrink.quant.convert`
-turns each into an integer QuantLinear / QuantConv2d with the learned scales.
+turns each into an integer layer (QuantLinear, QuantConv1d/2d/3d, QuantEmbedding) with the
+learned scales.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netshrink.errors import NetshrinkError
 from netshrink.quant.scheme import Scheme, choose_qparams, fake_quantize
 
 
@@ -139,20 +142,21 @@ class QATLinear(nn.Linear, _QATMixin):
                 **self.qat_spec()}
 
 
-class QATConv2d(nn.Conv2d, _QATMixin):
-    """nn.Conv2d whose weight and input are fake-quantized."""
+class _QATConv(_QATMixin):
+    """What the fake-quantizing convolutions share (the torch class provides the rest)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, *, weight_scheme: Scheme, input_scheme: Scheme,
-                 lsq: bool = False, averaging: float = 0.01):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias)
+    type_name = ""
+
+    def _qat_init(self, torch_conv: type, args, kwargs, weight_scheme: Scheme,
+                  input_scheme: Scheme, lsq: bool, averaging: float) -> None:
+        torch_conv.__init__(self, *args, **kwargs)
         self._setup(weight_scheme, input_scheme, lsq, averaging)
 
     @classmethod
-    def from_float(cls, module: nn.Conv2d, **kw) -> QATConv2d:
+    def from_float(cls, module: nn.modules.conv._ConvNd, **kw):
         out = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride,
-                  module.padding, module.dilation, module.groups, module.bias is not None, **kw)
+                  module.padding, module.dilation, module.groups, module.bias is not None,
+                  module.padding_mode, **kw)
         out.load_state_dict(module.state_dict(), strict=False)
         return out.to(module.weight.device)
 
@@ -160,20 +164,78 @@ class QATConv2d(nn.Conv2d, _QATMixin):
         return self._conv_forward(self.input_fq(x), self.weight_fq(self.weight), self.bias)
 
     def spec(self) -> dict:
-        return {"type": "qat_conv2d", "in_channels": self.in_channels,
+        padding = self.padding if isinstance(self.padding, str) else list(self.padding)
+        return {"type": self.type_name, "in_channels": self.in_channels,
                 "out_channels": self.out_channels, "kernel_size": list(self.kernel_size),
-                "stride": list(self.stride), "padding": list(self.padding),
+                "stride": list(self.stride), "padding": padding,
                 "dilation": list(self.dilation), "groups": self.groups,
-                "bias": self.bias is not None, **self.qat_spec()}
+                "bias": self.bias is not None, "padding_mode": self.padding_mode,
+                **self.qat_spec()}
+
+
+def _qat_conv(torch_conv: type, type_name: str) -> type:
+    """A fake-quantizing subclass of `torch_conv` (nn.Conv1d, nn.Conv2d or nn.Conv3d)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", *, weight_scheme: Scheme,
+                 input_scheme: Scheme, lsq: bool = False, averaging: float = 0.01):
+        self._qat_init(torch_conv, (in_channels, out_channels, kernel_size, stride, padding,
+                                    dilation, groups, bias, padding_mode), {}, weight_scheme,
+                       input_scheme, lsq, averaging)
+
+    name = f"QAT{torch_conv.__name__}"
+    return type(name, (_QATConv, torch_conv), {
+        "__init__": __init__, "type_name": type_name, "__module__": __name__,
+        "__qualname__": name, "__doc__": f"{torch_conv.__name__} whose weight and input are "
+                                         "fake-quantized."})
+
+
+QATConv1d = _qat_conv(nn.Conv1d, "qat_conv1d")
+QATConv2d = _qat_conv(nn.Conv2d, "qat_conv2d")
+QATConv3d = _qat_conv(nn.Conv3d, "qat_conv3d")
+
+
+class QATEmbedding(nn.Embedding):
+    """nn.Embedding whose table is fake-quantized, one scale per row (as QuantEmbedding)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, *,
+                 weight_scheme: Scheme, lsq: bool = False):
+        super().__init__(num_embeddings, embedding_dim, padding_idx)
+        self.weight_fq = FakeQuantize(weight_scheme, num_embeddings, lsq, is_weight=True)
+
+    @classmethod
+    def from_float(cls, module: nn.Embedding, weight_scheme: Scheme, lsq: bool = False,
+                   **_) -> QATEmbedding:
+        out = cls(module.num_embeddings, module.embedding_dim, module.padding_idx,
+                  weight_scheme=weight_scheme, lsq=lsq)
+        out.load_state_dict(module.state_dict(), strict=False)
+        return out.to(module.weight.device)
+
+    def forward(self, indices):
+        return F.embedding(indices, self.weight_fq(self.weight), self.padding_idx)
+
+    def spec(self) -> dict:
+        return {"type": "qat_embedding", "num_embeddings": self.num_embeddings,
+                "embedding_dim": self.embedding_dim, "padding_idx": self.padding_idx,
+                "weight": self.weight_fq.scheme.to_dict(), "lsq": self.weight_fq.lsq}
+
+
+_QAT_CONVS = {"qat_conv1d": QATConv1d, "qat_conv2d": QATConv2d, "qat_conv3d": QATConv3d}
 
 
 def qat_from_spec(spec: dict) -> nn.Module:
     """An untrained QAT module of the kind and shape `spec` describes."""
+    if spec["type"] == "qat_embedding":
+        return QATEmbedding(spec["num_embeddings"], spec["embedding_dim"], spec["padding_idx"],
+                            weight_scheme=Scheme.from_dict(spec["weight"]), lsq=spec["lsq"])
     kw = {"weight_scheme": Scheme.from_dict(spec["weight"]),
           "input_scheme": Scheme.from_dict(spec["input"]), "lsq": spec["lsq"],
           "averaging": spec["averaging"]}
     if spec["type"] == "qat_linear":
         return QATLinear(spec["in_features"], spec["out_features"], spec["bias"], **kw)
-    return QATConv2d(spec["in_channels"], spec["out_channels"], spec["kernel_size"],
-                     spec["stride"], spec["padding"], spec["dilation"], spec["groups"],
-                     spec["bias"], **kw)
+    if spec["type"] not in _QAT_CONVS:
+        raise NetshrinkError(f"unknown QAT layer type {spec['type']!r}; upgrade netshrink")
+    return _QAT_CONVS[spec["type"]](spec["in_channels"], spec["out_channels"],
+                                    spec["kernel_size"], spec["stride"], spec["padding"],
+                                    spec["dilation"], spec["groups"], spec["bias"],
+                                    spec.get("padding_mode", "zeros"), **kw)

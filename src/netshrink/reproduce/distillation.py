@@ -26,17 +26,15 @@ over seeds; on MNIST it does not).
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-from netshrink.bench import TrialSpec, run_trials
+from netshrink.bench import TrialSpec
 from netshrink.bench import report as rep
-from netshrink.fileio import atomic_write
-from netshrink.reproduce import ReproOptions, reproduction
+from netshrink.reproduce import ReproOptions
+from netshrink.reproduce.template import Run, sweep_dir
 
 BIG = {"widths": [1200, 1200], "dropout": 0.5, "input_dropout": 0.2}
 SMALL = {"widths": [800, 800]}
@@ -268,11 +266,6 @@ class Results:
     def cell(self, data, role, metric="test_errors", spec=".1f") -> str:
         return _fmt(*self.stat(data, role, metric), spec)
 
-    def failed(self) -> list[str]:
-        return [f"{d} {role} seed {r['seed']}: {r.get('error')}"
-                for (d, role), rows in self.rows.items() for r in rows
-                if r.get("status", "ok") != "ok"]
-
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or denominator is None or denominator == 0:
@@ -473,52 +466,56 @@ def targets(res: Results, scale: Scale) -> str:
     return "\n".join(lines) + "\n" + verdict
 
 
-def _run(trials: list[TrialSpec], options: ReproOptions, echo: Callable[[str], None]):
-    return run_trials(trials, options.out, executor=options.executor, workers=options.workers,
-                      echo=echo)
+def settings(options: ReproOptions) -> Scale:
+    base = FULL if options.full else DEFAULT
+    return Scale(**{**asdict(base), "seeds": options.seeds or base.seeds,
+                    "datasets": options.data or base.datasets,
+                    # data sets named on the command line run every experiment
+                    "only": {} if options.data else base.only})
 
 
-@reproduction("distillation", "Hinton et al. 2015: soft targets, ensembles, an omitted class")
-def run(options: ReproOptions) -> None:
+def describe(options: ReproOptions, scale: Scale) -> str:
+    return describe_scale(scale, options.full)
+
+
+def plans(scale: Scale, options: ReproOptions) -> dict[tuple[str, int], Plan]:
+    """The plan of every data set and seed."""
+    # Ray runs a trial in a private folder: students find their teachers by the sweep folder
+    extra = ({"sweep_dir": str(sweep_dir(options).resolve())} if options.executor == "ray"
+             else {})
+    return {(d, s): plan(d, s, scale, extra) for d in scale.datasets for s in scale.seeds}
+
+
+def stages(scale: Scale, options: ReproOptions) -> list[list[TrialSpec]]:
+    """Stage one: every net trained alone (the longest first, so a pool of workers stays
+    busy); stage two: the distilled students and the ensembles, which read stage one's models."""
     from netshrink import data as datasets
 
-    base = FULL if options.full else DEFAULT
-    scale = Scale(**{**asdict(base), "seeds": options.seeds or base.seeds,
-                     "datasets": options.data or base.datasets,
-                     # data sets named on the command line run every experiment
-                     "only": {} if options.data else base.only})
-    header = describe_scale(scale, options.full)
-    print(header, flush=True)
     for name in scale.datasets:
         datasets.load(name)  # fail now, with the install hint, not after an hour
-    extra = {"sweep_dir": str(options.out.resolve())} if options.executor == "ray" else {}
-    plans = {(d, s): plan(d, s, scale, extra) for d in scale.datasets for s in scale.seeds}
-    start = time.perf_counter()
-
-    def echo(line: str) -> None:
-        print(f"  [{time.perf_counter() - start:6.0f} s] {line}", flush=True)
-
-    # the longest trials first, so a pool of workers stays busy
-    first = sorted((spec for p in plans.values() for spec in p.teachers.values()),
+    every = plans(scale, options).values()
+    first = sorted((spec for p in every for spec in p.teachers.values()),
                    key=lambda s: {"resnet": 0, "mlp": 1}.get(s.model, 2))
-    first_rows = _run(first, options, echo)
-    second = [spec for p in plans.values() for spec in p.students.values()]
-    second_rows = _run(second, options, echo)
-    by_id = {r["trial_id"]: r for r in first_rows + second_rows}
+    return [first, [spec for p in every for spec in p.students.values()]]
+
+
+def tables(run: Run) -> str:
     rows_by_role: dict[tuple[str, str], list[dict]] = {}
     flat = []
-    for (d, _seed), p in plans.items():
+    for (d, _seed), p in plans(run.settings, run.options).items():
         for role, spec in {**p.teachers, **p.students}.items():
-            row = by_id[spec.trial_id]
+            row = run.row(spec)
+            if row is None:  # failed or not run: listed by the template
+                continue
             rows_by_role.setdefault((d, role), []).append(row)
             flat.append({"role": role, **rep.flatten(row)})
-    seconds = time.perf_counter() - start
-    write_outputs(options, scale, header, Results(rows_by_role), flat, seconds)
+    return write_outputs(run.out, run.settings, run.note, Results(rows_by_role), flat,
+                         run.seconds)
 
 
-def write_outputs(options: ReproOptions, scale: Scale, header: str, res: Results,
-                  flat: list[dict], seconds: float) -> None:
-    out = options.out
+def write_outputs(out: Path, scale: Scale, header: str, res: Results, flat: list[dict],
+                  seconds: float) -> str:
+    """distillation.csv (a row per net) and the temperature plots; returns the Markdown."""
     rep.write_csv(flat, out / "distillation.csv")
     cpu = sum(float(r.get("cpu_seconds") or 0.0) for r in
               {r["trial_id"]: r for r in flat}.values())
@@ -552,11 +549,7 @@ def write_outputs(options: ReproOptions, scale: Scale, header: str, res: Results
                  targets(res, scale),
                  "## Early stopping and the end of training (test accuracy)\n",
                  end_of_training(res)]
-    failed = res.failed()
-    if failed:
-        sections += ["## Failed trials\n", "\n".join(f"- {f}" for f in failed) + "\n"]
     text = "\n".join(sections)
-    atomic_write(out / "distillation.md", text)
     for data in scale.datasets:
         rows = [r for r in plot_rows if r["data"] == data and r["test_errors_mean"] is not None]
         if rows:
@@ -564,12 +557,4 @@ def write_outputs(options: ReproOptions, scale: Scale, header: str, res: Results
                            out_png=out / f"distillation_T_{data}.png", yerr="test_errors_std",
                            title=f"Test errors vs temperature ({data})", xlabel="temperature T",
                            ylabel="test errors")
-    config = {"reproduction": "distillation", "full": options.full, "scale": asdict(scale),
-              "paper": PAPER, "executor": options.executor, "workers": options.workers,
-              "seconds": seconds,
-              "trials": {f"{row['data']}/{row['seed']}/{row['role']}": row["trial_id"]
-                         for row in flat}}
-    atomic_write(out / "distillation_config.json", json.dumps(config, indent=2) + "\n")
-    print(text)
-    print(f"wrote {out / 'distillation.md'}, distillation.csv, distillation_T_*.png, "
-          f"distillation_config.json")
+    return text

@@ -7,12 +7,10 @@ for the ticket, the same mask randomly re-initialized, and the mask shuffled wit
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from netshrink.bench import TrialSpec
 from netshrink.bench.report import aggregate, plot_lines, write_csv
-from netshrink.reproduce import ReproOptions, reproduction
-from netshrink.reproduce._pruning import failures, pm, resolve_and_sweep, write_text
+from netshrink.reproduce import ReproOptions
+from netshrink.reproduce.template import Run, find, pm
 
 ROUNDS = (0, 3, 7, 12, 15, 18)  # 100, 51.3, 21.1, 7.0, 3.6, 1.9 percent of weights left
 PAPER_PERCENT = {0: 100.0, 3: 51.3, 7: 21.1, 12: 7.0, 15: 3.6, 18: 1.9}
@@ -29,7 +27,7 @@ METRICS = ("early_stop_test_accuracy", "early_stop_iteration", "test_accuracy",
            "percent_remaining")
 
 
-def settings_for(options: ReproOptions) -> dict:
+def settings(options: ReproOptions) -> dict:
     train = {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60}
     if options.full:
         train |= {"iterations": 50_000, "eval_every": 100}
@@ -47,7 +45,7 @@ def settings_for(options: ReproOptions) -> dict:
     }
 
 
-def scale_note(options: ReproOptions, s: dict) -> str:
+def describe(options: ReproOptions, s: dict) -> str:
     if options.full:
         return ("full protocol: 50,000 iterations per training (Adam 1.2e-3, batch 60), "
                 "validation every 100 iterations, 18 rounds, controls at the paper's sizes; "
@@ -59,7 +57,11 @@ def scale_note(options: ReproOptions, s: dict) -> str:
             f"{len(s['seeds'])} seeds. Run with --full for the paper's 50,000 iterations.")
 
 
-def trials_for(s: dict) -> list[TrialSpec]:
+def stages(s: dict, options: ReproOptions) -> list[list[TrialSpec]]:
+    return [trials(s)]
+
+
+def trials(s: dict) -> list[TrialSpec]:
     return [TrialSpec("lottery", s["model"], data, s["model_args"], s["data_args"],
                       s["lottery"], s["train"], seed)
             for data in s["data"] for seed in s["seeds"]]
@@ -69,8 +71,6 @@ def networks(rows: list[dict]) -> list[dict]:
     """One row per trained network from the trials' flat metrics r{round}.{arm}.{field}."""
     out: dict[tuple, dict] = {}
     for row in rows:
-        if row.get("status", "ok") != "ok":
-            continue
         for key, value in row["metrics"].items():
             head, arm, field = key.split(".", 2)
             entry = out.setdefault((row["data"], row["seed"], int(head[1:]), arm), {
@@ -80,10 +80,7 @@ def networks(rows: list[dict]) -> list[dict]:
 
 
 def _lookup(table: list[dict], data: str, arm: str, r: int) -> dict:
-    for row in table:
-        if (row["data"], row["arm"], row["round"]) == (data, arm, r):
-            return row
-    return {}
+    return find(table, data=data, arm=arm, round=r)
 
 
 def checks(table: list[dict], data: str) -> list[str]:
@@ -133,12 +130,9 @@ def markdown(table: list[dict], data_sets: list[str], note: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-@reproduction("lottery", "Frankle & Carbin 2019: LeNet-300-100 lottery tickets vs random "
-              "re-init and shuffled masks on MNIST and Fashion-MNIST")
-def run(options: ReproOptions) -> None:
-    out = Path(options.out)
-    s, note, rows = resolve_and_sweep("lottery", options, settings_for, scale_note, trials_for)
-    nets = networks(rows)
+def tables(run: Run) -> str:
+    out, s = run.out, run.settings
+    nets = networks(run.rows)
     write_csv(nets, out / "networks.csv")
     table = aggregate(nets, ["data", "arm", "round"], list(METRICS))
     write_csv(table, out / "summary.csv")
@@ -154,10 +148,4 @@ def run(options: ReproOptions) -> None:
                    out / f"early_stop_{data}.png", yerr="early_stop_iteration_std",
                    title=f"LeNet-300-100 on {data}", xlabel="percent of weights remaining",
                    ylabel="early-stopping iteration")
-    text = markdown(table, s["data"], note)
-    bad = failures(rows)
-    if bad:
-        text += "\nFailed trials:\n" + "\n".join(f"- {b}" for b in bad) + "\n"
-    write_text(out, "results.md", text)
-    print(text)
-    print(f"wrote {out}/results.md, networks.csv, summary.csv, accuracy_*.png, config.json")
+    return markdown(table, s["data"], run.note)

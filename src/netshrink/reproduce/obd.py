@@ -10,8 +10,8 @@ from pathlib import Path
 
 from netshrink.bench import TrialSpec
 from netshrink.bench.report import aggregate, new_figure, save_figure, write_csv
-from netshrink.reproduce import ReproOptions, reproduction
-from netshrink.reproduce._pruning import failures, pm, resolve_and_sweep, write_text
+from netshrink.reproduce import ReproOptions
+from netshrink.reproduce.template import Run, find, pm
 
 METHODS = ("obd", "magnitude")
 PAPER = ("Paper (LeCun et al. 1990, Figs. 1-2: a 2,578-parameter network on handwritten zip "
@@ -24,7 +24,7 @@ FIELDS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "predict
           "test_accuracy_after", "train_accuracy_after")
 
 
-def settings_for(options: ReproOptions) -> dict:
+def settings(options: ReproOptions) -> dict:
     step = 0.05 if options.full else 0.1
     fractions = [round(i * step, 4) for i in range(round(0.9 / step) + 1)] + [0.95]
     return {"model": "mlp", "model_args": {"widths": [32]},
@@ -43,7 +43,7 @@ def _budget(train: dict) -> str:
     return f"{train.get('epochs', 1.0):g} epochs"
 
 
-def scale_note(options: ReproOptions, s: dict) -> str:
+def describe(options: ReproOptions, s: dict) -> str:
     return (f"{'full' if options.full else 'default'} run: an MLP 64-32-10 (2,400 weights, "
             "close to the paper's 2,578 free parameters) on scikit-learn's 8x8 digits (the "
             "paper's 9,300 zip-code digits and shared-weight network are not available), "
@@ -53,7 +53,11 @@ def scale_note(options: ReproOptions, s: dict) -> str:
             f"{_budget(s['retrain'])} after each deletion step; seeds {s['seeds']}.")
 
 
-def trials_for(s: dict) -> list[TrialSpec]:
+def stages(s: dict, options: ReproOptions) -> list[list[TrialSpec]]:
+    return [trials(s)]
+
+
+def trials(s: dict) -> list[TrialSpec]:
     return [TrialSpec("deletion", s["model"], data, s["model_args"], s["data_args"],
                       {"method": method, "fractions": s["fractions"], "retrain": s["retrain"],
                        "options": s["options"][method]}, s["train"], seed)
@@ -64,8 +68,6 @@ def curve_rows(rows: list[dict]) -> list[dict]:
     """One row per (trial, mode, fraction) from the flat metrics '{mode}.{fraction}.{field}'."""
     out: dict[tuple, dict] = {}
     for row in rows:
-        if row.get("status", "ok") != "ok":
-            continue
         method = row["params"]["method"]
         for key, value in row["metrics"].items():
             mode, rest = key.split(".", 1)
@@ -77,13 +79,6 @@ def curve_rows(rows: list[dict]) -> list[dict]:
                 "fraction": float(fraction)})
             entry[field] = value
     return [out[k] for k in sorted(out)]
-
-
-def _find(table, **key) -> dict:
-    for row in table:
-        if all(row.get(k) == v for k, v in key.items()):
-            return row
-    return {}
 
 
 def findings(table: list[dict], data: str) -> list[str]:
@@ -131,10 +126,10 @@ def markdown(table: list[dict], s: dict, note: str) -> str:
                   "magnitude acc | OBD acc retrained | magnitude acc retrained |",
                   "|---|---|---|---|---|---|---|---|"]
         for f in s["fractions"]:
-            o = _find(table, data=data, method="obd", mode="one-shot", fraction=f)
-            mg = _find(table, data=data, method="magnitude", mode="one-shot", fraction=f)
-            oi = _find(table, data=data, method="obd", mode="iterative", fraction=f)
-            mi = _find(table, data=data, method="magnitude", mode="iterative", fraction=f)
+            o = find(table, data=data, method="obd", mode="one-shot", fraction=f)
+            mg = find(table, data=data, method="magnitude", mode="one-shot", fraction=f)
+            oi = find(table, data=data, method="obd", mode="iterative", fraction=f)
+            mi = find(table, data=data, method="magnitude", mode="iterative", fraction=f)
             if not o:
                 continue
             parts.append("| " + " | ".join([
@@ -182,7 +177,8 @@ def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
             ax.set_xlabel("fraction of weights deleted")
             ax.set_ylabel("training objective" if kind == "loss" else "test accuracy")
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize="small")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize="small")
         fig.suptitle(f"Optimal Brain Damage vs magnitude on {data}")
         fig.tight_layout()
         path = out / f"deletion_{data}.png"
@@ -190,20 +186,10 @@ def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
     return paths
 
 
-@reproduction("obd", "LeCun et al. 1990: Optimal Brain Damage vs magnitude deletion on a small "
-              "network, before and after retraining")
-def run(options: ReproOptions) -> None:
-    out = Path(options.out)
-    s, note, rows = resolve_and_sweep("obd", options, settings_for, scale_note, trials_for)
-    curves = curve_rows(rows)
-    write_csv(curves, out / "curves.csv")
+def tables(run: Run) -> str:
+    curves = curve_rows(run.rows)
+    write_csv(curves, run.out / "curves.csv")
     table = aggregate(curves, ["data", "method", "mode", "fraction"], list(FIELDS))
-    write_csv(table, out / "summary.csv")
-    plot(table, s, out)
-    text = markdown(table, s, note)
-    bad = failures(rows)
-    if bad:
-        text += "\nFailed trials:\n" + "\n".join(f"- {b}" for b in bad) + "\n"
-    write_text(out, "results.md", text)
-    print(text)
-    print(f"wrote {out}/results.md, curves.csv, summary.csv, deletion_*.png, config.json")
+    write_csv(table, run.out / "summary.csv")
+    plot(table, run.settings, run.out)
+    return markdown(table, run.settings, run.note)

@@ -20,14 +20,13 @@ minilm_onnx.INTEGER_CONFIG, exported as integer ONNX and run by onnxruntime (2 t
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import statistics
 
+from netshrink.bench import TrialSpec
+from netshrink.bench.report import write_csv
 from netshrink.errors import NetshrinkError
-from netshrink.fileio import atomic_write
-from netshrink.reproduce import ReproOptions, reproduction
+from netshrink.reproduce import ReproOptions
+from netshrink.reproduce.template import Run
 
 TFLITE_SOURCE = (
     "TensorFlow Lite, 'Model optimization', Table 1 'Benefits of model quantization for "
@@ -74,9 +73,23 @@ def plan(full: bool) -> dict:
     }
 
 
-def trials(protocol: dict, data: str, seeds) -> list:
-    from netshrink.bench import TrialSpec
+def settings(options: ReproOptions) -> dict:
+    data = options.data or ("fashion-mnist",)
+    if len(data) != 1:
+        raise NetshrinkError("reproduce quantization takes one data set (--data fashion-mnist)")
+    protocol = plan(options.full)
+    return {**protocol, "data": data[0], "seeds": list(options.seeds or protocol["seeds"])}
 
+
+def describe(options: ReproOptions, s: dict) -> str:
+    return f"reproduce quantization: {'the full protocol' if options.full else SCALED_DOWN}"
+
+
+def stages(s: dict, options: ReproOptions) -> list[list[TrialSpec]]:
+    return [trials(s, s["data"], s["seeds"])]
+
+
+def trials(protocol: dict, data: str, seeds) -> list[TrialSpec]:
     out = []
     for name, m in protocol["models"].items():
         for seed in seeds:
@@ -89,14 +102,8 @@ def trials(protocol: dict, data: str, seeds) -> list:
     return out
 
 
-def _run_trials(specs, out, options: ReproOptions) -> list[dict]:
-    from netshrink.bench import run_trials
-
-    return run_trials(specs, out, executor=options.executor, workers=options.workers)
-
-
 def summarize(rows: list[dict]) -> list[dict]:
-    """One row per model and method: means over seeds."""
+    """One row per model and method: means over the seeds of the trials that finished."""
     table = []
     by_model: dict[str, list[dict]] = {}
     for row in rows:
@@ -126,12 +133,14 @@ def minilm_rows(protocol: dict) -> list[dict]:
 
     import netshrink
     from netshrink import measure
-    from netshrink.quant import minilm, minilm_onnx
+    from netshrink.models import minilm
+    from netshrink.quant import minilm_onnx
     from netshrink.quant.sentences import EVALUATION
 
     settings = protocol["minilm"]
     float_model = minilm.pretrained()
-    int8 = netshrink.quantize_(copy.deepcopy(float_model), minilm_onnx.INTEGER_CONFIG)
+    int8 = copy.deepcopy(float_model)
+    netshrink.quantize_(int8, minilm_onnx.INTEGER_CONFIG)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_file = minilm_onnx.export(int8, Path(tmp) / "minilm-int8.onnx")
         runner = minilm_onnx.runner(onnx_file, threads=settings["threads"])
@@ -173,17 +182,18 @@ def markdown(table: list[dict], protocol: dict, full: bool) -> str:
     for row in table:
         by_model.setdefault(row["model"], {})[row["method"]] = row
 
-    def fmt(value, digits=4):
+    def fmt(row, key, digits=4):
+        value = (row or {}).get(key)
         return "N/A" if value is None or value != value else f"{value:.{digits}f}"
 
     for model, r in by_model.items():
         f, p, q = r.get("float"), r.get("ptq"), r.get("qat")
         lines.append(
-            f"| {model} | {fmt(f['top1'])} | {fmt(p['top1'])} | {fmt(q and q['top1'])} | "
-            f"{fmt(f['latency_ms_b1'], 2)} / {fmt(p['latency_ms_b1'], 2)} / "
-            f"{fmt(q and q['latency_ms_b1'], 2)} | {fmt(f['latency_ms_b256'], 1)} / "
-            f"{fmt(p['latency_ms_b256'], 1)} / {fmt(q and q['latency_ms_b256'], 1)} | "
-            f"{fmt(f['size_mb'], 3)} | {fmt(p['size_mb'], 3)} / {fmt(q and q['size_mb'], 3)} |")
+            f"| {model} | {fmt(f, 'top1')} | {fmt(p, 'top1')} | {fmt(q, 'top1')} | "
+            f"{fmt(f, 'latency_ms_b1', 2)} / {fmt(p, 'latency_ms_b1', 2)} / "
+            f"{fmt(q, 'latency_ms_b1', 2)} | {fmt(f, 'latency_ms_b256', 1)} / "
+            f"{fmt(p, 'latency_ms_b256', 1)} / {fmt(q, 'latency_ms_b256', 1)} | "
+            f"{fmt(f, 'size_mb', 3)} | {fmt(p, 'size_mb', 3)} / {fmt(q, 'size_mb', 3)} |")
     lines += ["", f"Published by TensorFlow Lite ({TFLITE_SOURCE}):", "",
               "| " + " | ".join(TFLITE_HEADER) + " |", "|" + "---|" * len(TFLITE_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in TFLITE_ROWS]
@@ -213,34 +223,13 @@ def plot(table: list[dict], path) -> None:
     save_figure(fig, path)
 
 
-@reproduction("quantization", "TensorFlow Lite's float / PTQ / QAT table on Fashion-MNIST and "
-              "MiniLM")
-def run(options: ReproOptions) -> None:
-    protocol = plan(options.full)
-    data = options.data or ("fashion-mnist",)
-    if len(data) != 1:
-        raise NetshrinkError("reproduce quantization takes one data set (--data fashion-mnist)")
-    seeds = list(options.seeds or protocol["seeds"])
-    out = options.out
-    config = {"reproduction": "quantization", "full": options.full, "data": data[0],
-              "seeds": seeds, **protocol}
-    atomic_write(out / "config.json", json.dumps(config, indent=2) + "\n")
-    scale = "the full protocol" if options.full else SCALED_DOWN
-    print(f"reproduce quantization: {scale}")
-    rows = _run_trials(trials(protocol, data[0], seeds), out, options)
-    table = summarize(rows)
+def tables(run: Run) -> str:
+    table = summarize(run.rows)
     try:
-        table += minilm_rows(protocol)
+        table += minilm_rows(run.settings)
     except NetshrinkError as err:  # transformers or the model package missing
         print(f"MiniLM skipped: {err}")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(table[0]))
-    writer.writeheader()
-    writer.writerows(table)
-    atomic_write(out / "results.csv", buffer.getvalue())
-    text = markdown(table, protocol, options.full)
-    atomic_write(out / "table.md", text)
-    plot(table, out / "results.png")
-    print(text)
-    print(f"wrote {out / 'results.csv'}, {out / 'table.md'}, {out / 'results.png'}, "
-          f"{out / 'config.json'}")
+    write_csv(table, run.out / "results.csv")
+    if table:
+        plot(table, run.out / "results.png")
+    return markdown(table, run.settings, run.options.full)

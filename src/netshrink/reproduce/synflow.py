@@ -10,8 +10,8 @@ from pathlib import Path
 
 from netshrink.bench import TrialSpec
 from netshrink.bench.report import aggregate, new_figure, save_figure, write_csv
-from netshrink.reproduce import ReproOptions, reproduction
-from netshrink.reproduce._pruning import failures, pm, resolve_and_sweep, write_text
+from netshrink.reproduce import ReproOptions
+from netshrink.reproduce.template import Run, find, pm
 
 METHODS = ("random", "magnitude", "snip", "grasp", "synflow")
 EXPONENTS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)  # compression 10^e; 10^0 is the dense network
@@ -22,7 +22,7 @@ PAPER = ("Paper (Tanaka et al. 2020, Fig. 6: VGG-11/16, ResNet-18, WideResNet-18
          "(accuracy falls to chance) at high compression on some models.")
 
 
-def settings_for(options: ReproOptions) -> dict:
+def settings(options: ReproOptions) -> dict:
     train = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
              "batch_size": 128, "lr_schedule": "cosine"}
     if options.full:
@@ -37,7 +37,7 @@ def settings_for(options: ReproOptions) -> dict:
             "synflow_iterations": 100}
 
 
-def scale_note(options: ReproOptions, s: dict) -> str:
+def describe(options: ReproOptions, s: dict) -> str:
     what = ("full run: VGG-11 with BatchNorm at full width (64) and ResNet-20 (width 16), "
             "160 epochs") if options.full else (
         "scaled down from the paper: an eighth-width VGG-11 with BatchNorm (width 8, 145k "
@@ -50,7 +50,11 @@ def scale_note(options: ReproOptions, s: dict) -> str:
             f"{s['seeds']}.")
 
 
-def trials_for(s: dict) -> list[TrialSpec]:
+def stages(s: dict, options: ReproOptions) -> list[list[TrialSpec]]:
+    return [trials(s)]
+
+
+def trials(s: dict) -> list[TrialSpec]:
     """Seed by seed (so a partial run has whole curves), one dense trial per model and seed."""
     trials = []
     for seed in s["seeds"]:
@@ -83,8 +87,6 @@ def flat_rows(rows: list[dict], methods: list[str]) -> list[dict]:
               for name in {row["data"] for row in rows}}
     out = []
     for row in rows:
-        if row.get("status", "ok") != "ok":
-            continue
         m = row["metrics"]
         base = {"data": row["data"], "model": row["model"], "seed": row["seed"],
                 "compression": row["params"]["compression"],
@@ -100,13 +102,6 @@ def flat_rows(rows: list[dict], methods: list[str]) -> list[dict]:
     return out
 
 
-def _find(table: list[dict], **key) -> dict:
-    for row in table:
-        if all(row.get(k) == v for k, v in key.items()):
-            return row
-    return {}
-
-
 def checks(table: list[dict], s: dict) -> list[str]:
     """The issue's targets, measured on this run."""
     lines = []
@@ -115,8 +110,8 @@ def checks(table: list[dict], s: dict) -> list[str]:
         for name, _ in s["models"]:
             below = []
             for c in compressions:
-                sf = _find(table, data=data, model=name, method="synflow", compression=c)
-                rnd = _find(table, data=data, model=name, method="random", compression=c)
+                sf = find(table, data=data, model=name, method="synflow", compression=c)
+                rnd = find(table, data=data, model=name, method="random", compression=c)
                 if not sf or not rnd:
                     continue
                 hi = sf["test_accuracy_mean"] + (sf["test_accuracy_std"] or 0)
@@ -161,7 +156,7 @@ def markdown(table: list[dict], s: dict, note: str) -> str:
             for c in compressions:
                 cells = []
                 for method in s["methods"]:
-                    r = _find(table, data=data, model=name, method=method, compression=c)
+                    r = find(table, data=data, model=name, method=method, compression=c)
                     if not r:
                         cells.append("")
                         continue
@@ -202,29 +197,21 @@ def plot(table: list[dict], s: dict, out: Path) -> list[Path]:
             ax.set_ylabel("test accuracy (%)")
             ax.set_title(f"{name} {args} on {data}")
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize="small")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize="small")
         fig.tight_layout()
         path = out / f"accuracy_{data}.png"
         paths.append(save_figure(fig, path))
     return paths
 
 
-@reproduction("synflow", "Tanaka et al. 2020: Random, Magnitude, SNIP, GraSP, SynFlow at "
-              "initialization on a small VGG and ResNet, compression 10^0..10^3, collapse")
-def run(options: ReproOptions) -> None:
-    out = Path(options.out)
-    s, note, rows = resolve_and_sweep("synflow", options, settings_for, scale_note, trials_for)
-    nets = flat_rows(rows, s["methods"])
+def tables(run: Run) -> str:
+    out, s = run.out, run.settings
+    nets = flat_rows(run.rows, s["methods"])
     write_csv(nets, out / "networks.csv")
     table = aggregate(nets, ["data", "model", "method", "compression"],
                       ["test_accuracy", "early_stop_test_accuracy", "collapsed", "density",
                        "untrainable"])
     write_csv(table, out / "summary.csv")
     plot(table, s, out)
-    text = markdown(table, s, note)
-    bad = failures(rows)
-    if bad:
-        text += "\nFailed trials:\n" + "\n".join(f"- {b}" for b in bad) + "\n"
-    write_text(out, "results.md", text)
-    print(text)
-    print(f"wrote {out}/results.md, networks.csv, summary.csv, accuracy_*.png, config.json")
+    return markdown(table, s, run.note)

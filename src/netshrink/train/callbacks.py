@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from netshrink.data.inputs import Inputs
+
 
 @dataclass
 class TrainState:
@@ -41,11 +43,14 @@ class Callback:
     def on_batch(
         self,
         state: TrainState,
-        inputs: torch.Tensor,
+        inputs: Inputs,
         targets: torch.Tensor,
         indices: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[Inputs, torch.Tensor]:
         """Return the (inputs, targets) to train on, before the forward pass (augmentation).
+
+        Inputs are what the model's forward takes: a tensor, a tuple or a dict of tensors
+        (netshrink.data.inputs).
 
         The `loss` hooks then see the returned inputs, so a teacher can run on the same
         augmented batch as the student.
@@ -55,7 +60,7 @@ class Callback:
     def loss(
         self,
         state: TrainState,
-        inputs: torch.Tensor,
+        inputs: Inputs,
         targets: torch.Tensor,
         indices: torch.Tensor,
         outputs: torch.Tensor,

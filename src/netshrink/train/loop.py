@@ -23,7 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from netshrink.data import Splits
+from netshrink.data import Examples, Splits, tensors_of
+from netshrink.data.inputs import Inputs, call, check, labels_of, standard_dtypes, take, to_device
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_write
 from netshrink.train.callbacks import Callback, TrainState, overriding
@@ -72,20 +73,21 @@ def resolve_device(name: str) -> torch.device:
 
 def batches(
     dataset: Dataset, batch_size: int, shuffle: bool, generator: torch.Generator | None = None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(inputs, targets, indices) batches; in-memory tensors are sliced directly (no DataLoader)."""
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        x, y = dataset.tensors
-        n = len(x)
+) -> Iterator[tuple[Inputs, torch.Tensor, torch.Tensor]]:
+    """(inputs, targets, indices) batches. Inputs are a tensor, a tuple or a dict of tensors
+    (netshrink.data.inputs); in-memory data is sliced directly (no DataLoader)."""
+    if isinstance(dataset, Examples | TensorDataset):
+        x, y = tensors_of(dataset)
+        n = len(y)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            yield x[idx], y[idx], idx
+            yield take(x, idx), y[idx], idx
         return
     loader = DataLoader(_Indexed(dataset), batch_size=batch_size, shuffle=shuffle,
                         generator=generator)
     for x, y, idx in loader:
-        yield x, y, idx
+        yield standard_dtypes(check(x)), labels_of(y), idx
 
 
 class _Indexed(Dataset):
@@ -116,8 +118,8 @@ def evaluate(
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
     for x, y, _ in batches(dataset, batch_size, shuffle=False):
-        x, y = x.to(device), y.to(device)
-        out = model(x)
+        x, y = to_device(x, device), y.to(device)
+        out = call(model, x)
         total_loss += float(loss_fn(out, y)) * len(y)
         correct += int((out.argmax(1) == y).sum())
         count += len(y)
@@ -211,14 +213,18 @@ def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_bes
     model.train()
     while state.iteration < total and not state.stop:
         for x, y, idx in batches(data.train, config.batch_size, True, generator):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = to_device(x, device, non_blocking=True), y.to(device, non_blocking=True)
             for cb in batch_hooks:
                 x, y = cb.on_batch(state, x, y, idx)
-            outputs = model(x)
+            outputs = call(model, x)
             loss = loss_fn(outputs, y)
             for cb in loss_hooks:
                 loss = cb.loss(state, x, y, idx, outputs, loss)
             optimizer.zero_grad(set_to_none=True)
+            if not loss.requires_grad:
+                raise NetshrinkError(
+                    "the loss does not depend on any trainable parameter: integer layers pass "
+                    "no gradient (train a quantized model with QAT, then convert)")
             loss.backward()
             for cb in backward_hooks:
                 cb.after_backward(state)

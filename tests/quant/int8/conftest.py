@@ -77,9 +77,17 @@ class TwoInputs(nn.Module):
         return self.out(torch.cat([self.left(a).relu(), F.relu(self.right(b))], 1))
 
 
+def quantized(model, data, config=None):
+    """A quantized copy of `model` (quantize_ works in place; tests keep the float one)."""
+    model = copy.deepcopy(model).eval()
+    netshrink.quantize_(model, Static() if config is None else config, data=data)
+    return model
+
+
 def _quantized(model, data, **config):
     model = copy.deepcopy(model).eval()
-    return netshrink.quantize_(model, Static(observer="minmax", **config), data=data)
+    netshrink.quantize_(model, Static(observer="minmax", **config), data=data)
+    return model
 
 
 CASES = {

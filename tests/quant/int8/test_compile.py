@@ -9,10 +9,10 @@ import torch
 import netshrink
 from netshrink import models
 from netshrink.errors import NetshrinkError
-from netshrink.quant import Dynamic, Static, compile_int8
+from netshrink.quant import Dynamic, compile_int8
 from netshrink.quant.int8 import reference
 
-from .conftest import build_case
+from .conftest import build_case, quantized
 
 pytest.importorskip("onnxruntime")
 
@@ -48,8 +48,8 @@ def test_a_named_runtime_is_used_as_asked(runtime, tmp_path):
 
 def test_dynamic_models_run_as_they_are_or_as_integer_onnx():
     torch.manual_seed(0)
-    model = netshrink.quantize_(models.create("lenet300", (1, 8, 8), 10).eval(),
-                                Dynamic(bits=7, activation_bits=8, granularity="tensor"))
+    model = models.create("lenet300", (1, 8, 8), 10).eval()
+    netshrink.quantize_(model, Dynamic(bits=7, activation_bits=8, granularity="tensor"))
     x = torch.rand(8, 1, 8, 8)
     compiled = compile_int8(model, x, runtime="auto", repeats=3)
     assert set(compiled.timings) == {"torch", "onnxruntime"}
@@ -78,8 +78,7 @@ def test_a_pruned_then_quantized_model_compiles_to_the_same_program_as_the_dense
     data = torch.rand(64, 1, 8, 8)
     pruned = copy.deepcopy(dense)
     netshrink.prune_(pruned, "magnitude", sparsity=0.9, scope="layerwise")
-    a, b = (compile_int8(netshrink.quantize_(copy.deepcopy(m), Static(), data=data), data[:1],
-                         runtime="torch") for m in (dense, pruned))
+    a, b = (compile_int8(quantized(m, data), data[:1], runtime="torch") for m in (dense, pruned))
     def shape_of(code: str) -> str:  # the code with its numbers (scales, zero points) blanked
         return re.sub(r"\b\d+(\.\d+)?(e[-+]?\d+)?\b", "#", code)
 
@@ -112,7 +111,8 @@ def test_a_compiled_model_is_a_module_that_evaluate_takes():
 
 def test_a_quantized_sentence_encoder_compiles_through_its_own_integer_onnx_export():
     transformers = pytest.importorskip("transformers")
-    from netshrink.quant import minilm, minilm_onnx
+    from netshrink.models import minilm
+    from netshrink.quant import minilm_onnx
 
     config = transformers.BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1,
                                      num_attention_heads=2, intermediate_size=32,

@@ -13,7 +13,7 @@ from netshrink.quant import Dynamic, Static
 from netshrink.quant.int8 import lower, reference
 from netshrink.quant.int8.program import Add, Dense, Quantize, Requantize
 
-from .conftest import TwoInputs, build_case
+from .conftest import TwoInputs, build_case, quantized
 
 
 def _kinds(program) -> list[str]:
@@ -80,7 +80,8 @@ def test_a_relu_on_a_value_read_elsewhere_stays_a_separate_clamp():
 
     torch.manual_seed(0)
     data = torch.randn(64, 4)
-    model = netshrink.quantize_(Fork().eval(), Static(observer="minmax"), data=data)
+    model = Fork().eval()
+    netshrink.quantize_(model, Static(observer="minmax"), data=data)
     program = lower.lower(model, data[:2], data)
     clamps = [op for op in program.ops if isinstance(op, Requantize)]
     assert len(clamps) == 1 and clamps[0].source == "relu"
@@ -93,8 +94,8 @@ def test_a_relu_on_a_value_read_elsewhere_stays_a_separate_clamp():
 def test_two_input_models_lower_with_dict_calibration_batches():
     torch.manual_seed(0)
     a, b = torch.randn(64, 6), torch.randn(64, 4)
-    model = netshrink.quantize_(TwoInputs().eval(), Static(observer="minmax"),
-                                data=[{"a": a, "b": b}])
+    model = TwoInputs().eval()
+    netshrink.quantize_(model, Static(observer="minmax"), data=[{"a": a, "b": b}])
     program = lower.lower(model, (a[:2], b[:2]), data=[{"a": a, "b": b}])
     assert program.inputs == ["a", "b"]
     assert sum(isinstance(op, Quantize) for op in program.ops) == 2
@@ -121,7 +122,8 @@ def test_an_op_without_an_integer_form_is_one_error_naming_it():
             return self.b(torch.sigmoid(self.a(x)))
 
     data = torch.randn(32, 4)
-    model = netshrink.quantize_(Sigmoid().eval(), Static(), data=data)
+    model = Sigmoid().eval()
+    netshrink.quantize_(model, Static(), data=data)
     with pytest.raises(NetshrinkError, match="sigmoid"):
         lower.lower(model, data[:2], data)
 
@@ -130,10 +132,10 @@ def test_dynamic_float_and_untraceable_models_are_refused_by_name():
     torch.manual_seed(0)
     base = models.create("lenet300", (1, 8, 8), 10).eval()
     data = torch.rand(32, 1, 8, 8)
-    dynamic = netshrink.quantize_(copy.deepcopy(base), Dynamic())
+    dynamic = quantized(base, None, Dynamic())
     with pytest.raises(NetshrinkError, match="Dynamic"):
         lower.lower(dynamic, data[:2])
-    skipped = netshrink.quantize_(copy.deepcopy(base), Static(skip=("3",)), data=data)
+    skipped = quantized(base, data, Static(skip=("3",)))
     with pytest.raises(NetshrinkError, match=r"'3'.*left in float"):
         lower.lower(skipped, data[:2])
 
@@ -145,7 +147,7 @@ def test_dynamic_float_and_untraceable_models_are_refused_by_name():
         def forward(self, x):
             return self.a(x) if x.sum() > 0 else -self.a(x)
 
-    branchy = netshrink.quantize_(Branchy().eval(), Static(), data=torch.randn(8, 4))
+    branchy = quantized(Branchy().eval(), torch.randn(8, 4))
     with pytest.raises(NetshrinkError, match="cannot be traced"):
         lower.lower(branchy, torch.randn(2, 4))
 
@@ -156,8 +158,7 @@ def test_a_pruned_model_lowers_to_the_same_ops_and_shapes_as_the_dense_one():
     data = torch.rand(64, 1, 16, 16)
     pruned = copy.deepcopy(dense)
     netshrink.prune_(pruned, "magnitude", sparsity=0.9, scope="layerwise")
-    programs = [lower.lower(netshrink.quantize_(copy.deepcopy(m), Static(), data=data),
-                            data[:2]) for m in (dense, pruned)]
+    programs = [lower.lower(quantized(m, data), data[:2]) for m in (dense, pruned)]
     a, b = ([(op.kind, tuple(p.values[op.output].shape)) for op in p.ops] for p in programs)
     assert a == b
     weights = [op.weight for op in programs[1].ops if isinstance(op, Dense)]

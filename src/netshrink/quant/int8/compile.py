@@ -1,6 +1,6 @@
 """`compile_int8`: a quantized model -> the fastest integer runtime this machine has for it.
 
-    model = netshrink.quantize_(model, Static(), data=calibration)
+    netshrink.quantize_(model, Static(), data=calibration)      # in place
     fast = netshrink.quant.compile_int8(model, example, data=calibration)   # runtime="auto"
     logits = fast(images)
     fast.runtime, fast.timings          # which runtime won, and what each took on `example`
@@ -182,7 +182,8 @@ def _dynamic_runners(model: nn.Module, args, wanted: Sequence[str], threads: int
 def _export_integer(model: nn.Module, args, path: Path) -> Path:
     """Integer ONNX of a dynamic model; a sentence encoder (MiniLM) through its own exporter,
     which fuses the query, key and value products into one."""
-    from netshrink.quant import minilm, minilm_onnx
+    from netshrink.models import minilm
+    from netshrink.quant import minilm_onnx
     from netshrink.quant.onnx_export import export_onnx
 
     if isinstance(model, minilm.SentenceEncoder):

@@ -1,0 +1,136 @@
+"""The sweep task "quantization": train a float model, then quantize it two ways, and measure.
+
+One trial = one model and seed: train in float32 (spec.train; trials of a sweep that differ
+only in how they quantize share it, cached in the sweep's float_models/), post-training
+static quantization (params["ptq"]: Static fields), quantization-aware training from the float
+weights (params["qat"]: QAT fields; params["qat_epochs"], params["qat_lr"]), then top-1
+accuracy, latency (float and integer models timed alternately, one thread) and file size of
+each. Training runs on one torch thread: on a shared machine a second OpenMP thread mostly
+waits. Built on netshrink.quant's public API.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import netshrink
+from netshrink.bench.spec import TrialSpec
+from netshrink.bench.tasks import Task, field_defaults, known_keys
+from netshrink.bench.tasks.train import build
+from netshrink.errors import NetshrinkError
+from netshrink.fileio import atomic_write
+from netshrink.quant import QAT, Static, convert
+
+DEFAULTS = {"ptq": {}, "qat": {}, "qat_epochs": 1, "qat_lr": None, "latency_repeats": 30}
+
+
+def check_quantization(params: dict) -> None:
+    """Refuse unknown params and PTQ / QAT settings the configs refuse, before the sweep."""
+    known_keys(params, set(DEFAULTS), "quantization")
+    for key, config in (("ptq", Static), ("qat", QAT)):
+        try:
+            config(**params.get(key, {}))
+        except TypeError as err:
+            raise NetshrinkError(f"params.{key}: {err}") from None
+    for key in ("qat_epochs", "qat_lr"):
+        value = params.get(key)
+        if value is not None and not (isinstance(value, int | float) and value > 0):
+            raise NetshrinkError(f"params.{key}={value!r} must be a positive number")
+
+
+def resolve_quantization(params: dict) -> dict:
+    """Defaults filled in, the Static and QAT fields too (qat_lr None: the float lr / 10)."""
+    out = {**DEFAULTS, **params}
+    out["ptq"] = {**field_defaults(Static), **out["ptq"]}
+    out["qat"] = {**field_defaults(QAT), **out["qat"]}
+    out["qat_epochs"] = float(out["qat_epochs"])
+    return out
+
+
+def _latency(models: dict, example: torch.Tensor, repeats: int) -> dict:
+    from netshrink import measure
+
+    stats = measure.compare_latency({k: (lambda m=m: m(example)) for k, m in models.items()},
+                                    repeats=repeats, warmup=3, num_threads=1)
+    return {k: 1000 * s.median for k, s in stats.items()}
+
+
+def _float_key(spec: TrialSpec) -> str:
+    """Trials that differ only in how they quantize share the float training."""
+    fields = {k: v for k, v in spec.resolved().items() if k not in ("task", "params")}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _trained_float(spec: TrialSpec, model, splits, config, workdir: Path):
+    """The float model trained as the spec says, from the sweep's cache when it is there."""
+    from netshrink.train import fit
+
+    cache = None
+    if workdir.parent.name == "trials":
+        cache = workdir.parent.parent / "float_models" / _float_key(spec)
+        if (cache / "float32.safetensors").is_file() and (cache / "train.json").is_file():
+            seconds = json.loads((cache / "train.json").read_text())["train_seconds"]
+            return netshrink.load(cache / "float32.safetensors"), seconds
+    start = time.perf_counter()
+    fit(model, splits, config, log_csv=workdir / "float_log.csv", progress=False)
+    seconds = time.perf_counter() - start
+    if cache is not None:
+        netshrink.save(model, cache / "float32.safetensors")
+        atomic_write(cache / "train.json", json.dumps({"train_seconds": seconds,
+                                                       "spec": spec.to_dict()}))
+    return model, seconds
+
+
+def quantization_task(spec: TrialSpec, workdir: Path) -> dict:
+    from netshrink.train import TrainConfig, evaluate, fit
+
+    torch.set_num_threads(1)
+    params = resolve_quantization(spec.params)
+    splits, model, config = build(spec)
+    model, train_seconds = _trained_float(spec, model, splits, config, workdir)
+    model.eval()
+    files = {"float": netshrink.save(model, workdir / "float32.safetensors")}
+    accuracy = {"float": evaluate(model, splits.test)[1]}
+
+    ptq = copy.deepcopy(model)
+    netshrink.quantize_(ptq, Static(**params["ptq"]), data=splits)
+    accuracy["ptq"] = evaluate(ptq, splits.test)[1]
+    files["ptq"] = netshrink.save(ptq, workdir / "ptq_int8.safetensors")
+
+    qat = copy.deepcopy(model)
+    netshrink.quantize_(qat, QAT(**params["qat"]), data=splits)
+    qat_config = TrainConfig.from_dict({**config.to_dict(), "epochs": params["qat_epochs"],
+                                        "lr": params["qat_lr"] or config.lr / 10,
+                                        "iterations": None})
+    start = time.perf_counter()
+    fit(qat, splits, qat_config, log_csv=workdir / "qat_log.csv", progress=False)
+    qat_seconds = time.perf_counter() - start
+    accuracy["qat_fake"] = evaluate(qat.eval(), splits.test)[1]
+    convert(qat)
+    accuracy["qat"] = evaluate(qat, splits.test)[1]
+    files["qat"] = netshrink.save(qat, workdir / "qat_int.safetensors")
+
+    x = splits.test.tensors[0]
+    models = {"float": model, "ptq": ptq, "qat": qat}
+    repeats = params["latency_repeats"]
+    one = _latency(models, x[:1], repeats)
+    batch = _latency(models, x[:256], max(5, repeats // 3))
+    first = next(m for m in ptq.modules() if hasattr(m, "activation"))
+    metrics = {"train_seconds": train_seconds, "qat_seconds": qat_seconds,
+               "ptq_activation_bits": first.activation.bits}
+    for name in ("float", "ptq", "qat"):
+        metrics[f"{name}_top1"] = accuracy[name]
+        metrics[f"{name}_latency_ms_b1"] = one[name]
+        metrics[f"{name}_latency_ms_b256"] = batch[name]
+        metrics[f"{name}_bytes"] = files[name].stat().st_size
+    metrics["qat_fake_top1"] = accuracy["qat_fake"]
+    return metrics
+
+
+TASKS = {"quantization": Task(quantization_task, check_quantization, resolve_quantization)}

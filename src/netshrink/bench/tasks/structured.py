@@ -1,0 +1,215 @@
+"""Sweep tasks of structured pruning (netshrink reproduce structured):
+
+    structured_base      train the dense network (optionally with network slimming's BatchNorm
+                         L1 penalty) on a subset of the data, and save it
+    structured           load a base, remove structure with netshrink or Torch-Pruning (or the
+                         control: unstructured magnitude pruning to the same parameter count),
+                         fine-tune, measure accuracy, parameters and FLOPs
+    structured_latency   load a base, prune it with every arm (the same architecture the
+                         accuracy trials got: the criteria are deterministic given the base),
+                         and time all of them and the dense net alternately, torch and
+                         onnxruntime, batch 1 and 64
+
+Bases are named by their trial ids and read from <sweep>/trials/<id>/model.safetensors.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from netshrink.bench.spec import TrialSpec
+from netshrink.bench.tasks import Task, known_keys
+from netshrink.errors import NetshrinkError
+
+ENGINES = ("netshrink", "torch-pruning", "unstructured")
+BASE_DEFAULTS = {"train_size": None, "test_size": None, "slimming": 0.0}
+PRUNE_DEFAULTS = {"engine": "netshrink", "criterion": "l1", "scope": "layerwise",
+                  "finetune": {}, "train_size": None, "test_size": None}
+LATENCY_DEFAULTS = {"batches": [1, 64], "threads": 2, "repeats": 20,
+                    "runtimes": ["torch", "onnxruntime"], "train_size": None}
+
+
+def splits_of(spec: TrialSpec, train_size: int | None, test_size: int | None):
+    """The spec's data, the training and test sets cut to their first examples if asked."""
+    from torch.utils.data import TensorDataset
+
+    from netshrink import data
+    from netshrink.data import Splits, tensors_of
+
+    splits = data.load(spec.data, seed=spec.seed, **spec.data_args)
+    train, test = splits.train, splits.test
+    if train_size:
+        train = TensorDataset(*(t[:train_size] for t in tensors_of(train)))
+    if test_size:
+        test = TensorDataset(*(t[:test_size] for t in tensors_of(test)))
+    return Splits(splits.name, train, splits.val, test, splits.num_classes, splits.input_shape)
+
+
+def _train_config(spec: TrialSpec, extra: dict | None = None):
+    from netshrink.train import TrainConfig
+
+    return TrainConfig.from_dict({"device": "cpu", **spec.train, **(extra or {}),
+                                  "seed": spec.seed})
+
+
+def _base_path(workdir: Path, trial_id: str) -> Path:
+    path = workdir.parent.parent / "trials" / str(trial_id) / "model.safetensors"
+    if not path.is_file():
+        raise NetshrinkError(f"base trial {trial_id} has no model at {path}; run the bases "
+                             "first (they are the reproduction's first stage)")
+    return path
+
+
+def check_base(params: dict) -> None:
+    known_keys(params, set(BASE_DEFAULTS), "structured_base")
+
+
+def base_task(spec: TrialSpec, workdir: Path) -> dict:
+    import netshrink
+    from netshrink import measure
+    from netshrink.prune.slimming import BatchNormSparsity
+    from netshrink.train import fit
+
+    p = {**BASE_DEFAULTS, **spec.params}
+    splits = splits_of(spec, p["train_size"], p["test_size"])
+    netshrink.train.seed_everything(spec.seed)
+    model = netshrink.models.create(spec.model, input_shape=splits.input_shape,
+                                    num_classes=splits.num_classes, **spec.model_args)
+    callbacks = [BatchNormSparsity(p["slimming"])] if p["slimming"] else []
+    result = fit(model, splits, _train_config(spec), callbacks, log_csv=workdir / "log.csv",
+                 progress=False)
+    netshrink.save(model, workdir / "model.safetensors")
+    return {"test_accuracy": result.test_accuracy, "train_seconds": result.seconds,
+            "parameters": measure.count_parameters(model),
+            "flops": measure.flops(model, splits.input_shape)}
+
+
+def check_prune(params: dict) -> None:
+    from netshrink.prune.criteria import CRITERIA
+
+    known_keys(params, {"base", "sparsity", *PRUNE_DEFAULTS}, "structured")
+    if "base" not in params or "sparsity" not in params:
+        raise NetshrinkError("a structured trial needs params.base (a base trial id) and "
+                             "params.sparsity")
+    if params.get("engine", "netshrink") not in ENGINES:
+        raise NetshrinkError(f"engine={params.get('engine')!r} must be one of "
+                             f"{', '.join(ENGINES)}")
+    if params.get("criterion", "l1") not in CRITERIA:
+        raise NetshrinkError(f"criterion={params.get('criterion')!r} must be one of "
+                             f"{', '.join(CRITERIA)}")
+
+
+def prune_arm(model, splits, engine: str, criterion: str, sparsity: float, scope: str):
+    """Prune `model` in place as one arm of the comparison; returns what the arm reports."""
+    from netshrink.data import tensors_of
+    from netshrink.prune import StructuredConfig, prune_
+    from netshrink.prune import torch_pruning as tp
+
+    x, y = tensors_of(splits.train)
+    example = x[:2]
+    if engine == "netshrink":
+        prune_(model, StructuredConfig(criterion=criterion, sparsity=sparsity, scope=scope,
+                                       seed=0), (x, y))
+    elif engine == "torch-pruning":
+        torch.manual_seed(0)
+        tp.prune(model, example, sparsity, criterion, global_pruning=scope == "global",
+                 data=(x[:256], y[:256]))
+    else:  # the control: as many weights as the l1 architecture, left unstructured
+        from netshrink import measure
+        from netshrink.prune import prunable
+
+        shaped = copy.deepcopy(model)
+        prune_(shaped, StructuredConfig(criterion="l1", sparsity=sparsity), (x, y))
+        total = measure.count_parameters(model)
+        weights = sum(w.numel() for w in prunable(model).values())
+        target = measure.count_parameters(shaped) - (total - weights)
+        prune_(model, "magnitude", sparsity=1 - target / weights)
+    return model
+
+
+def prune_task(spec: TrialSpec, workdir: Path) -> dict:
+    import netshrink
+    from netshrink import measure
+    from netshrink.train import fit
+
+    check_prune(spec.params)
+    p = {**PRUNE_DEFAULTS, **spec.params}
+    splits = splits_of(spec, p["train_size"], p["test_size"])
+    model = netshrink.load(_base_path(workdir, p["base"]))
+    metrics = {"parameters_before": measure.count_parameters(model),
+               "flops_before": measure.flops(model, splits.input_shape)}
+    prune_arm(model, splits, p["engine"], p["criterion"], p["sparsity"], p["scope"])
+    metrics.update(parameters_after=measure.count_nonzero(model)
+                   if p["engine"] == "unstructured" else measure.count_parameters(model),
+                   flops_after=measure.flops(model, splits.input_shape))
+    result = fit(model, splits, _train_config(spec, p["finetune"]),
+                 log_csv=workdir / "log.csv", progress=False)
+    metrics.update(test_accuracy=result.test_accuracy, finetune_seconds=result.seconds)
+    return metrics  # the accuracy lost is the base trial's test accuracy minus this one
+
+
+def check_latency(params: dict) -> None:
+    known_keys(params, {"base", "arms", "sparsity", *LATENCY_DEFAULTS}, "structured_latency")
+    for arm in params.get("arms", []):
+        if not (isinstance(arm, list) and len(arm) == 3 and arm[0] in ENGINES):
+            raise NetshrinkError(f"structured_latency: arm {arm!r} must be [engine, "
+                                 "criterion, scope]")
+
+
+def latency_task(spec: TrialSpec, workdir: Path) -> dict:
+    """Time the dense base and every arm's pruned architecture, alternately."""
+    import netshrink
+    from netshrink.prune import squash_
+    from netshrink.prune.speedup import latency_rows
+
+    check_latency(spec.params)
+    p = {**LATENCY_DEFAULTS, **spec.params}
+    splits = splits_of(spec, p["train_size"], None)
+    base = netshrink.load(_base_path(workdir, p["base"])).eval()
+    models = {"dense": base}
+    for engine, criterion, scope in p["arms"]:
+        pruned = prune_arm(copy.deepcopy(base), splits, engine, criterion, p["sparsity"], scope)
+        models[f"{engine}:{criterion}:{scope}"] = squash_(pruned).eval()
+    shape = splits.input_shape
+    gen = torch.Generator().manual_seed(spec.seed)
+    rows = latency_rows(models, lambda n: torch.rand(n, *shape, generator=gen),
+                        tuple(p["batches"]), p["threads"], p["repeats"],
+                        runtimes=tuple(p["runtimes"]))
+    metrics = {}
+    for r in rows:
+        key = f"{r['model']}|{r['runtime']}|{r['batch']}"
+        metrics[f"{key}|median_ms"] = r["median_ms"]
+        metrics[f"{key}|speedup"] = r["speedup"]
+    metrics["threads"] = p["threads"]
+    metrics["cpu_flags"] = _cpu_flags()
+    return metrics
+
+
+def _cpu_flags() -> str:
+    try:
+        from netshrink.quant.kernels import cpu_flags
+
+        flags = cpu_flags()
+    except Exception:  # not every platform exposes them
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "neon")
+    return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512/vnni"
+
+
+def _resolver(defaults: dict):
+    def resolve(params: dict) -> dict:
+        """The params with the task's defaults filled in (a default written out is the
+        same trial)."""
+        return {**defaults, **params}
+
+    return resolve
+
+
+TASKS = {
+    "structured_base": Task(base_task, check_base, _resolver(BASE_DEFAULTS)),
+    "structured": Task(prune_task, check_prune, _resolver(PRUNE_DEFAULTS)),
+    "structured_latency": Task(latency_task, check_latency, _resolver(LATENCY_DEFAULTS)),
+}

@@ -1,0 +1,110 @@
+"""Replaying a recorded quantization onto a fresh float model (weights come from the file).
+
+The entry says which BatchNorms were folded, which attention layers were decomposed and which
+layers became QAT or integer modules (with their specs). Each named layer of the model must be
+there and of the kind and shape the file says; otherwise the file does not belong to this
+model, and that is one clear error, never a model that loads the wrong weights.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from netshrink.core.attention import ProjectedAttention, keep_encoders_on_slow_path
+from netshrink.core.swap import base_type, get_module, set_module
+from netshrink.errors import NetshrinkError
+from netshrink.quant.fold import replay_fold
+from netshrink.quant.modules import from_spec
+from netshrink.quant.qat import qat_from_spec
+
+# spec type -> the float (or QAT) layer types it may replace
+_SOURCES = {
+    "linear": (nn.Linear,), "conv1d": (nn.Conv1d,), "conv2d": (nn.Conv2d,),
+    "conv3d": (nn.Conv3d,), "embedding": (nn.Embedding,),
+    "qat_linear": (nn.Linear,), "qat_conv1d": (nn.Conv1d,), "qat_conv2d": (nn.Conv2d,),
+    "qat_conv3d": (nn.Conv3d,), "qat_embedding": (nn.Embedding,),
+}
+_SHAPE_KEYS = ("in_features", "out_features", "in_channels", "out_channels", "groups",
+               "num_embeddings", "embedding_dim")
+
+
+def _layer(model: nn.Module, name) -> nn.Module:
+    if not isinstance(name, str):
+        raise NetshrinkError(f"corrupt quantize entry: layer name {name!r}")
+    try:
+        return get_module(model, name)
+    except AttributeError:
+        raise NetshrinkError(f"the file quantizes layer {name!r}, which the model lacks; the "
+                             "file does not match this model") from None
+
+
+def _check_fits(module: nn.Module, spec: dict, name: str) -> None:
+    kind = spec.get("type")
+    if kind not in _SOURCES:
+        raise NetshrinkError(f"unknown quantized layer type {kind!r}; upgrade netshrink")
+    if not isinstance(module, _SOURCES[kind]):
+        raise NetshrinkError(f"the file quantizes {name!r} as {kind}, but the model's "
+                             f"{name!r} is a {base_type(module).__name__}")
+    for key in _SHAPE_KEYS:
+        if key in spec and getattr(module, key, spec[key]) != spec[key]:
+            raise NetshrinkError(f"the file's {name!r} has {key}={spec[key]}, the model's "
+                                 f"{getattr(module, key)}; the file does not match this model")
+    if "kernel_size" in spec and list(getattr(module, "kernel_size", spec["kernel_size"])) \
+            != list(spec["kernel_size"]):
+        raise NetshrinkError(f"the file's {name!r} has kernel_size {spec['kernel_size']}, the "
+                             f"model's {list(module.kernel_size)}")
+
+
+def replay_folding(model: nn.Module, entry: dict) -> nn.Module:
+    """Replay a standalone BatchNorm folding (netshrink.quant.fold_)."""
+    pairs = entry.get("pairs", [])
+    if not isinstance(pairs, list):
+        raise NetshrinkError("corrupt fold entry (pairs)")
+    _replay_pairs(model, pairs)
+    return model
+
+
+def _replay_pairs(model: nn.Module, folded: list) -> None:
+    for pair in folded:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise NetshrinkError("corrupt quantize entry: a folded pair")
+        layer, bn = _layer(model, pair[0]), _layer(model, pair[1])
+        if not isinstance(bn, nn.modules.batchnorm._BatchNorm | nn.Identity) or \
+                not hasattr(layer, "weight"):
+            raise NetshrinkError(f"the file folds {pair[1]!r} into {pair[0]!r}, which the "
+                                 "model does not have as a layer and a BatchNorm")
+    replay_fold(model, folded)
+
+
+def replay(model: nn.Module, entry: dict) -> nn.Module:
+    """Give `model` the structure the quantize entry describes (empty integer/QAT layers)."""
+    folded, decomposed, layers = (entry.get("folded", []), entry.get("decomposed", {}),
+                                  entry.get("layers", {}))
+    if not isinstance(folded, list) or not isinstance(decomposed, dict) or \
+            not isinstance(layers, dict):
+        raise NetshrinkError("corrupt quantize entry (folded, decomposed or layers)")
+    _replay_pairs(model, folded)
+    for name, spec in decomposed.items():
+        module = _layer(model, name)
+        if isinstance(module, ProjectedAttention):
+            continue
+        if not isinstance(module, nn.MultiheadAttention) or not isinstance(spec, dict) or \
+                module.embed_dim != spec.get("embed_dim") or \
+                module.num_heads != spec.get("num_heads"):
+            raise NetshrinkError(f"the file decomposes attention {name!r}, which the model "
+                                 "lacks or shapes differently")
+        set_module(model, name, ProjectedAttention.from_spec(spec).train(module.training))
+    if decomposed:
+        keep_encoders_on_slow_path(model)
+    for name, spec in layers.items():
+        if not isinstance(spec, dict):
+            raise NetshrinkError(f"corrupt quantize entry for layer {name!r}")
+        module = _layer(model, name)
+        _check_fits(module, spec, name)
+        kind = spec["type"]
+        new = qat_from_spec(spec) if kind.startswith("qat_") else from_spec(spec, name)
+        device = next(iter(module.parameters()), None)
+        set_module(model, name, new if device is None else new.to(device.device))
+    if entry.get("stage") == "integer":
+        model.eval()
+    return model
