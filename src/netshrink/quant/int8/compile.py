@@ -94,6 +94,14 @@ def _integer_layers(model: nn.Module) -> list:
     return [m for m in model.modules() if isinstance(m, QuantLinear | QuantConv2d)]
 
 
+def is_static(model: nn.Module) -> bool:
+    """True when `model` has integer Linear/Conv2d layers and all of them quantize their
+    inputs with calibrated scales (Static, or QAT converted): what compile_int8 lowers to an
+    integer program. A float or dynamic model gives False."""
+    layers = _integer_layers(model)
+    return bool(layers) and all(layer.activation.static for layer in layers)
+
+
 def _check_model(model: nn.Module) -> bool:
     """True for a static model, False for a dynamic one; a clear error for anything else."""
     if not isinstance(model, nn.Module):
