@@ -45,23 +45,18 @@ def deployed(model: nn.Module) -> nn.Module:
 
 def compiled_for(recipe, stage: str, model: nn.Module, example, splits):
     """(what to time, runtime label, why it is not compiled or None) for one stage's model
-    at one batch size: a statically quantized model as compile_int8 runs it on the recipe's
-    runtime; anything else, or with runtime auto a model compile_int8 cannot lower, as the
-    PyTorch module it is."""
-    from netshrink.quant.int8 import compile_int8, is_static
+    at one batch size: netshrink.quant.int8.as_deployed on the recipe's runtime (a statically
+    quantized model compiled; float and dynamic ones, and under auto a model compile_int8
+    cannot lower, as the PyTorch modules they are)."""
+    from netshrink.quant.int8 import as_deployed
 
-    if not is_static(model):
-        return model, "torch", None
     settings = recipe.measure
     try:
-        compiled = compile_int8(model, example, data=splits, runtime=recipe.runtime,
-                                threads=settings["threads"], repeats=settings["repeats"])
+        return as_deployed(model, example, data=splits, runtime=recipe.runtime,
+                           threads=settings["threads"], repeats=settings["repeats"])
     except NetshrinkError as err:
-        if recipe.runtime != "auto":
-            raise NetshrinkError(f"stage {stage!r}: runtime {recipe.runtime!r}: {err} (runtime: "
-                                 "auto times the integer modules instead)") from None
-        return model, "torch (integer modules)", str(err)
-    return compiled, compiled.variant, None
+        raise NetshrinkError(f"stage {stage!r}: runtime {recipe.runtime!r}: {err} (runtime: "
+                             "auto times the integer modules instead)") from None
 
 
 def measure_rows(recipe, rows: list[dict], files: dict[str, Path], splits, model_factory

@@ -8,7 +8,14 @@ reference.py (the exact integer arithmetic), torch_backend.py and onnx_backend.p
 runtimes), compile.py (`compile_int8`: build, check, time, keep the fastest).
 """
 
-from netshrink.quant.int8.compile import RUNTIMES, CompiledModel, compile_int8, is_static
+from netshrink.quant.int8.compile import (
+    RUNTIMES,
+    CompiledModel,
+    as_deployed,
+    compile_int8,
+    is_static,
+)
 from netshrink.quant.int8.program import Program, QParams
 
-__all__ = ["RUNTIMES", "CompiledModel", "Program", "QParams", "compile_int8", "is_static"]
+__all__ = ["RUNTIMES", "CompiledModel", "Program", "QParams", "as_deployed", "compile_int8",
+           "is_static"]

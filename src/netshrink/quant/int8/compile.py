@@ -271,3 +271,26 @@ def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
     else:
         best = next(iter(runners))
     return CompiledModel(best, runners[best], program, timings, skipped)
+
+
+def as_deployed(model: nn.Module, example, data=None, runtime: str = "auto",
+                threads: int | None = None, repeats: int | None = None
+                ) -> tuple[nn.Module, str, str | None]:
+    """(what to time or run, the runtime it runs on, why it is not compiled or None).
+
+    For tables that time models as a user would deploy them: a statically quantized model
+    compiled by compile_int8 (label: its variant, e.g. "onnxruntime, mixed kernels"); a float
+    or dynamic model as the PyTorch module it is ("torch"). A static model no runtime can
+    compile (an op with no integer form) is, under runtime="auto", its integer modules
+    ("torch (integer modules)", with the reason); a runtime named explicitly raises instead.
+    """
+    if not is_static(model):
+        return model, "torch", None
+    try:
+        compiled = compile_int8(model, example, data=data, runtime=runtime, threads=threads,
+                                repeats=repeats)
+    except NetshrinkError as err:
+        if runtime != "auto":
+            raise
+        return model, "torch (integer modules)", str(err)
+    return compiled, compiled.variant, None
