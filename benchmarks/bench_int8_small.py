@@ -18,9 +18,12 @@ same integers either way) and on PyTorch's oneDNN ops; "netshrink best" is the o
 compile_int8 picks on its own (runtime="auto", timed on the same batch size), its ratio taken
 from this run. Every quantized side calibrates on the same 256 random images.
 
-Then the pruned rows: each model pruned to 90% sparsity (magnitude, each layer), quantized and
-compiled as the dense one, both timed alternately on the runtime the dense model's auto choice
-picked: the ratio says whether a pruned-then-quantized model is at least as fast as the dense.
+Then the pruned rows: each model pruned two ways, quantized and compiled as the dense one,
+and all three timed alternately on the runtime the dense model's auto choice picked: 90% of
+the weights by magnitude (global; the same dense kernels, its zeros multiplied: about as fast),
+and half of every layer's channels by L1 norm (structured: the same ops over fewer channels,
+fewer multiply-accumulates, printed). The ratios say whether a pruned-then-quantized model is
+at least as fast as the dense one.
 Writes JSON (every median, p10, p90, the choices, the load) to --out.
 """
 
@@ -144,6 +147,16 @@ def time_row(sides: dict, x, threads: int, repeats: int) -> dict:
             "load_before": load, "load_after": _load()}
 
 
+def structured_copy(model, calibration):
+    """The model with half of every layer's channels removed (L1 norm), quantized."""
+    from netshrink.prune import StructuredConfig
+
+    pruned = copy.deepcopy(model)
+    netshrink.prune_(pruned, StructuredConfig(sparsity=0.5), example=calibration[:2])
+    netshrink.quantize_(pruned, Static(), data=calibration)
+    return pruned
+
+
 def pruned_copy(model, calibration):
     """The model pruned to 90% (global magnitude; where that would empty a layer, the largest
     compression that does not) and quantized; (model, sparsity)."""
@@ -216,8 +229,10 @@ def main(argv=None) -> int:
 
 
 def prune_row(built: dict, calibration, args, results: dict, name: str) -> None:
-    """Dense vs pruned, both quantized and compiled for the dense model's auto runtime."""
+    """Dense vs pruned (magnitude, structured), quantized and compiled for the dense model's
+    auto runtime, timed alternately."""
     pruned, sparsity = pruned_copy(built["model"], calibration)
+    narrow = structured_copy(built["model"], calibration)
     for batch in (1, 256):
         variant = results["rows"][f"{name}, {batch}"]["auto_variant"]
         runtime, _, kernels = variant.partition(", ")
@@ -225,16 +240,23 @@ def prune_row(built: dict, calibration, args, results: dict, name: str) -> None:
                    "kernels": (kernels.split()[0] if kernels else "integer")
                    if runtime == "onnxruntime" else None}
         x = torch.rand(batch, *SHAPE)
-        dense = compile_int8(built["quantized"], x, data=calibration, **options)
-        sparse = compile_int8(pruned, x, data=calibration, **options)
+        sides = {"dense": compile_int8(built["quantized"], x, data=calibration, **options),
+                 "pruned": compile_int8(pruned, x, data=calibration, **options),
+                 "structured": compile_int8(narrow, x, data=calibration, **options)}
+        macs = {k: c.program.macs() for k, c in sides.items()}
         repeats = args.repeats_b1 if batch == 1 else args.repeats_b256
-        row = time_row({"dense": dense, "pruned": sparse}, x, args.threads, repeats)
-        ratio = row["stats"]["dense"]["median"] / row["stats"]["pruned"]["median"]
-        row.update({"variant": variant, "sparsity": sparsity,
-                    "pruned_speedup_over_dense": ratio})
+        row = time_row(sides, x, args.threads, repeats)
+        median = {k: v["median"] for k, v in row["stats"].items()}
+        ratio = median["dense"] / median["pruned"]
+        narrow_ratio = median["dense"] / median["structured"]
+        row.update({"variant": variant, "sparsity": sparsity, "macs": macs,
+                    "pruned_speedup_over_dense": ratio,
+                    "structured_speedup_over_dense": narrow_ratio})
         results["rows"][f"{name}, {batch}, pruned"] = row
-        print(f"  {name}, batch {batch}: pruned ({sparsity:.0%} of weights zero) then "
-              f"quantized, {variant}: {ratio:.2f}x the dense int8 program", flush=True)
+        print(f"  {name}, batch {batch}, {variant}: pruned ({sparsity:.0%} of weights zero) "
+              f"then quantized {ratio:.2f}x the dense int8 program; half the channels "
+              f"(structured, {macs['structured'] / macs['dense']:.0%} of its MACs) "
+              f"{narrow_ratio:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -208,3 +208,14 @@ class Program:
 
     def count(self, kind: str) -> int:
         return sum(op.kind == kind for op in self.ops)
+
+    def macs(self) -> int:
+        """Multiply-accumulates of one example: each Linear/Conv2d output element sums one
+        weight row (K, or in_channels / groups x kernel area) of products. A structured-pruned
+        model has fewer; an unstructured-pruned one the same (its zeros are multiplied)."""
+        total = 0
+        for op in self.ops:
+            if isinstance(op, Dense):
+                shape = self.values[op.output].shape
+                total += op.weight[0].numel() * math.prod(shape[1:])
+        return total
