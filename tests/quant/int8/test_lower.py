@@ -189,3 +189,29 @@ def test_a_structured_pruned_model_lowers_to_the_same_ops_with_fewer_macs():
         assert _kinds(a) == _kinds(b), name
         assert b.macs() < 0.6 * a.macs(), name
         assert [a.values[o].shape for o in a.outputs] == [b.values[o].shape for o in b.outputs]
+
+
+def test_4_bit_qat_between_8_bit_first_and_last_layers_lowers_and_every_runtime_agrees():
+    pytest.importorskip("onnxruntime")
+    from netshrink.quant import QAT, convert
+    from netshrink.quant.int8 import onnx_backend, torch_backend
+
+    from .conftest import assert_matches_reference
+
+    torch.manual_seed(0)
+    data = torch.rand(64, 1, 16, 16)
+    model = models.create("lenet5", (1, 16, 16), 10).eval()
+    netshrink.quantize_(model, QAT(bits=4, activation_bits=4, lsq=True, first_last_bits=8),
+                        data=data)
+    convert(model.eval())
+    program = lower.lower(model, data[:2])
+    tops = [program.qparams(op.inputs[0]).qmax for op in program.ops if isinstance(op, Dense)]
+    assert tops[1:-1] == [15] * (len(tops) - 2) and min(tops[0], tops[-1]) >= 127
+    x = torch.rand(6, 1, 16, 16)
+    with torch.no_grad():
+        expected = model(x)
+    assert (reference.run(program, x) - expected).abs().max() < 0.05 * expected.abs().max()
+    assert_matches_reference(program, onnx_backend.run_values(program, x), (x,))
+    if torch_backend.available():
+        fused = lower.fuse_residual_adds(program)
+        assert_matches_reference(fused, torch_backend.run_values(fused, x), (x,))

@@ -307,15 +307,17 @@ class _Lowering:
         if not layers:
             raise NetshrinkError("the model has no integer layers; quantize it first with "
                                  "netshrink.quantize_(model, Static(), data)")
-        specs = {layer.activation for layer in layers}
+        # Each layer's input is stored in its own calibrated form (its bits: 4-bit QAT layers
+        # between 8-bit first and last ones included), so only the rest must agree.
+        specs = {replace(layer.activation, bits=8) for layer in layers}
         if len(specs) != 1:
-            raise NetshrinkError("compile_int8 needs every integer layer quantized the same way "
-                                 f"(found input schemes {sorted(map(str, specs))})")
-        self.spec = specs.pop()
+            raise NetshrinkError("compile_int8 needs every integer layer's inputs quantized one "
+                                 "way, bits aside (found input schemes "
+                                 f"{sorted(map(str, specs))})")
         # Values only adds, pools and requantizations read are never multiplied, so no kernel
         # saturates on them: they are calibrated with all 8 bits, whatever the layers' inputs.
-        self.wide = replace(self.spec, bits=8)
-        self.scheme = Scheme(8, self.spec.symmetric, "tensor")
+        self.wide = specs.pop()
+        self.scheme = Scheme(8, self.wide.symmetric, "tensor")
         self.observer = observer or _quantize_config(model).get("observer", DEFAULT_OBSERVER)
         self._shapes(example_args)
         self.demand = self._demands()
