@@ -7,8 +7,11 @@ import json
 from netshrink.cli.options import (
     add_train_options,
     data_and_model,
+    finite_float,
     out_dir,
     pct,
+    positive_int,
+    seed_int,
     train_config,
     write_json,
 )
@@ -111,9 +114,9 @@ def run_download(args) -> int:
 def add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the end-to-end demo on Fashion-MNIST")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=float, default=10.0,
+    p.add_argument("--epochs", type=finite_float, default=10.0,
                    help="epochs per training (retraining after pruning: half)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--data", default="fashion-mnist",
                    help="data set (fashion-mnist, mnist, digits for a quick look)")
     p.set_defaults(run=run_demo)
@@ -138,8 +141,8 @@ def add_reproduce(sub) -> None:
     p.add_argument("--full", action="store_true", help="the paper's full protocol (slow)")
     p.add_argument("--out", default=None, help="output folder (default runs/reproduce/NAME)")
     p.add_argument("--executor", default="local", choices=["local", "ray"])
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--workers", type=positive_int, default=1)
+    p.add_argument("--seeds", type=seed_int, nargs="+", default=None)
     p.add_argument("--data", nargs="+", default=None, help="restrict to these data sets")
     p.set_defaults(run=run_reproduce)
 

@@ -8,6 +8,7 @@ import argparse
 from netshrink.cli.options import (
     add_train_options,
     data_and_model,
+    finite_float,
     key_values,
     out_dir,
     train_config,
@@ -27,8 +28,8 @@ def add_prune(sub) -> None:
     add_train_options(p, epochs=0.0)
     p.add_argument("--method", default="magnitude", choices=sorted(METHODS))
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--sparsity", type=float, help="fraction of weights removed, [0, 1)")
-    target.add_argument("--compression", type=float, help="1 / density, >= 1")
+    target.add_argument("--sparsity", type=finite_float, help="fraction of weights removed, [0, 1)")
+    target.add_argument("--compression", type=finite_float, help="1 / density, >= 1")
     p.add_argument("--scope", default="global", choices=["global", "layerwise"])
     p.add_argument("--layer-sparsity", action="append", metavar="LAYER=S",
                    help="a layer pruned at its own sparsity, e.g. --layer-sparsity 5=0.1")
