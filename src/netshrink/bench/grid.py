@@ -26,7 +26,9 @@ computed before anything is expanded.
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
+import json
 import math
 import os
 import types
@@ -178,6 +180,7 @@ def check_trials(trials: list[TrialSpec], where: str = "trials") -> None:
 
     data_names, model_names = data.names(), models.names()
     built: dict[str, object] = {}
+    passed: set[str] = set()  # trials differing only in seed need one check of the rest
     splits_of: dict[str, object] = {}
     for spec in trials:
         if spec.data.lower() not in data_names:
@@ -190,7 +193,10 @@ def check_trials(trials: list[TrialSpec], where: str = "trials") -> None:
                 f"{where}: model: unknown model {spec.model!r}; choose from "
                 f"{', '.join(model_names)}"
             )
-        _check_train(spec.train, where)
+        train_key = "train " + json.dumps(spec.train, sort_keys=True)
+        if train_key not in passed:
+            _check_train(spec.train, where)
+            passed.add(train_key)
         data_key = repr((spec.data, sorted(spec.data_args.items())))
         if data_key not in splits_of:
             splits_of[data_key] = _load_data(spec, where)
@@ -206,12 +212,16 @@ def check_trials(trials: list[TrialSpec], where: str = "trials") -> None:
                     f"{spec.model_args}: {err}"
                 ) from None
             built[model_key] = model
+        task_key = json.dumps([spec.task, spec.params, model_key], sort_keys=True)
+        if task_key in passed:
+            continue
         try:
             tasks.check(spec)
             tasks.check_model(spec, built[model_key])
         except NetshrinkError as err:
             key = "task" if spec.task not in tasks.names() else "params"
             raise NetshrinkError(f"{where}: {key}: {err}") from None
+        passed.add(task_key)
 
 
 def _load_data(spec: TrialSpec, where: str):
@@ -233,7 +243,7 @@ def _check_train(train: dict, where: str) -> None:
     """Type-check and build the TrainConfig of a trial (the sweep sets seed and device)."""
     from netshrink.train import TrainConfig
 
-    hints = typing.get_type_hints(TrainConfig)
+    hints = _train_hints()
     if "seed" in train:
         raise NetshrinkError(f"{where}: train.seed: give the seed as the top-level key seed")
     for name, value in train.items():
@@ -252,6 +262,13 @@ def _check_train(train: dict, where: str) -> None:
         TrainConfig.from_dict({"device": "cpu", **train})
     except NetshrinkError as err:
         raise NetshrinkError(f"{where}: train: {err}") from None
+
+
+@functools.cache
+def _train_hints() -> dict:
+    from netshrink.train import TrainConfig
+
+    return typing.get_type_hints(TrainConfig)
 
 
 def _fits(value, hint) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import time
 from pathlib import Path
 
@@ -39,9 +40,11 @@ def check_quantization(params: dict) -> None:
             config(**checks.mapping(params.get(key, {}), key))
         except (TypeError, NetshrinkError) as err:
             raise NetshrinkError(f"params.{key}: {err}") from None
-    checks.real(params.get("qat_epochs", 1), "params.qat_epochs", 0, low_open=True)
-    if params.get("qat_lr") is not None:
-        checks.real(params["qat_lr"], "params.qat_lr", 0, low_open=True)
+    for key in ("qat_epochs", "qat_lr"):
+        value = params.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not 0 < value < math.inf):
+            raise NetshrinkError(f"params.{key}={value!r} must be a positive number")
     checks.positive_integer(params.get("latency_repeats", 30), "params.latency_repeats",
                             100_000)
 
