@@ -105,7 +105,7 @@ def run_distill(args) -> int:
     splits, student = _data_and_student(args)
     transfer = transfer_set(splits, drop_labels=args.unlabeled, omit_classes=args.omit_class)
     check_inputs(student, teachers, transfer, config, train.device)
-    folder = out_dir(args.out)
+    folder = out_dir(args.out, files=("model.safetensors", "config.json", "result.json"))
     device = resolve_device(train.device)
     teacher_acc = [evaluate(t.to(device), splits.test, device)[1] for t in teachers]
     listing = ", ".join(f"{f} ({pct(a)})" for f, a in zip(files, teacher_acc, strict=True))

@@ -45,8 +45,8 @@ def run_train(args) -> int:
     from netshrink import measure
     from netshrink.train import fit
 
-    folder = out_dir(args.out)
     config = train_config(args)
+    folder = out_dir(args.out, files=("model.safetensors", "config.json", "log.csv"))
     splits, model = data_and_model(args)
     print(f"training {args.model} ({measure.count_parameters(model):,d} parameters) on "
           f"{splits!r}")
@@ -76,9 +76,10 @@ def run_info(args) -> int:
     from netshrink import measure
     from netshrink.serialize import read_metadata, read_tensors
 
-    header = read_metadata(args.file)
+    header = read_metadata(args.file)  # every check before anything is printed
     tensors = read_tensors(args.file)
     spec = header.get("model") or {}
+    model = netshrink.load(args.file) if spec else None
     print(f"file:        {args.file} ({measure.file_size(args.file):,d} bytes)")
     print(f"model:       {spec.get('name', '(weights only)')} {json.dumps(spec.get('args', {}))}")
     for entry in header.get("transforms", []):
@@ -88,8 +89,7 @@ def run_info(args) -> int:
         name = str(t.dtype).removeprefix("torch.")
         dtypes[name] = dtypes.get(name, 0) + t.numel()
     print("tensors:     " + ", ".join(f"{n:,d} {k}" for k, n in sorted(dtypes.items())))
-    if spec:
-        model = netshrink.load(args.file)
+    if model is not None:
         print(f"parameters:  {measure.count_parameters(model):,d} "
               f"({measure.count_nonzero(model):,d} non-zero)")
     print(f"versions:    {json.dumps(header.get('versions', {}))}")

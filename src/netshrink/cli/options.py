@@ -14,16 +14,16 @@ from netshrink.errors import NetshrinkError, OutputError
 from netshrink.fileio import atomic_write
 
 
-def _number(text: str, kind: type, what: str):
+def _number(text: str, kind: type):
     try:
         return kind(text)
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    except (ValueError, OverflowError):  # argparse's own words for a type it cannot read
+        raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
 
 
 def finite_float(text: str) -> float:
     """argparse type: a finite number (inf and nan are refused here, ranges by the config)."""
-    value = _number(text, float, "a number")
+    value = _number(text, float)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
     return value
@@ -31,12 +31,12 @@ def finite_float(text: str) -> float:
 
 def integer(text: str) -> int:
     """argparse type: a whole number (ranges are checked by the config that takes it)."""
-    return _number(text, int, "an integer")
+    return _number(text, int)
 
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    value = _number(text, int, "an integer")
+    value = _number(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 1")
     return value
@@ -44,7 +44,7 @@ def positive_int(text: str) -> int:
 
 def seed_int(text: str) -> int:
     """argparse type: a seed, an integer in [0, 2**63)."""
-    value = _number(text, int, "an integer")
+    value = _number(text, int)
     if not 0 <= value < checks.SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"{text!r} must be an integer in [0, 2**63)")
     return value
@@ -69,10 +69,15 @@ def key_values(items: list[str] | None, option: str) -> dict:
     return out
 
 
-def out_dir(path: str, option: str = "--out") -> Path:
+def out_dir(path: str, option: str = "--out", files: tuple[str, ...] = ()) -> Path:
     """The --out folder, created; refused when it is a file, lies under a file or cannot be
-    written (read-only), before anything runs."""
+    written (read-only), or when one of the `files` the command will write there is a
+    folder, before anything runs."""
     folder = Path(path)
+    for name in files:
+        if (folder / name).is_dir():
+            raise OutputError(f"{option} {path}: {folder / name} is a folder, where the command "
+                              "writes a file; remove it or give another --out")
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{option} {path} exists and is not a folder; give a folder")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from netshrink import checks
 from netshrink.cli.options import (
     add_train_options,
     data_and_model,
@@ -64,15 +65,15 @@ def run_prune(args: argparse.Namespace) -> int:
     from netshrink import prune
     from netshrink.train import evaluate, fit
 
-    folder = out_dir(args.out)
-    splits, model = _load(args)
+    layer_sparsity = {k: checks.real(v, f"--layer-sparsity {k}", 0, 1, high_open=True)
+                      for k, v in key_values(args.layer_sparsity, "--layer-sparsity").items()}
     training = args.epochs > 0 or args.iterations is not None
     # --iterations overrides --epochs (whose default here, 0, means "do not train")
     config = train_config(argparse.Namespace(**{**vars(args), "epochs": args.epochs or 1.0})
                           ) if training else None
+    folder = out_dir(args.out, files=("model.safetensors", "config.json", "result.json"))
+    splits, model = _load(args)
     before = evaluate(model, splits.test)[1]
-    layer_sparsity = {k: float(v) for k, v in
-                      key_values(args.layer_sparsity, "--layer-sparsity").items()}
     mask = prune.prune_(model, args.method, splits, sparsity=args.sparsity,
                         compression=args.compression, scope=args.scope,
                         layer_sparsity=layer_sparsity, allow_collapse=args.allow_collapse,
