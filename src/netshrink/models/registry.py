@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import os
 from collections.abc import Callable
 
 import torch
@@ -82,7 +83,8 @@ def create(
         raise NetshrinkError(f"num_classes={show(num_classes)} must be an integer from 2 to "
                              f"{MAX_CLASSES:,d}")
     try:
-        model = builder(input_shape=shape, num_classes=int(num_classes), **kwargs)
+        model = _build(name, lambda: builder(input_shape=shape, num_classes=int(num_classes),
+                                             **kwargs))
     except NetshrinkError:
         raise
     except (TypeError, ValueError, OverflowError, RuntimeError, IndexError) as err:
@@ -98,6 +100,30 @@ def create(
                  **kwargs},
     }
     return model
+
+
+def _build(name: str, build: Callable[[], nn.Module]) -> nn.Module:
+    """`build()`, once its weights are known to fit in this machine's memory: the model is
+    first built on the meta device (shapes, no memory), so a typo such as widths=[10**9]
+    is refused instead of exhausting the memory."""
+    if torch.get_default_device().type != "meta":
+        with torch.device("meta"):
+            probe = build()
+        needed = sum(t.numel() * t.element_size() for t in probe.state_dict().values()
+                     if isinstance(t, torch.Tensor))
+        available = _physical_memory()
+        if available and needed > available:
+            raise NetshrinkError(f"model {name!r} with these arguments needs "
+                                 f"{needed / 2**30:,.1f} GiB for its weights alone, more than "
+                                 f"this machine's {available / 2**30:,.1f} GiB of memory")
+    return build()
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _input_shape(input_shape) -> tuple[int, ...]:

@@ -71,6 +71,13 @@ def _layer_spec(name, spec) -> None:
             raise NetshrinkError(f"layer {name!r}: {key} must be a short list of integers")
         for v in values:
             _count(v, f"layer {name!r}: {key}", 0)
+    if "weight_bits" in spec and (isinstance(spec["weight_bits"], bool) or
+                                  spec["weight_bits"] not in range(2, 9)):
+        raise NetshrinkError(f"layer {name!r}: weight_bits={str(spec['weight_bits'])[:40]} "
+                             "must be an integer from 2 to 8")
+    if "bias" in spec and not isinstance(spec["bias"], bool):
+        raise NetshrinkError(f"layer {name!r}: bias={str(spec['bias'])[:40]} must be true or "
+                             "false")
     for key in ("activation", "weight", "input"):
         if key in spec and not isinstance(spec[key], dict):
             raise NetshrinkError(f"layer {name!r}: {key} must be a mapping")

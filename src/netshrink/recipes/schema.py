@@ -93,7 +93,7 @@ def parse(document, source: str = "recipe") -> Recipe:
     seed = document.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise NetshrinkError(f"{source}: seed must be an integer in [0, 2**63), got {seed!r}")
-    data = _named(document["data"], "data", ("name", "val_size", "root"), source)
+    data = _data(document["data"], source)
     model = _model(document["model"], source)
     measure = _measure(document.get("measure") or {}, source)
     raw = document["stages"]
@@ -135,7 +135,27 @@ def _named(value, key: str, fields: tuple[str, ...], source: str) -> dict:
     return dict(value)
 
 
+def _data(value, source: str) -> dict:
+    from netshrink import checks
+    from netshrink import data as datasets
+
+    data = _named(value, "data", ("name", "val_size", "root"), source)
+    try:
+        if data["name"].lower() not in datasets.names():
+            raise NetshrinkError(f"name={data['name']!r} is not one of "
+                                 f"{', '.join(datasets.names())}")
+        if data.get("val_size") is not None:
+            checks.integer(data["val_size"], "val_size", 0)
+        if data.get("root") is not None:
+            checks.text(data["root"], "root")
+    except NetshrinkError as err:
+        raise NetshrinkError(f"{source}: data: {err}") from None
+    return data
+
+
 def _model(value, source: str) -> dict:
+    from netshrink.models.registry import INITS
+
     if isinstance(value, dict) and "file" in value:
         if set(value) != {"file"} or not isinstance(value["file"], str):
             raise NetshrinkError(f"{source}: model: {{file: PATH}} takes only the file's path")
@@ -143,6 +163,9 @@ def _model(value, source: str) -> dict:
     model = _named(value, "model", ("name", "args", "init"), source)
     if not isinstance(model.get("args", {}), dict):
         raise NetshrinkError(f"{source}: model: args must be a mapping of model arguments")
+    if model.get("init", "default") not in INITS:
+        raise NetshrinkError(f"{source}: model: init={str(model['init'])[:40]!r} must be one "
+                             f"of {', '.join(INITS)}")
     return model
 
 
