@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,onnx,ray,text,structured]'
+	$(BIN)/pip install --quiet -e '.[dev,onnx,ray,text,structured,pack]'
 	touch $@
 
 data: /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz

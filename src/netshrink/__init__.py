@@ -1,14 +1,15 @@
 """netshrink: make PyTorch networks small and fast, and prove what it bought.
 
-The public verbs live here (prune_, quantize_, distill, save, load); each family has its own
-subpackage (data, models, train, measure, prune, quant, distill, bench).
+The public verbs live here (prune_, quantize_, distill, share_, save, load); each family has
+its own subpackage (data, models, train, measure, prune, quant, distill, pack, bench).
 """
 
 __version__ = "0.1.0"
 
 # distill is a callable module: netshrink.distill(student, teacher, data, config, train_config)
-from netshrink import data, distill, measure, models, prune, train
+from netshrink import data, distill, measure, models, pack, prune, train
 from netshrink.errors import NetshrinkError
+from netshrink.pack import share_
 from netshrink.prune import prune_
 from netshrink.quant import quantize_
 from netshrink.serialize import load, save
@@ -23,4 +24,4 @@ def run(recipe, out, **options):
 
 
 __all__ = ["NetshrinkError", "__version__", "data", "distill", "load", "measure", "models",
-           "prune", "prune_", "quantize_", "run", "save", "train"]
+           "pack", "prune", "prune_", "quantize_", "run", "save", "share_", "train"]

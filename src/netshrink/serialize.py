@@ -104,10 +104,15 @@ def save(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None
 
     sparse: store masked and mostly-zero tensors as bits plus values (see the module
     docstring); False stores every tensor dense (masks are then read back from the zeros).
+    A path ending in .nsz writes the compressed file instead (netshrink.pack.nsz.save).
     """
     from netshrink.prune.mask import transform_entry
 
     path = Path(path)
+    if path.suffix == ".nsz":  # the compressed file (netshrink.pack.nsz)
+        from netshrink.pack import nsz
+
+        return nsz.save(model, path, metadata=metadata)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()
                if isinstance(v, torch.Tensor)}
     masks = {k: m for k, m in all_masks(model).items() if k in tensors}
@@ -139,6 +144,10 @@ def save(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None
 def read_metadata(path: str | os.PathLike) -> dict:
     """The JSON metadata of a netshrink model file, refusing anything else."""
     path = Path(path)
+    if _is_nsz(path):
+        from netshrink.pack import nsz
+
+        return nsz.read_metadata(path)
     if not path.is_file():
         raise NetshrinkError(f"{path}: no such file")
     try:
@@ -159,6 +168,10 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 def read_tensors(path: str | os.PathLike, header: dict | None = None) -> dict[str, torch.Tensor]:
     """All tensors of a safetensors file, loaded without unpickling (sparse ones made dense)."""
+    if _is_nsz(path):
+        from netshrink.pack import nsz
+
+        return nsz.read_tensors(path)[1]
     return _read(path, header)[0]
 
 
@@ -196,6 +209,10 @@ def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
     model was not built by netshrink.models.create); the file's transforms (quantization,
     folding, masks) are replayed onto it, so it behaves exactly as the saved model.
     """
+    if _is_nsz(path):
+        from netshrink.pack import nsz
+
+        return nsz.load(path, model)
     header = read_metadata(path)
     entries = header.get("transforms", [])
     stored = _layout(path, header)
@@ -218,6 +235,13 @@ def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
     if header.get("model") is not None:
         model.netshrink_spec = header["model"]
     return model
+
+
+def _is_nsz(path) -> bool:
+    """A .nsz file, by its name or its magic bytes (so a damaged one gets .nsz's errors)."""
+    from netshrink.pack.nsz import is_nsz
+
+    return Path(path).suffix == ".nsz" or is_nsz(path)
 
 
 def _replayed(model: nn.Module, entries: list[dict], path) -> nn.Module:

@@ -86,6 +86,18 @@ def masked(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
                 yield (f"{module_name}.{attr}" if module_name else attr), module, attr
 
 
+def computed(model: nn.Module) -> list[str]:
+    """Names of the weights computed by a parametrization other than a mask (shared weights,
+    netshrink.pack): methods that rewrite weights in place must refuse them."""
+    out = []
+    for module_name, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            out += [f"{module_name}.{attr}" if module_name else attr
+                    for attr in module.parametrizations
+                    if any(not isinstance(p, WeightMask) for p in module.parametrizations[attr])]
+    return out
+
+
 def fixed_mask(module: nn.Module) -> torch.Tensor | None:
     """The mask an integer layer took over (its `weight_mask` buffer): its weight is frozen, so
     the zeros stay without a parametrization; the mask tells pruned zeros from rounded ones."""
@@ -137,6 +149,11 @@ def _holds(module: nn.Module, name: str, target: torch.Tensor) -> bool:
 
 def install(model: nn.Module, module: nn.Module, attr: str, keep: torch.Tensor) -> None:
     """Mask `module.attr` (and every module tied to it) with `keep`, replacing a mask there."""
+    if parametrize.is_parametrized(module, attr) and _own_mask(module, attr) is None:
+        owner = parametrize.type_before_parametrizations(module).__name__
+        kinds = ", ".join(type(p).__name__ for p in module.parametrizations[attr])
+        raise NetshrinkError(f"{owner}.{attr} is computed by {kinds} (weights shared by "
+                             "netshrink.pack.share_); prune before sharing")
     weight = stored(module, attr)
     keep = torch.as_tensor(keep).bool()
     if tuple(keep.shape) != tuple(weight.shape):
@@ -174,8 +191,21 @@ def remove(module: nn.Module, attr: str) -> None:
         return
     with torch.no_grad():
         stored(module, attr).mul_(found.mask)
+    own_class(module)
     # leave_parametrized=False gives back the original Parameter object, so ties survive
     parametrize.remove_parametrizations(module, attr, leave_parametrized=False)
+
+
+def own_class(module: nn.Module) -> None:
+    """Give a parametrized module a class of its own, to call before removing one of its
+    parametrizations: a deep copy shares torch's generated `Parametrized...` class with the
+    original, and removing a parametrization deletes the weight's property from that class,
+    which broke the original when a copy was squashed (or shared, netshrink.pack)."""
+    cls = module.__class__
+    if parametrize.is_parametrized(module):
+        namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__",
+                                                                         "__weakref__")}
+        module.__class__ = type(cls.__name__, cls.__bases__, namespace)
 
 
 def _plain_keys(module: nn.Module, state: dict, prefix: str, local_metadata) -> None:

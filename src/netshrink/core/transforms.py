@@ -2,10 +2,11 @@
 
 A model carries `netshrink_transforms`: the structural transforms applied to it, in order
 (BatchNorm folded, attention decomposed, layers swapped for quantization-aware or integer
-modules). `netshrink.save` writes that list, then which weights are masked; `netshrink.load`
-replays the list onto a freshly built model (the zoo's, or the user's own instance) before it
-loads the weights, then installs the masks. Each kind of entry has one replay function in
-`_REPLAYS`, an explicit table: nothing depends on which module happened to be imported.
+modules, weights shared). `netshrink.save` writes that list, then which weights are masked;
+`netshrink.load` replays the list onto a freshly built model (the zoo's, or the user's own
+instance) before it loads the weights, then installs the masks. Each kind of entry has one
+replay function in `_REPLAYS`, an explicit table: nothing depends on which module happened to
+be imported.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _REPLAYS = {
     "fold": ("netshrink.quant.replay", "replay_folding"),
     "prune-mask": ("netshrink.prune.mask", "replay_masks"),
     "structured": ("netshrink.prune.rewrite", "replay"),
+    "share": ("netshrink.pack.share", "replay_share"),
 }
 # Kinds replayed after the weights are loaded (their state is read from the weights).
 AFTER_LOAD = frozenset({"prune-mask"})

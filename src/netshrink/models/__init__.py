@@ -11,6 +11,7 @@ BUILTIN = {
     "lenet300": zoo.lenet300,
     "mlp": zoo.mlp,
     "lenet5": zoo.lenet5,
+    "lenet5-caffe": zoo.lenet5_caffe,
     "conv2": zoo.conv2,
     "conv4": zoo.conv4,
     "conv6": zoo.conv6,

@@ -74,6 +74,23 @@ def lenet5(input_shape, num_classes):
     )
 
 
+def lenet5_caffe(input_shape, num_classes):
+    """LeNet-5 as Caffe's MNIST example builds it, the network of Deep Compression's LeNet-5
+    row: conv 20 (5x5) -> max-pool -> conv 50 (5x5) -> max-pool -> fc 500 -> ReLU -> classes
+    (no ReLU after the convolutions, as in Caffe's prototxt); 431k weights on 28x28 inputs.
+    On small inputs (8x8 digits) the convolutions pad by 2, so the feature map does not vanish.
+    """
+    channels, height = input_shape[0], input_shape[1]
+    pad = 0 if height >= 16 else 2
+    features = nn.Sequential(
+        nn.Conv2d(channels, 20, 5, padding=pad), nn.MaxPool2d(2),
+        nn.Conv2d(20, 50, 5, padding=pad), nn.MaxPool2d(2),
+        nn.Flatten(),
+    )
+    flat = output_shape(features, input_shape)[0]
+    return nn.Sequential(*features, nn.Linear(flat, 500), nn.ReLU(), nn.Linear(500, num_classes))
+
+
 def _conv_stack(channels: int, plan: list, input_hw: int, batchnorm: bool) -> nn.Sequential:
     """3x3 convolutions (padding 1) and 2x2 max-pools; a pool is skipped once the map is 1x1."""
     layers: list[nn.Module] = []

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from netshrink.core import masks
 from netshrink.core.patterns import any_match, check_patterns
@@ -128,8 +129,8 @@ def _locate(model: nn.Module, name: str) -> tuple[nn.Module, str]:
         module = model.get_submodule(module_name) if module_name else model
     except AttributeError:
         module = None
-    if module is None or not (attr in module._parameters or masks.mask_of(module, attr)
-                              is not None):
+    if module is None or not (attr in module._parameters or
+                              parametrize.is_parametrized(module, attr)):
         raise NetshrinkError(f"the mask names {name!r}, which is not a weight of the model")
     return module, attr
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from netshrink.core import transforms
 from netshrink.core.attention import keep_encoders_on_slow_path
+from netshrink.core.masks import computed
 from netshrink.core.patterns import any_match, check_patterns
 from netshrink.core.swap import base_type, module_masks, replace_module
 from netshrink.errors import NetshrinkError
@@ -187,6 +188,12 @@ def quantize_(model: nn.Module, config: Dynamic | Static | QAT, data=None) -> Qu
     if any(type(m) in QAT_HANDLERS for m in model.modules()):
         raise NetshrinkError("the model is prepared for quantization-aware training; call "
                              "netshrink.quant.convert(model) for its integer form")
+    shared = computed(model)
+    if shared and not isinstance(config, Dynamic):
+        raise NetshrinkError(f"{', '.join(shared[:3])} {'is' if len(shared) == 1 else 'are'} "
+                             "shared weights (netshrink.pack.share_), which BatchNorm folding "
+                             "and quantization-aware training would drop; quantize before "
+                             "sharing, or use Dynamic()")
     device = _device(model)
     kernels.select(device, config.kernel)  # fails early on a kernel the device cannot run
     targets, rows = _plan(model, config, HANDLERS)

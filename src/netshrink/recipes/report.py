@@ -3,7 +3,7 @@
 Latency is measured once every stage has run, all stages' models timed in one
 `netshrink.measure.compare_latency` call per batch size (alternated, so load from elsewhere
 hits every side alike), on real test examples, with the recipe's thread count, each model as
-deployed (masks squashed into plain weights that keep their zeros). Ratios are to
+deployed (masks and shared codebooks computed once into plain weights). Ratios are to
 the reference stage: the one just before the first stage that compresses (prune, quantize,
 ...), the dense trained model.
 """
@@ -14,6 +14,9 @@ import csv
 import io
 import json
 from pathlib import Path
+
+from torch import nn
+from torch.nn.utils import parametrize
 
 from netshrink.fileio import atomic_write
 from netshrink.recipes.stages import KINDS
@@ -28,18 +31,25 @@ def reference_stage(recipe, rows: list[dict]) -> str:
     return names[-1]
 
 
+def deployed(model: nn.Module) -> nn.Module:
+    """The model as it runs once shipped: every parametrization (masks, shared codebooks)
+    computed once into a plain weight (a mask's zeros stay zeros), in eval mode."""
+    for module in list(model.modules()):
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return model.eval()
+
+
 def measure_rows(recipe, rows: list[dict], files: dict[str, Path], splits, model_factory
                  ) -> None:
     """Add latency (ms per batch) at each of the recipe's batch sizes to every row."""
     import netshrink
     from netshrink.data import tensors_of
     from netshrink.measure import compare_latency
-    from netshrink.prune import squash_
-
     settings = recipe.measure
-    # each as deployed: masks squashed into plain weights (their zeros stay)
-    loaded = {name: squash_(netshrink.load(path, model=model_factory() if model_factory
-                                           else None)).eval() for name, path in files.items()}
+    loaded = {name: deployed(netshrink.load(path, model=model_factory() if model_factory
+                                            else None)) for name, path in files.items()}
     inputs = tensors_of(splits.test)[0]
     for batch in settings["batch_sizes"]:
         example = inputs[:batch]

@@ -91,10 +91,13 @@ def load_data(recipe: Recipe):
 
 
 def run(recipe, out: str | os.PathLike, model_factory: Callable[[], nn.Module] | None = None,
-        progress: bool | None = None, measure: bool = True) -> RunResult:
+        progress: bool | None = None, measure: bool = True,
+        stages: str | os.PathLike | None = None) -> RunResult:
     """Run `recipe` (a Recipe, a mapping or a YAML path) into `out`, resuming where a previous
     run stopped. model_factory: builds a fresh float instance of your own model class (instead
-    of the recipe's zoo model), used to start and to load each stage's file."""
+    of the recipe's zoo model), used to start and to load each stage's file. stages: the folder
+    of stage folders (default OUT/stages); recipes that share it share their common first
+    stages (the same stage ids), each run once."""
     from netshrink.recipes.report import measure_rows, write_tables
 
     recipe = load_recipe(recipe)
@@ -103,18 +106,20 @@ def run(recipe, out: str | os.PathLike, model_factory: Callable[[], nn.Module] |
         raise NetshrinkError(f"--out {out} exists and is not a folder")
     splits = load_data(recipe)
     start = build_start(recipe, splits, model_factory)
-    (out / STAGES).mkdir(parents=True, exist_ok=True)
-    _clean_staging(out / STAGES)
+    stage_root = Path(stages) if stages is not None else out / STAGES
+    stage_root.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    _clean_staging(stage_root)
     atomic_write(out / "recipe.json", json.dumps(recipe.to_dict(), indent=2) + "\n")
     result = RunResult(out)
     previous = recipe.identity()
-    folder = _finished_or_run(out, 0, "start", previous, recipe, start, splits,
+    folder = _finished_or_run(stage_root, 0, "start", previous, recipe, start, splits,
                               lambda model, ctx: (model, {}), model_factory, progress)
     result.rows.append(_read(folder))
     files = {"start": folder / MODEL}
     for stage in recipe.stages:
         identity = stage.identity(previous)
-        folder = _finished_or_run(out, stage.index, stage.name, identity, recipe,
+        folder = _finished_or_run(stage_root, stage.index, stage.name, identity, recipe,
                                   files[result.rows[-1]["stage"]], splits,
                                   _runner(stage, files, recipe, progress), model_factory,
                                   progress)
@@ -135,13 +140,13 @@ def _runner(stage: Stage, files: dict[str, Path], recipe: Recipe, progress):
     return step
 
 
-def _finished_or_run(out: Path, index: int, name: str, identity: str, recipe: Recipe,
+def _finished_or_run(root: Path, index: int, name: str, identity: str, recipe: Recipe,
                      source, splits, step, model_factory, progress) -> Path:
     """The stage's folder: as found when it finished before, else run now and committed."""
-    folder = out / STAGES / f"{index:02d}-{name}-{identity}"
+    folder = root / f"{index:02d}-{name}-{identity}"
     if (folder / RESULT).exists():
         return folder
-    staging = out / STAGES / f".{folder.name}.tmp"
+    staging = root / f".{folder.name}.tmp"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
@@ -168,18 +173,24 @@ def _save_and_check(model: nn.Module, folder: Path, name: str, metrics: dict, se
     from netshrink.train import evaluate
 
     path = netshrink.save(model, folder / MODEL, metadata={"stage": name})
+    export = metrics.get("export")
+    if export and export.endswith(".nsz"):  # the file a user ships is the one measured
+        path = folder / export
     loaded = _load(path, model_factory)
     _, accuracy = evaluate(loaded, splits.test)
     row = {"stage": name, "test_accuracy": accuracy, "bytes": path.stat().st_size,
-           "seconds": seconds, **metrics}
-    export = metrics.get("export")
+           "file_name": path.name, "seconds": seconds, **metrics}
     if export:
         row["bytes"] = metrics["export_bytes"]
     atomic_write(folder / RESULT, json.dumps(row, indent=2, default=str) + "\n")
 
 
 def _read(folder: Path) -> dict:
-    return json.loads((folder / RESULT).read_text())
+    """A finished stage's row, with where its files are now."""
+    row = json.loads((folder / RESULT).read_text())
+    row["folder"] = str(folder)
+    row["file"] = str(folder / row.get("file_name", MODEL))
+    return row
 
 
 def _clean_staging(stages: Path) -> None:

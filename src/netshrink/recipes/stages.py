@@ -14,7 +14,7 @@ from torch import nn
 
 from netshrink.errors import NetshrinkError
 
-FLOAT, QAT, INTEGER = "float", "qat", "integer"
+FLOAT, SHARED, INTEGER = "float", "shared", "integer"
 
 
 @dataclass
@@ -43,6 +43,8 @@ class Kind:
         """Why this stage cannot run on a model in `state`, or None."""
         if state == INTEGER:
             return "the model is already converted to integers; put this stage before quantize"
+        if state == SHARED:
+            return "the model's weights are shared (a codebook each); put this stage before share"
         return None
 
     def leaves(self, config: dict, state: str) -> str:
@@ -109,6 +111,56 @@ class Prune(Kind):
 
         mask = netshrink.prune_(model, PruneConfig.from_dict(config), ctx.splits)
         return model, {"density": mask.density(), "collapsed": list(mask.collapsed)}
+
+
+class Structured(Kind):
+    """netshrink.prune_ with a StructuredConfig: channels, neurons, heads removed for good."""
+
+    compresses = True
+
+    def resolve(self, config):
+        from netshrink.prune import StructuredConfig
+
+        return StructuredConfig.from_dict(config).to_dict()
+
+    def run(self, model, config, ctx):
+        import netshrink
+        from netshrink.prune import StructuredConfig
+
+        result = netshrink.prune_(model, StructuredConfig.from_dict(config), ctx.splits)
+        (ctx.folder / "structured.txt").write_text(str(result) + "\n")
+        return model, {"parameters_before": result.parameters_before,
+                       "parameters_after": result.parameters_after}
+
+
+class Share(Kind):
+    """netshrink.share_ with a ShareConfig (k-means weight sharing), then fine-tunes the
+    centroids (`train:`, a TrainConfig; {} skips it)."""
+
+    compresses = True
+
+    def resolve(self, config):
+        from netshrink.pack import ShareConfig
+
+        rest, train = _split_train(config, {"epochs": 1.0, "lr": 1e-4})
+        shared = ShareConfig.from_dict(rest).to_dict()
+        shared["skip"] = list(shared["skip"])
+        return {**shared, "train": _resolve_train(train) if train else {}}
+
+    def leaves(self, config, state):
+        return SHARED
+
+    def run(self, model, config, ctx):
+        import netshrink
+        from netshrink.pack import ShareConfig
+        from netshrink.train import fit
+
+        rest, train = _split_train(config, {})
+        report = netshrink.share_(model, ShareConfig.from_dict(rest))
+        (ctx.folder / "share.txt").write_text(str(report) + "\n")
+        if train:
+            fit(model, ctx.splits, _train_config(train, ctx.seed), progress=ctx.progress)
+        return model, {}
 
 
 def _split_train(config: dict, default: dict | None) -> tuple[dict, dict | None]:
@@ -196,6 +248,12 @@ class Quantize(Kind):
     def leaves(self, config, state):
         return INTEGER
 
+    def refuses(self, state, config):
+        if state == SHARED and config["method"] != "dynamic":
+            return ("static and qat quantization refuse shared weights; quantize before share, "
+                    "or use method: dynamic")
+        return None if state == SHARED else super().refuses(state, config)
+
     def references(self, config):
         teacher = config.get("teacher")
         return {"teacher": teacher} if isinstance(teacher, str) else {}
@@ -226,10 +284,11 @@ class Quantize(Kind):
 
 
 class Export(Kind):
-    """Write the model in a deployable format beside the stage's file: onnx (qdq or integer
-    operators for integer models) or safetensors; the stage's bytes are that file's."""
+    """Write the model in a deployable format beside the stage's file: nsz (the compressed
+    file: positions, shared or integer values, entropy coded), onnx (qdq or integer operators,
+    integer models) or safetensors; the stage's bytes and accuracy are that file's."""
 
-    FORMATS = ("onnx", "safetensors")
+    FORMATS = ("onnx", "nsz", "safetensors")
 
     def resolve(self, config):
         unknown = set(config) - {"format", "mode"}
@@ -249,6 +308,11 @@ class Export(Kind):
         return None
 
     def run(self, model, config, ctx):
+        if config["format"] == "nsz":
+            import netshrink
+
+            path = netshrink.save(model, ctx.folder / "model.nsz")
+            return model, {"export": path.name, "export_bytes": path.stat().st_size}
         if config["format"] == "onnx":
             from netshrink.quant import export_onnx
 
@@ -260,5 +324,5 @@ class Export(Kind):
 
 KINDS: dict[str, Kind] = {
     "train": Train(), "finetune": Train(), "prune": Prune(), "distill": Distill(),
-    "quantize": Quantize(), "export": Export(),
+    "structured": Structured(), "share": Share(), "quantize": Quantize(), "export": Export(),
 }

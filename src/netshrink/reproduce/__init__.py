@@ -46,6 +46,9 @@ REPRODUCTIONS = {
     "structured": ("netshrink.reproduce.structured",
                    "Structured pruning (network slimming, Torch-Pruning beside): ResNet-20 and "
                    "VGG on Fashion-MNIST, accuracy against measured speed-up"),
+    "deep-compression": ("netshrink.reproduce.deep_compression",
+                         "Han et al. 2016: LeNet-300-100 and LeNet-5 pruned, shared and entropy "
+                         "coded into .nsz files, stage by stage, on MNIST and Fashion-MNIST"),
 }
 
 

@@ -64,6 +64,7 @@ BUILTIN = {
     "structured_base": "netshrink.bench.tasks.structured",
     "structured": "netshrink.bench.tasks.structured",
     "structured_latency": "netshrink.bench.tasks.structured",
+    "deep_compression": "netshrink.bench.tasks.pack",
 }
 _USER: dict[str, Task] = {}
 

@@ -1,0 +1,134 @@
+"""The sweep task "deep_compression": Deep Compression's pipeline on one model, data set and
+seed, stage by stage (Han, Mao and Dally 2016).
+
+Train dense; then for each setting in params["settings"] (in order, each starting from the
+previous one's pruned model, so a sparser setting costs only its extra rounds): prune by
+magnitude, layer by layer, to the setting's per-layer densities in `rounds` rounds (each
+layer's density shrinking geometrically), retraining after each (params["retrain"]); write the
+pruned model as a .nsz file without entropy coding (relative indices and float32 values);
+share each layer's weights (netshrink.pack.share_, the setting's bits), fine-tune the centroids
+(params["finetune"]); write it without entropy coding (fixed-width indices), then entropy
+coded (ANS, and Huffman for comparison). Every training keeps its early-stopping weights (the
+lowest validation loss). Every accuracy is that of the model loaded back from its file; every
+size is the file's size in bytes. Built on the methods' public API.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import torch
+
+import netshrink
+from netshrink.bench.spec import TrialSpec
+from netshrink.bench.tasks import Task, known_keys
+from netshrink.bench.tasks.train import build
+from netshrink.errors import NetshrinkError
+from netshrink.pack import ShareConfig, baselines, nsz, share_
+from netshrink.train import TrainConfig, evaluate, fit
+
+DEFAULTS = {"settings": [], "retrain": {}, "finetune": {}}
+SETTING_KEYS = {"name", "density", "bits", "rounds"}
+
+
+def check_deep_compression(params: dict) -> None:
+    """Refuse unknown keys, bad densities, bit widths and training options before the sweep."""
+    known_keys(params, set(DEFAULTS), "deep_compression")
+    settings = params.get("settings")
+    if not isinstance(settings, list) or not settings:
+        raise NetshrinkError("params.settings must be a non-empty list of settings")
+    for i, s in enumerate(settings):
+        if not isinstance(s, dict):
+            raise NetshrinkError(f"params.settings[{i}] must be a mapping")
+        known_keys(s, SETTING_KEYS, f"deep_compression settings[{i}]")
+        if not isinstance(s.get("name"), str) or not s["name"].isidentifier():
+            raise NetshrinkError(f"params.settings[{i}].name must be a short identifier")
+        density = s.get("density")
+        if not isinstance(density, dict) or not density or not all(
+                isinstance(v, int | float) and 0 < v <= 1 for v in density.values()):
+            raise NetshrinkError(f"params.settings[{i}].density must map layer patterns to "
+                                 "densities in (0, 1]")
+        bits = s.get("bits")
+        if not isinstance(bits, dict) or not bits:
+            raise NetshrinkError(f"params.settings[{i}].bits must map layer patterns to bits")
+        ShareConfig(layers=bits)
+        if not isinstance(s.get("rounds"), int) or s["rounds"] < 1:
+            raise NetshrinkError(f"params.settings[{i}].rounds must be a positive integer")
+    for key in ("retrain", "finetune"):
+        TrainConfig.from_dict(dict(params.get(key, {})))
+
+
+def resolve_deep_compression(params: dict) -> dict:
+    return {**DEFAULTS, **params}
+
+
+def _densities(model, patterns: dict) -> dict[str, float]:
+    """{weight name: target density} of every prunable weight a pattern names."""
+    from netshrink.core.patterns import check_patterns, last_match
+
+    names = list(netshrink.prune.prunable(model))
+    check_patterns(patterns, names, "density")
+    return {n: float(last_match(n, patterns)) for n in names
+            if last_match(n, patterns) is not None}
+
+
+def _prune_rounds(model, splits, targets: dict[str, float], rounds: int, retrain,
+                  workdir: Path, tag: str) -> None:
+    start = {n: float(keep.float().mean()) for n, keep in netshrink.prune.current_mask(model)
+             .items()}
+    for r in range(1, rounds + 1):
+        layers = {name: 1 - d for name, d in start.items()}  # layers left out stay as they are
+        for name, target in targets.items():
+            begin = start.get(name, 1.0)
+            layers[name] = 1 - begin * (target / begin) ** (r / rounds)
+        netshrink.prune_(model, "magnitude", sparsity=0.0, scope="layerwise", layers=layers)
+        fit(model, splits, retrain, log_csv=workdir / f"{tag}_round{r}.csv", progress=False,
+            restore_best=True)
+
+
+def _file_stage(model, path: Path, coder: str, splits) -> tuple[int, float]:
+    """(bytes, test accuracy of the model loaded back from the file)."""
+    nsz.save(model, path, coder=coder)
+    loaded = netshrink.load(path)
+    return path.stat().st_size, evaluate(loaded, splits.test)[1]
+
+
+def deep_compression_task(spec: TrialSpec, workdir: Path) -> dict:
+    torch.set_num_threads(1)
+    params = resolve_deep_compression(spec.params)
+    check_deep_compression(params)
+    splits, model, config = build(spec)
+    retrain = TrainConfig.from_dict({**config.to_dict(), **params["retrain"]})
+    finetune = TrainConfig.from_dict({**config.to_dict(), **params["finetune"]})
+    start = time.perf_counter()
+    fit(model, splits, config, log_csv=workdir / "dense.csv", progress=False, restore_best=True)
+    dense_file = netshrink.save(model, workdir / "dense.safetensors", sparse=False)
+    metrics: dict = {"dense_bytes": dense_file.stat().st_size,
+                     "dense_accuracy": evaluate(netshrink.load(dense_file), splits.test)[1],
+                     "weights": sum(w.numel() for w in netshrink.prune.prunable(model).values())}
+    for setting in params["settings"]:
+        tag = setting["name"]
+        _prune_rounds(model, splits, _densities(model, setting["density"]), setting["rounds"],
+                      retrain, workdir, tag)
+        metrics[f"{tag}_density"] = netshrink.prune.density(model)
+        metrics[f"{tag}_pruned_bytes"], metrics[f"{tag}_pruned_accuracy"] = _file_stage(
+            model, workdir / f"{tag}_pruned.nsz", "bits", splits)
+        shared = copy.deepcopy(model)
+        report = share_(shared, ShareConfig(bits=8, layers=setting["bits"]))
+        metrics[f"{tag}_clusters"] = " ".join(str(r.clusters) for r in report.layers)
+        metrics[f"{tag}_shared_untuned_accuracy"] = evaluate(shared, splits.test)[1]
+        fit(shared, splits, finetune, log_csv=workdir / f"{tag}_finetune.csv", progress=False,
+            restore_best=True)
+        for stage, coder in (("shared", "bits"), ("huffman", "huffman"), ("coded", "ans")):
+            metrics[f"{tag}_{stage}_bytes"], metrics[f"{tag}_{stage}_accuracy"] = _file_stage(
+                shared, workdir / f"{tag}_{stage}.nsz", coder, splits)
+        for key, value in baselines.int8_baselines(shared).items():
+            metrics[f"{tag}_{key.replace('+', '_')}_bytes"] = value
+    metrics["seconds"] = time.perf_counter() - start
+    return metrics
+
+
+TASKS = {"deep_compression": Task(deep_compression_task, check_deep_compression,
+                                  resolve_deep_compression)}

@@ -1,0 +1,40 @@
+"""The deep_compression task: dense, pruned, shared, coded, each measured from its file."""
+
+import pytest
+
+from netshrink.bench import TrialSpec, run_trials
+from netshrink.bench.sweep import run_trial
+from netshrink.errors import NetshrinkError
+
+SETTINGS = [{"name": "paper", "density": {"1": 0.3, "3": 0.5, "5": 0.8},
+             "bits": {"1": 4, "3": 4, "5": 5}, "rounds": 2},
+            {"name": "sparser", "density": {"1": 0.15}, "bits": {"*": 3}, "rounds": 1}]
+
+
+def test_task_measures_every_stage_from_its_file(tmp_path):
+    spec = TrialSpec(task="deep_compression", model="lenet300", data="digits",
+                     train={"epochs": 2, "batch_size": 64, "lr": 3e-3, "device": "cpu"},
+                     params={"settings": SETTINGS, "retrain": {"epochs": 0.5},
+                             "finetune": {"epochs": 0.5, "lr": 1e-4}})
+    m = run_trial(spec, tmp_path)["metrics"]
+    for tag in ("paper", "sparser"):
+        sizes = [m[f"{tag}_{stage}_bytes"] for stage in ("pruned", "shared", "coded")]
+        assert sizes == sorted(sizes, reverse=True) and sizes[-1] < m["dense_bytes"] / 5
+        assert m[f"{tag}_huffman_accuracy"] == m[f"{tag}_coded_accuracy"]  # same model
+        assert 0.0 <= m[f"{tag}_coded_accuracy"] <= 1.0
+        assert m[f"{tag}_int8_xz_bytes"] < m[f"{tag}_int8_bytes"]
+    assert m["sparser_density"] < m["paper_density"] < 0.6
+    assert m["sparser_coded_bytes"] < m["paper_coded_bytes"]
+
+
+@pytest.mark.parametrize(("params", "words"), [
+    ({"settings": []}, "non-empty list"),
+    ({"settings": [{**SETTINGS[0], "density": {"1": 1.5}}]}, "densities in"),
+    ({"settings": [{**SETTINGS[0], "bits": {"1": 12}}]}, r"layers\['1'\]=12"),
+    ({"settings": [{**SETTINGS[0], "depth": 3}]}, "unknown deep_compression settings"),
+    ({"settings": SETTINGS, "retrain": {"epochz": 1}}, "unknown training option"),
+])
+def test_bad_params_are_refused_before_anything_runs(tmp_path, params, words):
+    with pytest.raises(NetshrinkError, match=words):
+        run_trials([TrialSpec("deep_compression", "lenet300", "digits", params=params)],
+                   tmp_path)

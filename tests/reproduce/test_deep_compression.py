@@ -1,0 +1,46 @@
+"""The Deep Compression reproduction: its plan, its tables, the paper's figures quoted."""
+
+from pathlib import Path
+
+from netshrink.bench.tasks import check
+from netshrink.reproduce import ReproOptions
+from netshrink.reproduce import deep_compression as repro
+
+
+def _metrics(drop: float, coded: int) -> dict:
+    m = {"dense_bytes": 1_067_200, "dense_accuracy": 0.98}
+    for tag in ("paper", "sparser"):
+        m[f"{tag}_density"] = 0.08
+        m[f"{tag}_clusters"] = "60 50 40"
+        for stage, size in (("pruned", 100_000), ("shared", 30_000), ("huffman", coded + 100),
+                            ("coded", coded)):
+            m[f"{tag}_{stage}_bytes"] = size
+            m[f"{tag}_{stage}_accuracy"] = 0.98 - drop
+        for key in ("int8", "int8_gzip", "int8_xz", "int8_zstd"):
+            m[f"{tag}_{key}_bytes"] = 40_000
+    return m
+
+
+def test_plan_runs_both_nets_on_both_data_sets_and_every_trial_checks():
+    options = ReproOptions(out=Path("unused"))
+    s = repro.settings(options)
+    trials = repro.stages(s, options)[0]
+    assert {(t.model, t.data) for t in trials} == {
+        (n, d) for n in ("lenet300", "lenet5-caffe") for d in ("mnist", "fashion-mnist")}
+    assert len(trials) == 12
+    for t in trials:
+        check(t)
+    full = repro.plan(True)["budget"]
+    assert all(full[n]["dense"] > s["budget"][n]["dense"] for n in full)
+
+
+def test_tables_check_the_targets_and_quote_the_paper():
+    rows = [{"model": "lenet300", "data": "mnist", "metrics": _metrics(0.003, 15_000)},
+            {"model": "lenet300", "data": "mnist", "metrics": _metrics(0.001, 15_000)},
+            {"model": "lenet5-caffe", "data": "mnist", "metrics": _metrics(0.01, 15_000)}]
+    table = repro.summarize(rows)
+    text = repro.markdown(table, {}, "note")
+    assert "1070 KB -> 27 KB, 40x, top-1 error 1.64% -> 1.58%" in text
+    assert "1720 KB -> 44 KB, 39x, top-1 error 0.80% -> 0.74%" in text
+    assert "| LeNet-300-100 | mnist | paper | 71.1x | +0.20 | yes |" in text
+    assert "| LeNet-5 (Caffe) | mnist | paper | 71.1x | +1.00 | no |" in text
