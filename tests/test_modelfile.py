@@ -5,13 +5,10 @@ flipped bit in the weights is caught by the checksum; older files still load."""
 import copy
 import json
 import random
-import tracemalloc
 
 import pytest
 import torch
 from safetensors.torch import save_file
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 import netshrink
 from netshrink import models
@@ -19,6 +16,7 @@ from netshrink.cli import main
 from netshrink.errors import NetshrinkError
 from netshrink.quant import Static
 from netshrink.serialize import read_metadata, read_tensors
+from tests.allocations import LIMIT, measured
 
 
 @pytest.fixture(scope="module")
@@ -261,44 +259,6 @@ def test_a_user_model_is_checked_against_the_file_before_its_tensors_are_read(sm
                                                        torch.nn.Linear(16, 7)))
 
 
-class AllocationCounter(TorchDispatchMode):
-    """Bytes of every new tensor storage torch allocates (meta tensors cost nothing): a sum
-    of all allocations, so an upper bound of the peak."""
-
-    def __init__(self):
-        super().__init__()
-        self.bytes = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs))
-                  if isinstance(t, torch.Tensor) and t.device.type != "meta"}
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor) and t.device.type != "meta":
-                storage = t.untyped_storage()
-                if storage.data_ptr() not in inputs:
-                    self.bytes += storage.nbytes()
-        return out
-
-
-def _measured(load) -> tuple[int, int]:
-    """(torch bytes allocated, peak Python / NumPy bytes) while `load()` runs."""
-    with AllocationCounter():  # the first use imports torch's dispatch machinery: not traced
-        torch.zeros(1).sum()
-    counter = AllocationCounter()
-    tracemalloc.start()
-    try:
-        with counter:
-            load()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return counter.bytes, peak
-
-
-LIMIT = 100 * 2**20
-
-
 def _refused(path) -> None:
     with pytest.raises(NetshrinkError):
         netshrink.load(path)
@@ -307,9 +267,9 @@ def _refused(path) -> None:
 def test_the_allocation_counters_see_large_allocations():
     """The controls: a 120 MB tensor and a 120 MB bytes object are counted (the bound can
     fail); both are freed at once, so the torch count is a sum, not a peak."""
-    torch_bytes, _ = _measured(lambda: torch.zeros(30_000_000).sum())
+    torch_bytes, _ = measured(lambda: torch.zeros(30_000_000).sum())
     assert torch_bytes > LIMIT
-    _, python_peak = _measured(lambda: len(bytes(120 * 2**20)))
+    _, python_peak = measured(lambda: len(bytes(120 * 2**20)))
     assert python_peak > LIMIT
 
 
@@ -344,7 +304,7 @@ def test_no_file_of_at_most_10_kb_costs_more_than_100_mb_to_refuse(small, quanti
         files.append(write(tmp_path / f"q-{key}.safetensors", bad, stored))
     assert sum(f.stat().st_size <= 10_000 for f in files) >= 55  # larger ones measured too
     for f in files:
-        torch_bytes, python_peak = _measured(lambda f=f: _refused(f))
+        torch_bytes, python_peak = measured(lambda f=f: _refused(f))
         assert torch_bytes < LIMIT and python_peak < LIMIT, (f, torch_bytes, python_peak)
 
 

@@ -113,12 +113,13 @@ def _check_sparse(sparse, path) -> None:
     if not isinstance(sparse, dict):
         raise corrupt(path, "sparse")
     for name, info in sparse.items():
-        if not isinstance(info, dict) or not _is_shape(info.get("shape")) or \
+        if not isinstance(info, dict) or not is_shape(info.get("shape")) or \
                 not isinstance(info.get("mask", False), bool):
             raise NetshrinkError(f"{path}: corrupt sparse tensor {name!r} (its shape)")
 
 
-def _is_shape(shape) -> bool:
+def is_shape(shape) -> bool:
+    """A tensor shape as a file may hold it: a short list of non-negative integers."""
     return isinstance(shape, list) and len(shape) <= 16 and all(
         isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in shape)
 
@@ -148,6 +149,12 @@ def file_layout(handle, header: dict, path, mask_suffix: str, values_suffix: str
 
 
 # ---- 3. the architecture, against the file ----------------------------------------------
+
+def safetensors_dtype(dtype: torch.dtype) -> str | None:
+    """The safetensors name of a torch dtype ("F32"), as `file_layout` and `model_layout`
+    report dtypes."""
+    return _DTYPES.get(dtype)
+
 
 def model_layout(model: nn.Module) -> dict[str, tuple[str | None, tuple[int, ...]]]:
     """{name: (dtype, shape)} of what `model.state_dict()` holds (works on the meta device)."""

@@ -34,6 +34,7 @@ _CHECKS = {
     "fold": ("netshrink.quant.replay", "check_fold_entry"),
     "prune-mask": ("netshrink.prune.mask", "check_entry"),
     "structured": ("netshrink.prune.rewrite", "check_entry"),
+    "share": ("netshrink.pack.share", "check_entry"),
 }
 
 
