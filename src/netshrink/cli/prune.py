@@ -63,10 +63,16 @@ def _load(args: argparse.Namespace):
 def run_prune(args: argparse.Namespace) -> int:
     import netshrink
     from netshrink import prune
+    from netshrink.prune.api import as_config
     from netshrink.train import evaluate, fit
 
     layer_sparsity = {k: checks.real(v, f"--layer-sparsity {k}", 0, 1, high_open=True)
                       for k, v in key_values(args.layer_sparsity, "--layer-sparsity").items()}
+    options = key_values(args.option, "--option")
+    short = {"sparsity": args.sparsity, "compression": args.compression, "scope": args.scope,
+             "layer_sparsity": layer_sparsity, "allow_collapse": args.allow_collapse,
+             "seed": args.seed}
+    pruning, _ = as_config(args.method, {**short, **options})  # checked before any load
     training = args.epochs > 0 or args.iterations is not None
     # --iterations overrides --epochs (whose default here, 0, means "do not train")
     config = train_config(argparse.Namespace(**{**vars(args), "epochs": args.epochs or 1.0})
@@ -74,10 +80,7 @@ def run_prune(args: argparse.Namespace) -> int:
     folder = out_dir(args.out, files=("model.safetensors", "config.json", "result.json"))
     splits, model = _load(args)
     before = evaluate(model, splits.test)[1]
-    mask = prune.prune_(model, args.method, splits, sparsity=args.sparsity,
-                        compression=args.compression, scope=args.scope,
-                        layer_sparsity=layer_sparsity, allow_collapse=args.allow_collapse,
-                        seed=args.seed, **key_values(args.option, "--option"))
+    mask = prune.prune_(model, pruning, splits)
     rows = prune.report(model)
     print(prune.format_report(rows))
     if mask.collapsed:
@@ -91,7 +94,7 @@ def run_prune(args: argparse.Namespace) -> int:
         "command": "prune", "file": args.file, "model": getattr(model, "netshrink_spec", None),
         "data": args.data, "method": args.method, "sparsity": args.sparsity,
         "compression": args.compression, "scope": args.scope,
-        "layer_sparsity": layer_sparsity, "options": key_values(args.option, "--option"),
+        "layer_sparsity": layer_sparsity, "options": options,
         "seed": args.seed, "train": config.to_dict() if config else None})
     if config is not None:
         trained = fit(model, splits, config, log_csv=folder / "log.csv",

@@ -18,6 +18,7 @@ SynFlow (Tanaka et al.)     dR/dw w, R = 1' prod|W| 1; 100 iterations   no
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -390,6 +391,11 @@ def make(method: str | Score, **options) -> Score:
     if key not in METHODS:
         raise NetshrinkError(f"unknown pruning method {method!r}; choose from "
                              f"{', '.join(METHODS)}")
+    accepted = sorted(set(inspect.signature(METHODS[key]).parameters) - {"self"})
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise NetshrinkError(f"bad option for method {key!r}: {', '.join(unknown)}; it takes "
+                             f"{', '.join(accepted) or 'no options'}")
     try:
         return METHODS[key](**options)
     except TypeError as err:
