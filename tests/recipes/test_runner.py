@@ -96,3 +96,22 @@ def test_a_recipe_runs_on_a_users_own_model_class(tmp_path):
     torch.manual_seed(0)
     result = netshrink.run({**RECIPE, "model": "mlp"}, tmp_path / "mine", model_factory=Mine)
     assert result.row("quantize")["test_accuracy"] > 0.3
+
+
+def test_a_stage_that_reads_a_file_runs_again_when_the_file_changes(tmp_path):
+    teacher = tmp_path / "teacher.safetensors"
+    spec = {"name": "mlp", "args": {"widths": [16]}}
+    netshrink.save(netshrink.models.create("mlp", (1, 8, 8), 10, widths=[16]), teacher)
+    recipe = {**RECIPE, "model": spec,
+              "stages": [{"distill": {"teacher": {"file": str(teacher)},
+                                      "train": {"epochs": 1}}}]}
+    netshrink.run(recipe, tmp_path / "run", measure=False)
+    netshrink.run(recipe, tmp_path / "run", measure=False)
+    assert sum(n.startswith("01-distill") for n in _stage_folders(tmp_path / "run")) == 1
+    torch.manual_seed(1)
+    netshrink.save(netshrink.models.create("mlp", (1, 8, 8), 10, widths=[16]), teacher)
+    netshrink.run(recipe, tmp_path / "run", measure=False)
+    assert sum(n.startswith("01-distill") for n in _stage_folders(tmp_path / "run")) == 2
+    teacher.unlink()
+    with pytest.raises(netshrink.errors.NetshrinkError, match=r"teacher\.safetensors"):
+        netshrink.run(recipe, tmp_path / "run", measure=False)
