@@ -115,3 +115,11 @@ def test_a_stage_that_reads_a_file_runs_again_when_the_file_changes(tmp_path):
     teacher.unlink()
     with pytest.raises(netshrink.errors.NetshrinkError, match=r"teacher\.safetensors"):
         netshrink.run(recipe, tmp_path / "run", measure=False)
+
+
+def test_the_last_stages_file_is_copied_to_the_output_folder(tmp_path):
+    recipe = {**RECIPE, "stages": [{"train": {"epochs": 1}}, {"export": {"format": "nsz"}}]}
+    result = netshrink.run(recipe, tmp_path / "run", measure=False)
+    shipped = tmp_path / "run" / "model.nsz"
+    assert shipped.read_bytes() == Path(result.rows[-1]["file"]).read_bytes()
+    assert not list((tmp_path / "run").glob(".*.tmp"))

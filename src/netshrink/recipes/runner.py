@@ -6,6 +6,7 @@ Layout of the output folder OUT:
     OUT/stages/00-start-<id>/            the model before any stage
     OUT/stages/NN-<name>-<id>/           model.safetensors, result.json, the stage's own files
     OUT/results.md, results.csv, results.json   one row per stage: accuracy, bytes, latency
+    OUT/model.safetensors (or model.nsz)  a copy of the last stage's file: the result to ship
 
 A stage's id is the hash of its resolved config chained to the previous stage's id, so a stage
 is the same exactly when everything before it is. It runs in a staging folder that becomes
@@ -130,8 +131,17 @@ def run(recipe, out: str | os.PathLike, model_factory: Callable[[], nn.Module] |
         previous = identity
     if measure:
         measure_rows(recipe, result.rows, files, splits, model_factory)
+    _copy_final(Path(result.rows[-1]["file"]), out)
     write_tables(recipe, result)
     return result
+
+
+def _copy_final(source: Path, out: Path) -> None:
+    """OUT/model.<suffix>: the last stage's file, copied whole or not at all."""
+    from netshrink.fileio import atomic_path
+
+    with atomic_path(out / f"model{source.suffix}") as staging:
+        shutil.copyfile(source, staging)
 
 
 def _files_digest(config) -> str:
