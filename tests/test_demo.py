@@ -1,6 +1,7 @@
 """The demo on the tiny digits set: every recipe runs, each row is the model in its file."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,13 @@ def test_the_structured_rows_are_smaller_networks(demo):
     structured = netshrink.load(by_name["structured 50%"]["file"])
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(structured) < 0.6 * count(dense)
+
+
+def test_the_shipped_demo_recipes_are_the_demos(tmp_path):
+    from netshrink.demo import write_recipes
+
+    shipped = Path(__file__).parents[1] / "recipes" / "demo"
+    written = write_recipes(tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in shipped.glob("*.yaml"))
+    for path in written:
+        assert path.read_text() == (shipped / path.name).read_text(), path.name

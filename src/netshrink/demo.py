@@ -21,6 +21,7 @@ resolved recipes (config.json) into the output folder.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from netshrink.fileio import atomic_write
@@ -28,12 +29,16 @@ from netshrink.fileio import atomic_write
 BATCHES = (1, 256)
 
 
-def recipes(epochs: float, seed: int, dataset: str) -> dict[str, dict]:
-    """{row: recipe} of the demo (the teacher of distilled rows is the dense row's file,
-    filled in once it exists)."""
+TEACHER = "teacher.safetensors"  # the dense row's model, copied beside the demo's tables
+
+
+def recipes(epochs: float = 10.0, seed: int = 0, dataset: str = "fashion-mnist",
+            teacher: str = f"runs/demo/{TEACHER}") -> dict[str, dict]:
+    """{row: recipe} of the demo. The distilled student's teacher is the dense row's model
+    file (the demo copies it to OUT/teacher.safetensors once the dense recipe has run)."""
     lr = {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60}
     train = {"train": {"epochs": epochs, "lr_schedule": "cosine", **lr}}
-    tune = {"epochs": max(1.0, epochs / 3), "lr": 3e-4, "batch_size": 60}
+    tune = {"epochs": max(1.0, round(0.3 * epochs, 1)), "lr": 3e-4, "batch_size": 60}
     base = {"data": dataset, "seed": seed, "model": "lenet300",
             "measure": {"batch_sizes": list(BATCHES)}}
 
@@ -56,7 +61,8 @@ def recipes(epochs: float, seed: int, dataset: str) -> dict[str, dict]:
         "student alone": recipe("student", model={"name": "mlp", "args": {"widths": [100]}}),
         "student distilled": {**recipe("distilled", model={"name": "mlp",
                                                             "args": {"widths": [100]}}),
-                              "stages": [{"distill": {"teacher": None, "temperature": 4.0,
+                              "stages": [{"distill": {"teacher": {"file": teacher},
+                                                      "temperature": 4.0,
                                                       "alpha": 0.9,
                                                       "train": train["train"]}}]},
         "combined": recipe(
@@ -67,6 +73,30 @@ def recipes(epochs: float, seed: int, dataset: str) -> dict[str, dict]:
     }
 
 
+def write_recipes(folder: Path) -> list[Path]:
+    """The demo's recipes as YAML files (recipes/demo/ in the repository is this output)."""
+    import yaml
+
+    class NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data) -> bool:
+            return True
+
+    paths = []
+    for label, recipe in recipes().items():
+        name = recipe["name"]
+        head = (f"# The demo's row `{label}` (netshrink demo runs all eight rows sharing one "
+                "folder of\n# stages; written by netshrink.demo.write_recipes, checked by "
+                "tests/test_demo.py).\n")
+        if label == "student distilled":
+            head += "# Its teacher is the dense row's model: run `netshrink demo` first.\n"
+        head += f"#\n#   netshrink run recipes/demo/{name}.yaml --out runs/demo/recipes/{name}\n"
+        body = yaml.dump(recipe, Dumper=NoAliases, sort_keys=False, default_flow_style=None,
+                         width=96)
+        paths.append(Path(folder) / f"{name}.yaml")
+        atomic_write(paths[-1], head + body)
+    return paths
+
+
 def run(out: Path, epochs: float = 10.0, seed: int = 0, dataset: str = "fashion-mnist"
         ) -> list[dict]:
     """Run the demo's recipes into `out`, print the table, write it with a plot."""
@@ -74,27 +104,32 @@ def run(out: Path, epochs: float = 10.0, seed: int = 0, dataset: str = "fashion-
     from netshrink.recipes import load_recipe
 
     out = Path(out)
-    plan = recipes(epochs, seed, dataset)
+    plan = recipes(epochs, seed, dataset, teacher=str(out / TEACHER))
     stages = out / "stages"
     results = {}
-    dense_file = None
     print(f"netshrink demo: LeNet-300-100 on {dataset}, {epochs:g} epochs, seed {seed}; "
           f"{len(plan)} recipes sharing {stages}")
     for i, (label, recipe) in enumerate(plan.items(), start=1):
-        if recipe["stages"][0].get("distill", {}).get("teacher", "x") is None:
-            recipe["stages"][0]["distill"]["teacher"] = {"file": str(dense_file)}
         print(f"[{i}/{len(plan)}] {label}")
         result = netshrink.run(recipe, out / "recipes" / recipe["name"], stages=stages,
                                measure=False)
         results[label] = result
         if label == "dense float32":
-            dense_file = result.row("train")["file"]
+            _copy(Path(result.row("train")["file"]), out / TEACHER)
     atomic_write(out / "config.json", json.dumps(
         {label: load_recipe(r).to_dict() for label, r in plan.items()}, indent=2) + "\n")
     rows = _rows(results)
     _measure(rows, dataset, seed)
     _write(rows, out)
     return rows
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy a file whole or not at all (a rerun then reuses the distilled stages)."""
+    from netshrink.fileio import atomic_path
+
+    with atomic_path(target) as staging:
+        shutil.copyfile(source, staging)
 
 
 def _rows(results: dict) -> list[dict]:
