@@ -34,7 +34,7 @@ def quantized(tmp_path_factory):
     torch.manual_seed(0)
     model = models.create("resnet", (1, 8, 8), 3, depth=8, width=4)
     netshrink.prune_(model, "magnitude", sparsity=0.5)
-    netshrink.quantize_(model, Static(), data=torch.rand(32, 1, 8, 8))
+    netshrink.quantize_(model, Static(observer="minmax"), data=torch.rand(32, 1, 8, 8))
     path = netshrink.save(model, tmp_path_factory.mktemp("quantized") / "q.safetensors")
     return path, read_metadata(path), read_tensors(path)
 

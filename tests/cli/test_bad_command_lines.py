@@ -152,3 +152,12 @@ def test_random_train_command_lines_are_one_clear_line(capsys, bad, others):
         argv += [option, value] if not value.startswith("-") else [f"{option}={value}"]
     line = refused(argv, capsys)
     assert "error:" in line, line
+
+
+def test_a_read_only_out_folder_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    """(Simulated: the tests may run as root, who can write anywhere.)"""
+    from netshrink.cli import options
+
+    monkeypatch.setattr(options.os, "access", lambda path, mode: False)
+    line = refused([*TRAIN, "--out", str(tmp_path / "ro")], capsys)
+    assert "the folder is not writable; give a folder you can write" in line, line
