@@ -141,3 +141,21 @@ def test_random_recipes_are_valid_or_one_clear_error(document):
         assert str(err).startswith("r.yaml") and len(str(err)) < 1000, str(err)
         return
     assert isinstance(checked, Recipe) and checked.stages
+
+
+@pytest.mark.parametrize(("stages", "words"), [
+    ([{"train": {"epochs": 1}}, {"prune": {"sparsity": 0.5, "layers": {"nolayer": 0.9}}}],
+     r"stage 2 \(prune\): layers: 'nolayer' matches no layer"),
+    ([{"prune": {"sparsity": 0.5, "skip": ["fc1"]}}], r"stage 1 \(prune\): skip: 'fc1'"),
+    ([{"share": {"bits": 4, "skip": ["9.weight"]}}], r"stage 1 \(share\): skip: '9.weight'"),
+    ([{"structured": {"sparsity": 0.5, "skip": ["head"]}}], r"stage 1 \(structured\): skip"),
+    ([{"quantize": {"method": "dynamic", "skip": ["nolayer"]}}],
+     r"stage 1 \(quantize\): skip: 'nolayer'"),
+])
+def test_layer_names_are_matched_against_the_model_before_any_stage_runs(tmp_path, stages,
+                                                                          words):
+    import netshrink
+
+    with pytest.raises(NetshrinkError, match=words):
+        netshrink.run({**BASE, "stages": stages}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing ran, nothing was written

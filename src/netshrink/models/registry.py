@@ -107,8 +107,13 @@ def _build(name: str, build: Callable[[], nn.Module]) -> nn.Module:
     first built on the meta device (shapes, no memory), so a typo such as widths=[10**9]
     is refused instead of exhausting the memory."""
     if torch.get_default_device().type != "meta":
-        with torch.device("meta"):
-            probe = build()
+        try:
+            with torch.device("meta"):
+                probe = build()
+        except NetshrinkError:
+            raise
+        except Exception:  # a builder that cannot run on meta (it reads weights): as it is
+            return build()
         needed = sum(t.numel() * t.element_size() for t in probe.state_dict().values()
                      if isinstance(t, torch.Tensor))
         available = _physical_memory()

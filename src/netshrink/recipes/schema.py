@@ -246,3 +246,41 @@ def check_order(recipe: Recipe, source: str = "recipe") -> None:
                                      f"earlier stages: {', '.join(seen) or 'none'}")
         state = kind.leaves(stage.config, state)
         seen.append(stage.name)
+
+
+# the stage kinds whose configs name layers: kind -> the names their patterns match in a model
+def _layer_names(kind: str, model) -> list[str] | None:
+    if kind == "prune":
+        from netshrink.prune import prunable
+
+        return list(prunable(model))
+    if kind == "share":
+        from netshrink.pack.share import shareable
+
+        return list(shareable(model))
+    if kind in ("structured", "quantize"):
+        return [n for n, _ in model.named_modules() if n]
+    return None
+
+
+def check_layer_names(recipe: Recipe, model, source: str = "recipe") -> None:
+    """Refuse layer patterns (skip, layers) that name no layer of the model the recipe starts
+    from, naming the stage, before any stage runs. Names do not change before the first
+    quantize stage (which may decompose attention), so the stages up to it are checked; a
+    model loaded already transformed is left to each stage's own check."""
+    from netshrink.core.patterns import check_patterns
+    from netshrink.core.transforms import recorded
+
+    if recorded(model):
+        return
+    for stage in recipe.stages:
+        names = _layer_names(stage.kind, model)
+        if names is not None:
+            try:
+                for key in ("skip", "layers"):
+                    check_patterns(list(stage.config.get(key) or ()), names, key)
+            except NetshrinkError as err:
+                raise NetshrinkError(f"{source}: stage {stage.index} ({stage.kind}): "
+                                     f"{err}") from None
+        if stage.kind == "quantize":
+            return
