@@ -33,7 +33,7 @@ from torch import nn
 
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_write
-from netshrink.recipes.schema import Recipe, Stage, parse
+from netshrink.recipes.schema import Recipe, Stage, check_layer_names, parse
 from netshrink.recipes.stages import KINDS, Context
 
 STAGES = "stages"
@@ -108,6 +108,7 @@ def run(recipe, out: str | os.PathLike, model_factory: Callable[[], nn.Module] |
         raise NetshrinkError(f"--out {out} exists and is not a folder")
     splits = load_data(recipe)
     start = build_start(recipe, splits, model_factory)
+    check_layer_names(recipe, start)  # a typo in a layer name is refused before any stage
     stage_root = Path(stages) if stages is not None else out / STAGES
     stage_root.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
