@@ -100,7 +100,7 @@ def parse(document, source: str = "recipe") -> Recipe:
     seed = document.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise NetshrinkError(f"{source}: seed must be an integer in [0, 2**63), got {seed!r}")
-    data = _named(document["data"], "data", ("name", "val_size", "root"), source)
+    data = _data(document["data"], source)
     model = _model(document["model"], source)
     measure = _measure(document.get("measure") or {}, source)
     runtime = document.get("runtime", "auto")
@@ -146,7 +146,27 @@ def _named(value, key: str, fields: tuple[str, ...], source: str) -> dict:
     return dict(value)
 
 
+def _data(value, source: str) -> dict:
+    from netshrink import checks
+    from netshrink import data as datasets
+
+    data = _named(value, "data", ("name", "val_size", "root"), source)
+    try:
+        if data["name"].lower() not in datasets.names():
+            raise NetshrinkError(f"name={data['name']!r} is not one of "
+                                 f"{', '.join(datasets.names())}")
+        if data.get("val_size") is not None:
+            checks.integer(data["val_size"], "val_size", 0)
+        if data.get("root") is not None:
+            checks.text(data["root"], "root")
+    except NetshrinkError as err:
+        raise NetshrinkError(f"{source}: data: {err}") from None
+    return data
+
+
 def _model(value, source: str) -> dict:
+    from netshrink.models.registry import INITS
+
     if isinstance(value, dict) and "file" in value:
         if set(value) != {"file"} or not isinstance(value["file"], str):
             raise NetshrinkError(f"{source}: model: {{file: PATH}} takes only the file's path")
@@ -154,6 +174,9 @@ def _model(value, source: str) -> dict:
     model = _named(value, "model", ("name", "args", "init"), source)
     if not isinstance(model.get("args", {}), dict):
         raise NetshrinkError(f"{source}: model: args must be a mapping of model arguments")
+    if model.get("init", "default") not in INITS:
+        raise NetshrinkError(f"{source}: model: init={str(model['init'])[:40]!r} must be one "
+                             f"of {', '.join(INITS)}")
     return model
 
 
@@ -234,3 +257,41 @@ def check_order(recipe: Recipe, source: str = "recipe") -> None:
                                      f"earlier stages: {', '.join(seen) or 'none'}")
         state = kind.leaves(stage.config, state)
         seen.append(stage.name)
+
+
+# the stage kinds whose configs name layers: kind -> the names their patterns match in a model
+def _layer_names(kind: str, model) -> list[str] | None:
+    if kind == "prune":
+        from netshrink.prune import prunable
+
+        return list(prunable(model))
+    if kind == "share":
+        from netshrink.pack.share import shareable
+
+        return list(shareable(model))
+    if kind in ("structured", "quantize"):
+        return [n for n, _ in model.named_modules() if n]
+    return None
+
+
+def check_layer_names(recipe: Recipe, model, source: str = "recipe") -> None:
+    """Refuse layer patterns (skip, layers) that name no layer of the model the recipe starts
+    from, naming the stage, before any stage runs. Names do not change before the first
+    quantize stage (which may decompose attention), so the stages up to it are checked; a
+    model loaded already transformed is left to each stage's own check."""
+    from netshrink.core.patterns import check_patterns
+    from netshrink.core.transforms import recorded
+
+    if recorded(model):
+        return
+    for stage in recipe.stages:
+        names = _layer_names(stage.kind, model)
+        if names is not None:
+            try:
+                for key in ("skip", "layers"):
+                    check_patterns(list(stage.config.get(key) or ()), names, key)
+            except NetshrinkError as err:
+                raise NetshrinkError(f"{source}: stage {stage.index} ({stage.kind}): "
+                                     f"{err}") from None
+        if stage.kind == "quantize":
+            return

@@ -15,12 +15,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import time
 from pathlib import Path
 
 import torch
 
 import netshrink
+from netshrink import checks
 from netshrink.bench.spec import TrialSpec
 from netshrink.bench.tasks import Task, field_defaults, known_keys
 from netshrink.bench.tasks.train import build
@@ -36,13 +38,25 @@ def check_quantization(params: dict) -> None:
     known_keys(params, set(DEFAULTS), "quantization")
     for key, config in (("ptq", Static), ("qat", QAT)):
         try:
-            config(**params.get(key, {}))
-        except TypeError as err:
+            config(**checks.mapping(params.get(key, {}), key))
+        except (TypeError, NetshrinkError) as err:
             raise NetshrinkError(f"params.{key}: {err}") from None
     for key in ("qat_epochs", "qat_lr"):
         value = params.get(key)
-        if value is not None and not (isinstance(value, int | float) and value > 0):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not 0 < value < math.inf):
             raise NetshrinkError(f"params.{key}={value!r} must be a positive number")
+    checks.positive_integer(params.get("latency_repeats", 30), "params.latency_repeats",
+                            100_000)
+
+
+def check_quantization_model(params: dict, model) -> None:
+    """The skip patterns of ptq and qat must each name a layer of the trial's model."""
+    from netshrink.core.patterns import check_patterns
+
+    names = [n for n, _ in model.named_modules() if n]
+    for key in ("ptq", "qat"):
+        check_patterns(params.get(key, {}).get("skip", ()), names, f"params.{key}.skip")
 
 
 def resolve_quantization(params: dict) -> dict:
@@ -148,4 +162,5 @@ def quantization_task(spec: TrialSpec, workdir: Path) -> dict:
     return metrics
 
 
-TASKS = {"quantization": Task(quantization_task, check_quantization, resolve_quantization)}
+TASKS = {"quantization": Task(quantization_task, check_quantization, resolve_quantization,
+                              check_model=check_quantization_model)}
