@@ -43,6 +43,13 @@ def test_a_recipe_runs_measures_and_does_not_run_a_finished_stage_again(tmp_path
     assert rows["train"]["test_accuracy"] > 0.5
     assert rows["quantize"]["x_smaller"] > 2.5 and "latency_ms_b32" in rows["quantize"]
     assert (tmp_path / "run" / "results.md").read_text().count("|") > 40
+    assert {rows[s]["runtime"] for s in rows if s != "quantize"} == {"torch"}
+    assert "onnxruntime" in rows["quantize"]["runtime"] or "torch" in rows["quantize"]["runtime"]
+    assert rows["quantize"]["runtime_accuracy"] == pytest.approx(rows["quantize"]["test_accuracy"],
+                                                                 abs=0.02)
+    on_torch = netshrink.run({**RECIPE, "runtime": "torch"}, tmp_path / "torch",
+                             stages=tmp_path / "run" / "stages")  # the same stages, re-timed
+    assert on_torch.row("quantize")["runtime"] == "torch"
     model = netshrink.load(next((tmp_path / "run" / "stages").glob("05-quantize-*"))
                            / "model.safetensors")
     assert netshrink.prune.density(model) == pytest.approx(0.3, abs=1e-3)

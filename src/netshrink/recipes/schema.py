@@ -5,6 +5,7 @@
     model: lenet5                  # or {name: mlp, args: {widths: [100]}}, or {file: m.safetensors}
     seed: 0
     measure: {batch_sizes: [1, 256], threads: 2, repeats: 20}
+    runtime: auto                  # statically quantized stages: auto | torch | onnxruntime
     stages:
       - train: {epochs: 10, lr_schedule: cosine}        # netshrink.train.TrainConfig
       - prune: {method: magnitude, sparsity: 0.9}       # netshrink.prune.PruneConfig
@@ -18,6 +19,10 @@ config (and `name:` beside it to name the stage; the default is the kind, number
 repeats). Everything is checked before any stage runs: an unknown kind or key, a wrong type or
 value, a teacher that names no earlier stage, an order that cannot work (pruning, training or
 quantizing a model already converted to integers) are one error naming the stage and the key.
+
+`runtime` is how statically quantized stages are timed (netshrink.quant.compile_int8: their
+integer program on the fastest runtime, "auto", or the one named); float and dynamic stages
+are timed as PyTorch modules.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from dataclasses import dataclass, field
 
 from netshrink.errors import NetshrinkError
 
-RECIPE_KEYS = ("name", "data", "model", "seed", "measure", "stages")
+RECIPE_KEYS = ("name", "data", "model", "seed", "measure", "runtime", "stages")
+RUNTIMES = ("auto", "torch", "onnxruntime")  # netshrink.quant.int8.RUNTIMES
 MEASURE_DEFAULTS = {"batch_sizes": [1, 256], "threads": 2, "repeats": 20, "warmup": 3}
 
 
@@ -61,10 +67,11 @@ class Recipe:
     seed: int
     measure: dict
     stages: tuple[Stage, ...] = field(default_factory=tuple)
+    runtime: str = "auto"
 
     def to_dict(self) -> dict:
         return {"name": self.name, "data": self.data, "model": self.model, "seed": self.seed,
-                "measure": self.measure,
+                "measure": self.measure, "runtime": self.runtime,
                 "stages": [{s.kind: s.config, "name": s.name} for s in self.stages]}
 
     def identity(self) -> str:
@@ -96,6 +103,10 @@ def parse(document, source: str = "recipe") -> Recipe:
     data = _data(document["data"], source)
     model = _model(document["model"], source)
     measure = _measure(document.get("measure") or {}, source)
+    runtime = document.get("runtime", "auto")
+    if runtime not in RUNTIMES:
+        raise NetshrinkError(f"{source}: runtime must be one of {', '.join(RUNTIMES)} (how "
+                             f"statically quantized stages are timed), got {runtime!r}")
     raw = document["stages"]
     if not isinstance(raw, list) or not raw:
         raise NetshrinkError(f"{source}: stages must be a non-empty list of stages")
@@ -113,7 +124,7 @@ def parse(document, source: str = "recipe") -> Recipe:
             raise NetshrinkError(f"{where}: the name {stage_name!r} is taken by an earlier stage")
         names.add(stage_name)
         stages.append(Stage(index, kind, stage_name, resolved))
-    recipe = Recipe(name, data, model, seed, measure, tuple(stages))
+    recipe = Recipe(name, data, model, seed, measure, tuple(stages), runtime)
     check_order(recipe, source)
     return recipe
 
