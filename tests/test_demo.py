@@ -1,26 +1,66 @@
-"""The demo's pipeline on the tiny digits set: every step runs and the table is consistent."""
+"""The demo on the tiny digits set: every recipe runs, each row is the model in its file."""
 
 import json
+from pathlib import Path
 
-from netshrink import load
+import pytest
+
+import netshrink
+from netshrink import data
 from netshrink.demo import run
+from netshrink.train import evaluate
 
 
-def test_demo_runs_every_step_and_measures_it(tmp_path):
-    rows = run(tmp_path, epochs=2, seed=0, dataset="digits")
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return out, run(out, epochs=2, seed=0, dataset="digits")
+
+
+def test_every_row_is_a_recipe_measured_in_the_same_run(demo):
+    out, rows = demo
     by_name = {r["model"]: r for r in rows}
-    assert list(by_name) == ["dense", "pruned 90%", "pruned 90% + int8", "student alone",
-                             "student distilled"]
-    dense, pruned, int8 = by_name["dense"], by_name["pruned 90%"], by_name["pruned 90% + int8"]
-    assert pruned["nonzero_parameters"] < 0.15 * dense["nonzero_parameters"]
-    assert pruned["file_bytes"] * 5 < dense["file_bytes"]          # stored sparse
-    assert int8["file_bytes"] < pruned["file_bytes"]               # and int8 on top
+    assert list(by_name) == ["dense float32", "pruned 92%", "structured 50%", "int8",
+                             "shared 4-bit .nsz", "student alone", "student distilled",
+                             "combined"]
+    dense = by_name["dense float32"]
+    assert by_name["pruned 92%"]["file_bytes"] * 5 < dense["file_bytes"]
+    assert by_name["int8"]["file_bytes"] * 3 < dense["file_bytes"]
+    assert by_name["shared 4-bit .nsz"]["file_bytes"] < by_name["pruned 92%"]["file_bytes"]
+    assert by_name["combined"]["file_bytes"] * 25 < dense["file_bytes"]
+    assert by_name["combined"]["file"].endswith(".nsz")
     for row in rows:
-        assert row["test_accuracy"] > 0.3                           # chance is 0.1
-        assert row["reloaded_accuracy"] == row["test_accuracy"]     # the saved file is the model
-        assert row["latency_ms"] > 0
-    config = json.loads((tmp_path / "config.json").read_text())
-    assert config["data"] == "digits" and config["train"]["epochs"] == 2
-    assert json.loads((tmp_path / "demo.json").read_text()) == rows
-    assert (tmp_path / "demo.md").read_text().count("\n") == 7
-    load(tmp_path / "pruned_90_+_int8.safetensors")                # a loadable int8 file
+        assert row["latency_ms_b1"] > 0 and row["latency_ms_b256"] > 0
+        assert row["x_smaller"] == pytest.approx(dense["file_bytes"] / row["file_bytes"])
+    assert json.loads((out / "demo.json").read_text()) == rows
+    assert (out / "demo.md").read_text().count("\n| ") == len(rows) + 1
+    config = json.loads((out / "config.json").read_text())
+    assert set(config) == set(by_name)
+    assert config["combined"]["stages"][0]["train"]["epochs"] == 2
+
+
+def test_each_rows_accuracy_is_that_of_its_file(demo):
+    _, rows = demo
+    test = data.load("digits", seed=0).test
+    for row in rows[:3] + rows[-1:]:
+        model = netshrink.load(row["file"])
+        assert evaluate(model, test)[1] == pytest.approx(row["test_accuracy"], abs=1e-9)
+
+
+def test_the_structured_rows_are_smaller_networks(demo):
+    _, rows = demo
+    by_name = {r["model"]: r for r in rows}
+    dense = netshrink.load(by_name["dense float32"]["file"])
+    structured = netshrink.load(by_name["structured 50%"]["file"])
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(structured) < 0.6 * count(dense)
+
+
+def test_the_shipped_demo_recipes_are_the_demos(tmp_path):
+    from netshrink.demo import write_recipes
+
+    shipped = Path(__file__).parents[1] / "recipes" / "demo"
+    written = write_recipes(tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in shipped.glob("*.yaml"))
+    for path in written:
+        assert path.read_text() == (shipped / path.name).read_text(), path.name

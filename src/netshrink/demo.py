@@ -1,119 +1,266 @@
-"""The demo: shrink LeNet-300-100 on Fashion-MNIST three ways and measure what each bought.
+"""The demo: what each family of methods buys on LeNet-300-100 / Fashion-MNIST, and what they
+buy combined, each row one recipe (netshrink.recipes) measured in the same run.
 
-1. train the dense model (the baseline and the teacher);
-2. prune 90% of every layer's weights by magnitude, retrain with the mask, make it permanent;
-3. quantize the pruned model to int8 (static, calibrated) and save it as an int8 file;
-4. distill the dense model into a 784-100-10 student, beside the same student trained alone.
+The recipes share one folder of stages, so the dense model trains once (and a rerun reuses
+it: the demo resumes); every other row starts from its file. Rows:
 
-Every row is measured in this run: test accuracy, non-zero parameters, bytes of the saved file,
-and latency on a batch of 256 test images (2 threads, the candidates timed alternately).
+- dense float32: the trained baseline (and the teacher);
+- pruned 92%: magnitude at Deep Compression's layer rates, fine-tuned with the mask (smaller
+  to store, no faster);
+- structured: half the hidden neurons removed (smaller and faster);
+- int8: static, calibrated;
+- shared (Deep Compression): pruned 92%, 4-bit k-means weight sharing, entropy-coded .nsz file;
+- student alone / distilled: a 784-100-10 MLP, trained on the labels or from the dense net;
+- combined: structured, pruned, recovered by distillation from the dense net, int8, .nsz.
+
+Each row: test accuracy of the model loaded from its file, the file's bytes, latency at batch
+1 and 256 on the fastest runtime it can be deployed on (all rows and runtimes timed
+alternately in one call per batch size, 2 threads, real test images), as ratios to the dense
+model on its fastest runtime. Writes demo.md, demo.csv, demo.json, demo.png and the
+resolved recipes (config.json) into the output folder.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+import shutil
 from pathlib import Path
 
-import netshrink
-from netshrink import data, measure, models
-from netshrink.distill import DistillConfig
 from netshrink.fileio import atomic_write
-from netshrink.prune import squash_
-from netshrink.quant import Static
-from netshrink.train import TrainConfig, evaluate, fit, seed_everything
+
+BATCHES = (1, 256)
+# Deep Compression's LeNet-300-100 rates (fc1 92%, fc2 91%, fc3 74% removed: 92% overall);
+# a flat 90% of every layer leaves the 10-way output layer too few weights.
+DEEP_COMPRESSION = {"1": 0.92, "3": 0.91, "5": 0.74}
+THREADS = 2
+REPEATS = 30
 
 
-def run(out: Path, epochs: float = 10.0, seed: int = 0,
-        dataset: str = "fashion-mnist") -> list[dict]:
-    """Run the four steps, print a table and write it (Markdown and JSON) into `out`.
+TEACHER = "teacher.safetensors"  # the dense row's model, copied beside the demo's tables
 
-    The resolved configuration goes to `out/config.json` before anything trains.
-    """
-    splits = data.load(dataset, seed=seed)
-    config = TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=epochs, seed=seed,
-                         lr_schedule="cosine", device="cpu")
-    retrain = TrainConfig(**{**config.to_dict(), "epochs": epochs / 2})
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "config.json", json.dumps({
-        "data": dataset, "seed": seed, "train": config.to_dict(), "retrain": retrain.to_dict(),
-        "prune": {"method": "magnitude", "sparsity": 0.9, "scope": "layerwise"},
-        "quantize": Static().to_dict(),
-        "distill": DistillConfig(temperature=4.0, alpha=0.9).to_dict(),
-        "student": {"model": "mlp", "widths": [100]},
-        "versions": {"netshrink": netshrink.__version__}}, indent=2) + "\n")
-    print(f"netshrink demo on {splits!r}; {epochs:g} epochs per training, seed {seed}")
 
-    def create(name: str, **kw):
-        seed_everything(seed)
-        return models.create(name, splits.input_shape, splits.num_classes, **kw)
+def recipes(epochs: float = 10.0, seed: int = 0, dataset: str = "fashion-mnist",
+            teacher: str = f"runs/demo/{TEACHER}") -> dict[str, dict]:
+    """{row: recipe} of the demo. The distilled student's teacher is the dense row's model
+    file (the demo copies it to OUT/teacher.safetensors once the dense recipe has run)."""
+    lr = {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60}
+    train = {"train": {"epochs": epochs, "lr_schedule": "cosine", **lr}}
+    tune = {"epochs": max(1.0, round(0.3 * epochs, 1)), "lr": 1e-3, "lr_schedule": "cosine",
+            "batch_size": 60}
+    prune = {"prune": {"sparsity": 0.0, "scope": "layerwise", "layers": DEEP_COMPRESSION}}
+    base = {"data": dataset, "seed": seed, "model": "lenet300",
+            "measure": {"batch_sizes": list(BATCHES)}}
 
-    print("[1/4] training LeNet-300-100 (dense)")
-    dense = create("lenet300")
-    fit(dense, splits, config, log_csv=out / "dense.csv")
+    def recipe(name: str, *stages, model="lenet300") -> dict:
+        return {**base, "name": name, "model": model, "stages": [train, *stages]}
 
-    print("[2/4] pruning 90% of every layer's weights (magnitude), retraining with the mask")
-    pruned = copy.deepcopy(dense)
-    netshrink.prune_(pruned, "magnitude", sparsity=0.9, scope="layerwise")
-    fit(pruned, splits, retrain, log_csv=out / "pruned.csv")
-    squash_(pruned)
+    distill_tune = {"distill": {"teacher": "train", "temperature": 4.0, "alpha": 0.9,
+                                "train": tune}}
+    return {
+        "dense float32": recipe("dense"),
+        "pruned 92%": recipe("pruned", prune, {"finetune": tune}),
+        "structured 50%": recipe("structured", {"structured": {"sparsity": 0.5}},
+                                 {"finetune": tune}),
+        "int8": recipe("int8", {"quantize": {"method": "static"}}),
+        "shared 4-bit .nsz": recipe(
+            "shared", prune, {"finetune": tune},
+            {"share": {"bits": 4, "train": {"epochs": 1.0, "lr": 1e-4, "batch_size": 60}}},
+            {"export": {"format": "nsz"}}),
+        "student alone": recipe("student", model={"name": "mlp", "args": {"widths": [100]}}),
+        "student distilled": {**recipe("distilled", model={"name": "mlp",
+                                                            "args": {"widths": [100]}}),
+                              "stages": [{"distill": {"teacher": {"file": teacher},
+                                                      "temperature": 4.0,
+                                                      "alpha": 0.9,
+                                                      "train": train["train"]}}]},
+        "combined": recipe(
+            "combined", {"structured": {"sparsity": 0.5}}, distill_tune, prune,
+            {**distill_tune, "name": "distill-2"},
+            {"quantize": {"method": "static"}}, {"export": {"format": "nsz"}}),
+    }
 
-    print("[3/4] quantizing the pruned model to int8 (static, calibrated on training images)")
-    quantized = copy.deepcopy(pruned)
-    netshrink.quantize_(quantized, Static(), data=splits)
 
-    print("[4/4] distilling into a 784-100-10 student (T=4), and the same student alone")
-    alone = create("mlp", widths=[100])
-    fit(alone, splits, config, log_csv=out / "student_alone.csv")
-    student = create("mlp", widths=[100])
-    netshrink.distill(student, dense, splits, DistillConfig(temperature=4.0, alpha=0.9),
-                      config, log_csv=out / "student_distilled.csv")
+def write_recipes(folder: Path) -> list[Path]:
+    """The demo's recipes as YAML files (recipes/demo/ in the repository is this output)."""
+    import yaml
 
-    candidates = {"dense": dense, "pruned 90%": pruned, "pruned 90% + int8": quantized,
-                  "student alone": alone, "student distilled": student}
-    rows = _measure(candidates, splits, out)
-    _report(rows, out)
+    class NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data) -> bool:
+            return True
+
+    paths = []
+    for label, recipe in recipes().items():
+        name = recipe["name"]
+        head = (f"# The demo's row `{label}` (netshrink demo runs all eight rows sharing one "
+                "folder of\n# stages; written by netshrink.demo.write_recipes, checked by "
+                "tests/test_demo.py).\n")
+        if label == "student distilled":
+            head += "# Its teacher is the dense row's model: run `netshrink demo` first.\n"
+        head += f"#\n#   netshrink run recipes/demo/{name}.yaml --out runs/demo/recipes/{name}\n"
+        body = yaml.dump(recipe, Dumper=NoAliases, sort_keys=False, default_flow_style=None,
+                         width=96)
+        paths.append(Path(folder) / f"{name}.yaml")
+        atomic_write(paths[-1], head + body)
+    return paths
+
+
+def run(out: Path, epochs: float = 10.0, seed: int = 0, dataset: str = "fashion-mnist"
+        ) -> list[dict]:
+    """Run the demo's recipes into `out`, print the table, write it with a plot."""
+    import netshrink
+    from netshrink.recipes import load_recipe
+
+    out = Path(out)
+    plan = recipes(epochs, seed, dataset, teacher=str(out / TEACHER))
+    stages = out / "stages"
+    results = {}
+    print(f"netshrink demo: LeNet-300-100 on {dataset}, {epochs:g} epochs, seed {seed}; "
+          f"{len(plan)} recipes sharing {stages}")
+    for i, (label, recipe) in enumerate(plan.items(), start=1):
+        print(f"[{i}/{len(plan)}] {label}")
+        result = netshrink.run(recipe, out / "recipes" / recipe["name"], stages=stages,
+                               measure=False)
+        results[label] = result
+        if label == "dense float32":
+            _copy(Path(result.row("train")["file"]), out / TEACHER)
+    atomic_write(out / "config.json", json.dumps(
+        {label: load_recipe(r).to_dict() for label, r in plan.items()}, indent=2) + "\n")
+    rows = _rows(results)
+    _measure(rows, dataset, seed)
+    _write(rows, out)
     return rows
 
 
-def _measure(candidates: dict, splits, out: Path) -> list[dict]:
-    batch = splits.test.tensors[0][:256]
-    for model in candidates.values():
-        model.eval()
-    speed = measure.compare_latency({name: (lambda m=m: m(batch)) for name, m in
-                                     candidates.items()}, repeats=40, warmup=5, num_threads=2)
+def _copy(source: Path, target: Path) -> None:
+    """Copy a file whole or not at all (a rerun then reuses the distilled stages)."""
+    from netshrink.fileio import atomic_path
+
+    with atomic_path(target) as staging:
+        shutil.copyfile(source, staging)
+
+
+def _rows(results: dict) -> list[dict]:
     rows = []
-    for name, model in candidates.items():
-        path = netshrink.save(model, out / f"{name.replace(' ', '_').replace('%', '')}"
-                                            ".safetensors")
-        reloaded = netshrink.load(path)
-        _, accuracy = evaluate(model, splits.test)
-        _, reloaded_accuracy = evaluate(reloaded, splits.test)
-        rows.append({
-            "model": name,
-            "test_accuracy": accuracy,
-            "reloaded_accuracy": reloaded_accuracy,
-            "nonzero_parameters": measure.count_nonzero(model),
-            "file_bytes": measure.file_size(path),
-            "latency_ms": 1000 * speed[name].median,
-        })
-    base = rows[0]
-    for row in rows:
-        row["smaller_file"] = base["file_bytes"] / row["file_bytes"]
-        row["speedup"] = base["latency_ms"] / row["latency_ms"]
+    for label, result in results.items():
+        last = result.rows[-1]
+        rows.append({"model": label, "stage": last["stage"], "file": last["file"],
+                     "test_accuracy": last["test_accuracy"], "file_bytes": last["bytes"]})
     return rows
 
 
-def _report(rows: list[dict], out: Path) -> None:
-    header = ("| model | test accuracy | non-zero parameters | file bytes | file x smaller | "
-              "latency ms (256 images) | speed-up |")
-    lines = [header, "|---|---|---|---|---|---|---|"]
+def _measure(rows: list[dict], dataset: str, seed: int) -> None:
+    """Latency of every row's model on each runtime it can be deployed on (float: PyTorch and
+    onnxruntime; static int8: compile_int8's fastest integer program), all timed alternately
+    in one call per batch size; each row keeps its fastest, and the ratios are to the dense
+    model on its fastest runtime (the bar a user who deploys float32 would set)."""
+    import tempfile
+
+    import netshrink
+    from netshrink import data
+    from netshrink.data import tensors_of
+    from netshrink.measure import compare_latency
+    from netshrink.prune.speedup import export_float, onnx_session
+    from netshrink.quant.int8 import as_deployed, is_static
+    from netshrink.recipes.report import deployed
+    from netshrink.train import evaluate
+
+    test = data.load(dataset, seed=seed).test
+    images = tensors_of(test)[0]
+    models = {r["model"]: deployed(netshrink.load(r["file"])) for r in rows}
+    with tempfile.TemporaryDirectory() as tmp:
+        sessions = {name: onnx_session(export_float(m, images[:1], Path(tmp) / f"{i}.onnx"),
+                                       THREADS)
+                    for i, (name, m) in enumerate(models.items()) if not is_static(m)}
+        for batch in BATCHES:
+            x = images[:batch]
+            sides = {}
+            for row in rows:
+                name, model = row["model"], models[row["model"]]
+                if name in sessions:
+                    session = sessions[name]
+                    feed = {session.get_inputs()[0].name: x.numpy()}
+                    sides[(name, "torch")] = lambda m=model, x=x: m(x)
+                    sides[(name, "onnxruntime")] = lambda s=session, f=feed: s.run(None, f)
+                    continue
+                program, runtime, note = as_deployed(model, x, runtime="auto",
+                                                     threads=THREADS)
+                sides[(name, runtime)] = lambda p=program, x=x: p(x)
+                if note:
+                    row["runtime_note"] = note
+                if "deployed_accuracy" not in row:
+                    row["deployed_accuracy"] = evaluate(program, test)[1]
+            labels = {f"{name} | {runtime}": (name, runtime) for name, runtime in sides}
+            stats = compare_latency({label: sides[key] for label, key in labels.items()},
+                                    repeats=REPEATS, warmup=3, num_threads=THREADS, settle=1)
+            for row in rows:
+                timed = {key[1]: 1e3 * stats[label].median for label, key in labels.items()
+                         if key[0] == row["model"]}
+                runtime = min(timed, key=timed.get)
+                row[f"latency_ms_b{batch}"] = timed[runtime]
+                row[f"runtime_b{batch}"] = runtime
+                row[f"by_runtime_ms_b{batch}"] = timed
+    dense = rows[0]
+    for row in rows:
+        row["x_smaller"] = dense["file_bytes"] / row["file_bytes"]
+        row["accuracy_change"] = row["test_accuracy"] - dense["test_accuracy"]
+        for batch in BATCHES:
+            row[f"speedup_b{batch}"] = (dense[f"latency_ms_b{batch}"]
+                                        / row[f"latency_ms_b{batch}"])
+
+
+def _write(rows: list[dict], out: Path) -> None:
+    from netshrink.bench.report import write_csv
+
+    head = ("| model | test accuracy | change | file bytes | x smaller | latency ms b1 | "
+            "speed-up b1 | latency ms b256 | speed-up b256 | runtime |")
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
-        lines.append(f"| {r['model']} | {100 * r['test_accuracy']:.2f}% | "
-                     f"{r['nonzero_parameters']:,d} | {r['file_bytes']:,d} | "
-                     f"{r['smaller_file']:.2f} | {r['latency_ms']:.2f} | {r['speedup']:.2f} |")
-    table = "\n".join(lines)
-    print(table)
-    atomic_write(out / "demo.md", table + "\n")
+        lines.append(
+            f"| {r['model']} | {100 * r['test_accuracy']:.2f}% | "
+            f"{100 * r['accuracy_change']:+.2f} | {r['file_bytes']:,d} | {r['x_smaller']:.1f} | "
+            f"{r['latency_ms_b1']:.3f} | {r['speedup_b1']:.2f} | {r['latency_ms_b256']:.3f} | "
+            f"{r['speedup_b256']:.2f} | {_runtimes(r)} |")
+    table = "\n".join(lines) + "\n"
+    print(table, end="")
+    atomic_write(out / "demo.md", "# netshrink demo\n\n" + table + _note())
     atomic_write(out / "demo.json", json.dumps(rows, indent=2) + "\n")
-    print(f"written: {out / 'demo.md'}, {out / 'demo.json'} and the five model files")
+    write_csv(rows, out / "demo.csv")
+    _plot(rows, out / "demo.png")
+    print(f"written: {out / 'demo.md'}, demo.csv, demo.json, demo.png, config.json")
+
+
+def _runtimes(row: dict) -> str:
+    b1, b256 = row["runtime_b1"], row["runtime_b256"]
+    return b1 if b1 == b256 else f"b1: {b1}; b256: {b256}"
+
+
+def _note() -> str:
+    return ("\nAccuracy of the model loaded from each row's file; bytes of that file; latency: "
+            f"median of {REPEATS} alternated calls per batch size, {THREADS} threads, real test "
+            "images, each model as deployed (masks and codebooks computed into plain weights) "
+            "on every runtime it can run on (float: PyTorch and onnxruntime; static int8: "
+            "netshrink's integer program, compile_int8 choosing its runtime), all sides in one "
+            "run; each row shows its fastest, and the ratios are to the dense model on its "
+            "fastest runtime. demo.json has every side's time and the int8 programs' accuracy "
+            "as run.\n")
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    from netshrink.bench.report import new_figure, save_figure
+
+    fig = new_figure(10, 4)
+    size, speed = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for r in rows:
+        accuracy = 100 * r["test_accuracy"]
+        size.scatter(r["file_bytes"], accuracy)
+        size.annotate(r["model"], (r["file_bytes"], accuracy), fontsize=7)
+        speed.scatter(r["latency_ms_b256"], accuracy)
+        speed.annotate(r["model"], (r["latency_ms_b256"], accuracy), fontsize=7)
+    size.set_xscale("log")
+    size.set_xlabel("file bytes (log)")
+    speed.set_xlabel("latency, ms per 256 images")
+    for ax in (size, speed):
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)

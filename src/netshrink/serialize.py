@@ -25,13 +25,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from netshrink import modelfile
 from netshrink.core import transforms
 from netshrink.core.masks import all_masks
-from netshrink.errors import NetshrinkError
+from netshrink.errors import NetshrinkError, OutputError
 from netshrink.fileio import atomic_path
 
 FORMAT = "netshrink-model"
-FORMAT_VERSION = 3  # 2: sparse tensors; 3: masked tensors stored by their mask
+FORMAT_VERSION = 4  # 2: sparse tensors; 3: masked tensors stored by their mask; 4: checksum
 _MASK, _VALUES = ".__sparse_mask__", ".__sparse_values__"
 SPARSE_WORTH_IT = 0.75  # store sparse when that takes at most this fraction of the dense bytes
 
@@ -119,7 +120,7 @@ def save(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None
     mask_entry = transform_entry(model)
     header = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION if sparse_tensors else 1,
+        "format_version": FORMAT_VERSION,
         "model": getattr(model, "netshrink_spec", None),
         "transforms": transforms.recorded(model) + ([mask_entry] if mask_entry else []),
         "versions": _versions(),
@@ -127,12 +128,16 @@ def save(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None
     }
     if sparse_tensors:
         header["sparse"] = sparse_tensors
+    header["checksum"] = modelfile.checksum(tensors)
     try:
         text = json.dumps(header)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise NetshrinkError(f"metadata must be JSON-serializable: {err}") from None
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"netshrink": text})
+        try:
+            save_file(tensors, str(tmp), metadata={"netshrink": text})
+        except SafetensorError as err:  # a full disk surfaces here, not as an OSError
+            raise OutputError(f"I/O error writing {path}: {err}") from None
     return path
 
 
@@ -154,17 +159,10 @@ def read_metadata(path: str | os.PathLike) -> dict:
         ) from None
     if raw is None:
         raise NetshrinkError(f"{path}: a safetensors file without netshrink metadata")
-    try:
-        header = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as err:
-        raise NetshrinkError(f"{path}: corrupt netshrink metadata ({err})") from None
+    header = modelfile.parse_metadata(raw, path)
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise NetshrinkError(f"{path}: not a netshrink model file")
-    version = header.get("format_version", 0)
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise NetshrinkError(f"{path}: corrupt netshrink metadata (format_version)")
-    if version > FORMAT_VERSION:
-        raise NetshrinkError(f"{path}: written by a newer netshrink (format {version}); upgrade")
+    modelfile.check_header(header, path, FORMAT_VERSION)  # every field, before any is used
     return header
 
 
@@ -178,7 +176,7 @@ def read_tensors(path: str | os.PathLike, header: dict | None = None) -> dict[st
 
 
 def _read(path, header: dict | None = None) -> tuple[dict, dict]:
-    """(tensors, masks stored with them) of a file."""
+    """(tensors, masks stored with them) of a file, its checksum verified."""
     try:
         with safe_open(str(path), framework="pt") as handle:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
@@ -187,11 +185,21 @@ def _read(path, header: dict | None = None) -> tuple[dict, dict]:
         raise NetshrinkError(f"{path}: corrupt or truncated tensor data ({err})") from None
     if header is None and raw is not None:
         header = read_metadata(path)
+    modelfile.verify_checksum(tensors, header or {}, path)
     sparse = (header or {}).get("sparse") or {}
     if not isinstance(sparse, dict):
         raise NetshrinkError(f"{path}: corrupt netshrink metadata (sparse)")
     masks = _decode_sparse(tensors, sparse, path)
     return tensors, masks
+
+
+def _layout(path, header: dict) -> dict:
+    """{name: (dtype, shape)} of the file's tensors, from its header alone."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return modelfile.file_layout(handle, header, path, _MASK, _VALUES)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise NetshrinkError(f"{path}: corrupt or truncated tensor data ({err})") from None
 
 
 def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
@@ -206,19 +214,24 @@ def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
 
         return nsz.load(path, model)
     header = read_metadata(path)
-    entries = transforms.check_entries(header.get("transforms", []))
-    if model is None:
+    entries = header.get("transforms", [])
+    stored = _layout(path, header)
+    if model is None:  # the architecture on the meta device first: no larger than the file
+        modelfile.check_layout(modelfile.on_meta(lambda: rebuild(header, path), path),
+                               stored, path)
         model = rebuild(header, path)
     elif not isinstance(model, nn.Module):
         raise NetshrinkError(f"model must be a torch.nn.Module, not {type(model).__name__}")
     else:
         model = _replayed(model, entries, path)
+        modelfile.check_layout(model, stored, path)
     tensors, masks = _read(path, header)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
         raise NetshrinkError(f"{path}: weights do not fit the model: {err}") from None
-    transforms.replay_after_load(model, entries, masks)
+    with modelfile.rebuilding(path):
+        transforms.replay_after_load(model, entries, masks)
     if header.get("model") is not None:
         model.netshrink_spec = header["model"]
     return model
@@ -233,9 +246,12 @@ def _is_nsz(path) -> bool:
 
 def _replayed(model: nn.Module, entries: list[dict], path) -> nn.Module:
     try:
-        return transforms.replay_structure(model, entries)
+        with modelfile.rebuilding(path):
+            return transforms.replay_structure(model, entries)
     except NetshrinkError as err:
-        raise NetshrinkError(f"{path}: {err}") from None
+        message = str(err)
+        raise NetshrinkError(message if message.startswith(f"{path}:") else
+                             f"{path}: {err}") from None
 
 
 def rebuild(header: dict, path: str | os.PathLike = "<file>") -> nn.Module:
@@ -251,5 +267,9 @@ def rebuild(header: dict, path: str | os.PathLike = "<file>") -> nn.Module:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or \
             not isinstance(spec.get("args", {}), dict):
         raise NetshrinkError(f"{path}: corrupt netshrink metadata (model)")
-    model = models.create(spec["name"], **spec.get("args", {}))
+    with modelfile.rebuilding(path):
+        try:
+            model = models.create(spec["name"], **spec.get("args", {}))
+        except NetshrinkError as err:
+            raise NetshrinkError(f"{path}: the file's model cannot be built: {err}") from None
     return _replayed(model, transforms.check_entries(header.get("transforms", [])), path)

@@ -43,6 +43,13 @@ def test_a_recipe_runs_measures_and_does_not_run_a_finished_stage_again(tmp_path
     assert rows["train"]["test_accuracy"] > 0.5
     assert rows["quantize"]["x_smaller"] > 2.5 and "latency_ms_b32" in rows["quantize"]
     assert (tmp_path / "run" / "results.md").read_text().count("|") > 40
+    assert {rows[s]["runtime"] for s in rows if s != "quantize"} == {"torch"}
+    assert "onnxruntime" in rows["quantize"]["runtime"] or "torch" in rows["quantize"]["runtime"]
+    assert rows["quantize"]["runtime_accuracy"] == pytest.approx(rows["quantize"]["test_accuracy"],
+                                                                 abs=0.02)
+    on_torch = netshrink.run({**RECIPE, "runtime": "torch"}, tmp_path / "torch",
+                             stages=tmp_path / "run" / "stages")  # the same stages, re-timed
+    assert on_torch.row("quantize")["runtime"] == "torch"
     model = netshrink.load(next((tmp_path / "run" / "stages").glob("05-quantize-*"))
                            / "model.safetensors")
     assert netshrink.prune.density(model) == pytest.approx(0.3, abs=1e-3)
@@ -96,3 +103,30 @@ def test_a_recipe_runs_on_a_users_own_model_class(tmp_path):
     torch.manual_seed(0)
     result = netshrink.run({**RECIPE, "model": "mlp"}, tmp_path / "mine", model_factory=Mine)
     assert result.row("quantize")["test_accuracy"] > 0.3
+
+
+def test_a_stage_that_reads_a_file_runs_again_when_the_file_changes(tmp_path):
+    teacher = tmp_path / "teacher.safetensors"
+    spec = {"name": "mlp", "args": {"widths": [16]}}
+    netshrink.save(netshrink.models.create("mlp", (1, 8, 8), 10, widths=[16]), teacher)
+    recipe = {**RECIPE, "model": spec,
+              "stages": [{"distill": {"teacher": {"file": str(teacher)},
+                                      "train": {"epochs": 1}}}]}
+    netshrink.run(recipe, tmp_path / "run", measure=False)
+    netshrink.run(recipe, tmp_path / "run", measure=False)
+    assert sum(n.startswith("01-distill") for n in _stage_folders(tmp_path / "run")) == 1
+    torch.manual_seed(1)
+    netshrink.save(netshrink.models.create("mlp", (1, 8, 8), 10, widths=[16]), teacher)
+    netshrink.run(recipe, tmp_path / "run", measure=False)
+    assert sum(n.startswith("01-distill") for n in _stage_folders(tmp_path / "run")) == 2
+    teacher.unlink()
+    with pytest.raises(netshrink.errors.NetshrinkError, match=r"teacher\.safetensors"):
+        netshrink.run(recipe, tmp_path / "run", measure=False)
+
+
+def test_the_last_stages_file_is_copied_to_the_output_folder(tmp_path):
+    recipe = {**RECIPE, "stages": [{"train": {"epochs": 1}}, {"export": {"format": "nsz"}}]}
+    result = netshrink.run(recipe, tmp_path / "run", measure=False)
+    shipped = tmp_path / "run" / "model.nsz"
+    assert shipped.read_bytes() == Path(result.rows[-1]["file"]).read_bytes()
+    assert not list((tmp_path / "run").glob(".*.tmp"))

@@ -50,6 +50,7 @@ def test_defaults_are_resolved_and_identities_chain():
     ([{"train": {}}], {"seed": -1}, "seed must be"),
     ([{"train": {}}], {"measure": {"batch_sizes": [0]}}, "batch_sizes"),
     ([{"train": {}}], {"mesure": {}}, r"unknown key 'mesure' \(did you mean 'measure'\?\)"),
+    ([{"train": {}}], {"runtime": "tensorrt"}, r"runtime must be one of auto, torch, onnxr"),
 ])
 def test_bad_recipes_name_the_stage_and_the_key(stages, top, message):
     with pytest.raises(NetshrinkError, match=message):

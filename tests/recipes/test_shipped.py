@@ -7,11 +7,13 @@ import pytest
 from netshrink.recipes import load_recipe
 from netshrink.yamlfile import read_yaml
 
-RECIPES = sorted(p for p in (Path(__file__).parents[2] / "recipes").glob("*.yaml")
+SHIPPED = Path(__file__).parents[2] / "recipes"
+RECIPES = sorted(p for p in SHIPPED.rglob("*.yaml")
                  if isinstance(read_yaml(p), dict) and "stages" in read_yaml(p))
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+@pytest.mark.parametrize("path", RECIPES, ids=[p.relative_to(SHIPPED).as_posix()
+                                               for p in RECIPES])
 def test_shipped_recipe_is_valid(path):
     recipe = load_recipe(path)
     assert recipe.stages

@@ -16,19 +16,26 @@ deeper are plain values and never expand. A file may also hold a list of such gr
 trials are concatenated (e.g. one dense baseline plus a pruned grid), duplicates dropped.
 
 Every trial is checked before any runs: unknown keys, wrong types, empty lists, unknown task,
-model or data names, model arguments (each model is built once), training options and the
-task's own parameter check. The error names the key.
+model or data names, model arguments (each model is built once), training options, seeds, and
+the task's own parameter check (the validators the trial itself runs, and layer patterns
+matched against the built model). The error names the key. A grid may hold at most
+MAX_TRIALS trials (`max_trials=` raises it); the count is the product of its lists' lengths,
+computed before anything is expanded.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
+import json
+import math
 import os
 import types
 import typing
 from dataclasses import fields
 
+from netshrink import checks
 from netshrink.bench import tasks
 from netshrink.bench.spec import ARGUMENT_FIELDS, TrialSpec
 from netshrink.errors import NetshrinkError
@@ -36,20 +43,24 @@ from netshrink.yamlfile import parse_yaml, read_yaml
 
 NAME_FIELDS = ("task", "model", "data")
 GRID_KEYS = tuple(f.name for f in fields(TrialSpec))
+MAX_TRIALS = 10_000  # a grid larger than this is most likely a mistake; max_trials= allows it
 
 
-def load_grid(path: str | os.PathLike) -> list[TrialSpec]:
+def load_grid(path: str | os.PathLike, max_trials: int = MAX_TRIALS) -> list[TrialSpec]:
     """The checked trials of a grid file."""
-    return expand(read_yaml(path), str(path))
+    return expand(read_yaml(path), str(path), max_trials)
 
 
-def parse_grid(text: str, source: str = "grid") -> list[TrialSpec]:
+def parse_grid(text: str, source: str = "grid", max_trials: int = MAX_TRIALS
+               ) -> list[TrialSpec]:
     """The checked trials of grid YAML `text`; errors start with `source`."""
-    return expand(parse_yaml(text, source), source)
+    return expand(parse_yaml(text, source), source, max_trials)
 
 
-def expand(document, source: str = "grid") -> list[TrialSpec]:
-    """The checked trials of a parsed grid (a mapping, or a list of mappings)."""
+def expand(document, source: str = "grid", max_trials: int = MAX_TRIALS) -> list[TrialSpec]:
+    """The checked trials of a parsed grid (a mapping, or a list of mappings); refused when
+    its lists multiply to more than `max_trials` trials, before any is built."""
+    checks.positive_integer(max_trials, "max_trials")
     if isinstance(document, dict):
         grids = [(source, document)]
     elif isinstance(document, list) and document:
@@ -59,14 +70,23 @@ def expand(document, source: str = "grid") -> list[TrialSpec]:
             f"{source}: a grid is a mapping of trial keys ({', '.join(GRID_KEYS)}) or a list "
             f"of such mappings, got {_kind(document)}"
         )
+    planned = [(where, _axes(grid, where)) for where, grid in grids]
+    total = sum(math.prod(len(choices) for _, choices in axes) for _, axes in planned)
+    if total > max_trials:
+        raise NetshrinkError(
+            f"{source}: the grid's lists multiply to {total:,d} trials, more than the limit of "
+            f"{max_trials:,d}; shorten its lists, or raise the limit (netshrink sweep "
+            "--max-trials N, expand(..., max_trials=N)) if you mean it"
+        )
     trials: dict[str, TrialSpec] = {}
-    for where, grid in grids:
-        for spec in _expand_one(grid, where):
+    for where, axes in planned:
+        for spec in _combine(axes, where):
             trials.setdefault(spec.trial_id, spec)
     return list(trials.values())
 
 
-def _expand_one(grid, where: str) -> list[TrialSpec]:
+def _axes(grid, where: str) -> list[tuple[tuple[str, ...], list]]:
+    """(path, choices) of every key of one grid, checked for shape (nothing expanded)."""
     if not isinstance(grid, dict):
         raise NetshrinkError(f"{where}: expected a mapping of trial keys, got {_kind(grid)}")
     for key in grid:
@@ -99,7 +119,11 @@ def _expand_one(grid, where: str) -> list[TrialSpec]:
             for choice in choices:
                 _check_scalar(key, choice, where)
             axes.append(((key,), choices))
+    return axes
 
+
+def _combine(axes: list[tuple[tuple[str, ...], list]], where: str) -> list[TrialSpec]:
+    """The checked trials of one grid's axes: every combination, in file order."""
     trials = []
     for combination in itertools.product(*(choices for _, choices in axes)):
         values: dict = {}
@@ -130,9 +154,11 @@ def _choices(value, key: str, where: str) -> list:
 
 def _check_scalar(key: str, value, where: str) -> None:
     if key == "seed":
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                not 0 <= value < checks.SEED_LIMIT:
             raise NetshrinkError(
-                f"{where}: seed: expected an integer or a list of integers, got {value!r}"
+                f"{where}: seed: expected an integer in [0, 2**63) or a list of them, got "
+                f"{checks.show(value)}"
             )
     elif not isinstance(value, str) or not value:
         raise NetshrinkError(
@@ -153,7 +179,8 @@ def check_trials(trials: list[TrialSpec], where: str = "trials") -> None:
     from netshrink import data, models
 
     data_names, model_names = data.names(), models.names()
-    checked: set[str] = set()
+    built: dict[str, object] = {}
+    passed: set[str] = set()  # trials differing only in seed need one check of the rest
     splits_of: dict[str, object] = {}
     for spec in trials:
         if spec.data.lower() not in data_names:
@@ -166,27 +193,35 @@ def check_trials(trials: list[TrialSpec], where: str = "trials") -> None:
                 f"{where}: model: unknown model {spec.model!r}; choose from "
                 f"{', '.join(model_names)}"
             )
-        _check_train(spec.train, where)
+        train_key = "train " + json.dumps(spec.train, sort_keys=True)
+        if train_key not in passed:
+            _check_train(spec.train, where)
+            passed.add(train_key)
         data_key = repr((spec.data, sorted(spec.data_args.items())))
         if data_key not in splits_of:
             splits_of[data_key] = _load_data(spec, where)
         splits = splits_of[data_key]
         model_key = repr((spec.model, sorted(spec.model_args.items()), data_key))
-        if model_key not in checked:
+        if model_key not in built:
             try:
-                models.create(spec.model, input_shape=splits.input_shape,
-                              num_classes=splits.num_classes, **spec.model_args)
+                model = models.create(spec.model, input_shape=splits.input_shape,
+                                      num_classes=splits.num_classes, **spec.model_args)
             except Exception as err:
                 raise NetshrinkError(
                     f"{where}: model_args: cannot build {spec.model} with "
                     f"{spec.model_args}: {err}"
                 ) from None
-            checked.add(model_key)
+            built[model_key] = model
+        task_key = json.dumps([spec.task, spec.params, model_key], sort_keys=True)
+        if task_key in passed:
+            continue
         try:
             tasks.check(spec)
+            tasks.check_model(spec, built[model_key])
         except NetshrinkError as err:
             key = "task" if spec.task not in tasks.names() else "params"
             raise NetshrinkError(f"{where}: {key}: {err}") from None
+        passed.add(task_key)
 
 
 def _load_data(spec: TrialSpec, where: str):
@@ -208,7 +243,7 @@ def _check_train(train: dict, where: str) -> None:
     """Type-check and build the TrainConfig of a trial (the sweep sets seed and device)."""
     from netshrink.train import TrainConfig
 
-    hints = typing.get_type_hints(TrainConfig)
+    hints = _train_hints()
     if "seed" in train:
         raise NetshrinkError(f"{where}: train.seed: give the seed as the top-level key seed")
     for name, value in train.items():
@@ -227,6 +262,13 @@ def _check_train(train: dict, where: str) -> None:
         TrainConfig.from_dict({"device": "cpu", **train})
     except NetshrinkError as err:
         raise NetshrinkError(f"{where}: train: {err}") from None
+
+
+@functools.cache
+def _train_hints() -> dict:
+    from netshrink.train import TrainConfig
+
+    return typing.get_type_hints(TrainConfig)
 
 
 def _fits(value, hint) -> bool:

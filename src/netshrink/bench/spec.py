@@ -46,8 +46,10 @@ class TrialSpec:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise NetshrinkError(f"trial {name} must be a non-empty string, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
-            raise NetshrinkError(f"trial seed must be an integer, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or \
+                not 0 <= self.seed < 2**63:
+            raise NetshrinkError(f"trial seed must be an integer in [0, 2**63), got "
+                                 f"{self.seed!r}"[:120])
         object.__setattr__(self, "seed", int(self.seed))
         for name in ARGUMENT_FIELDS:
             value = getattr(self, name)

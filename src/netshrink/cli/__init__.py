@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     except NetshrinkError as err:
         print(f"netshrink {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file the command reads or writes: the path and the reason
+        where = f" on {err.filename}" if err.filename else ""
+        print(f"netshrink {args.command}: error: I/O error{where}: {err.strerror or err}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("netshrink: interrupted", file=sys.stderr)
         return 130

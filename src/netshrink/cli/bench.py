@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netshrink.cli.options import out_dir
+from netshrink.cli.options import out_dir, positive_int
 from netshrink.errors import NetshrinkError
 
 
@@ -17,13 +17,15 @@ def add_sweep(sub) -> None:
     p.add_argument("--out", default=None, help="sweep folder (default runs/sweep/GRID-NAME)")
     p.add_argument("--executor", default="local", choices=["local", "ray", "serial"],
                    help="local: a process pool (default); ray: Ray tasks; serial: this process")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="trials at once (local default 1; ray default: every CPU)")
     p.add_argument("--address", default=None,
                    help="ray only: 'auto' joins the running cluster (default: start one here)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run trials that failed before again (default: keep their failure)")
     p.add_argument("--dry-run", action="store_true", help="check the grid and list its trials")
+    p.add_argument("--max-trials", type=positive_int, default=10_000,
+                   help="refuse grids of more trials than this (default 10,000)")
     p.set_defaults(run=run_sweep)
 
 
@@ -33,7 +35,7 @@ def run_sweep(args) -> int:
     from netshrink.bench.sweep import run_trials
     from netshrink.fileio import atomic_write
 
-    trials = load_grid(args.grid)
+    trials = load_grid(args.grid, max_trials=args.max_trials)
     executors.create(args.executor, args.workers, args.address)  # refuse bad options first
     if args.dry_run:
         for spec in trials:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from netshrink.cli.options import (
     add_train_options,
     data_and_model,
+    finite_float,
+    integer,
     load_splits,
     load_teachers,
     out_dir,
@@ -31,19 +33,19 @@ def add_distill(sub) -> None:
     p.add_argument("--student", default=None, metavar="FILE",
                    help="start from this saved model instead of a fresh --model (a pruned file "
                         "keeps its zeros: distillation as the retraining after pruning)")
-    p.add_argument("--temperature", type=float, default=d.temperature)
-    p.add_argument("--alpha", type=float, default=d.alpha,
+    p.add_argument("--temperature", type=finite_float, default=d.temperature)
+    p.add_argument("--alpha", type=finite_float, default=d.alpha,
                    help="weight of the soft-target loss (1 - alpha: hard labels)")
     p.add_argument("--loss", default=d.loss, choices=LOSSES)
     p.add_argument("--hint", action="append", metavar="TEACHER_MODULE:STUDENT_MODULE",
                    help="match a teacher module's output with a student module's (repeatable)")
-    p.add_argument("--hint-weight", type=float, default=d.hint_weight)
+    p.add_argument("--hint-weight", type=finite_float, default=d.hint_weight)
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="cache the teacher's outputs in DIR (reused by later students)")
-    p.add_argument("--jitter", type=int, default=0, help="shift inputs by up to N pixels")
+    p.add_argument("--jitter", type=integer, default=0, help="shift inputs by up to N pixels")
     p.add_argument("--unlabeled", action="store_true",
                    help="ignore the training labels: learn from soft targets only")
-    p.add_argument("--omit-class", type=int, action="append", default=[], metavar="C",
+    p.add_argument("--omit-class", type=integer, action="append", default=[], metavar="C",
                    help="leave class C out of the transfer set (repeatable)")
     p.add_argument("--out", default="runs/distill", help="folder for model, log and results")
     p.set_defaults(run=run_distill)
@@ -103,7 +105,7 @@ def run_distill(args) -> int:
     splits, student = _data_and_student(args)
     transfer = transfer_set(splits, drop_labels=args.unlabeled, omit_classes=args.omit_class)
     check_inputs(student, teachers, transfer, config, train.device)
-    folder = out_dir(args.out)
+    folder = out_dir(args.out, files=("model.safetensors", "config.json", "result.json"))
     device = resolve_device(train.device)
     teacher_acc = [evaluate(t.to(device), splits.test, device)[1] for t in teachers]
     listing = ", ".join(f"{f} ({pct(a)})" for f, a in zip(files, teacher_acc, strict=True))

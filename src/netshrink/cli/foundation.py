@@ -7,8 +7,11 @@ import json
 from netshrink.cli.options import (
     add_train_options,
     data_and_model,
+    finite_float,
     out_dir,
     pct,
+    positive_int,
+    seed_int,
     train_config,
     write_json,
 )
@@ -42,8 +45,8 @@ def run_train(args) -> int:
     from netshrink import measure
     from netshrink.train import fit
 
-    folder = out_dir(args.out)
     config = train_config(args)
+    folder = out_dir(args.out, files=("model.safetensors", "config.json", "log.csv"))
     splits, model = data_and_model(args)
     print(f"training {args.model} ({measure.count_parameters(model):,d} parameters) on "
           f"{splits!r}")
@@ -73,9 +76,10 @@ def run_info(args) -> int:
     from netshrink import measure
     from netshrink.serialize import read_metadata, read_tensors
 
-    header = read_metadata(args.file)
+    header = read_metadata(args.file)  # every check before anything is printed
     tensors = read_tensors(args.file)
     spec = header.get("model") or {}
+    model = netshrink.load(args.file) if spec else None
     print(f"file:        {args.file} ({measure.file_size(args.file):,d} bytes)")
     print(f"model:       {spec.get('name', '(weights only)')} {json.dumps(spec.get('args', {}))}")
     for entry in header.get("transforms", []):
@@ -85,8 +89,7 @@ def run_info(args) -> int:
         name = str(t.dtype).removeprefix("torch.")
         dtypes[name] = dtypes.get(name, 0) + t.numel()
     print("tensors:     " + ", ".join(f"{n:,d} {k}" for k, n in sorted(dtypes.items())))
-    if spec:
-        model = netshrink.load(args.file)
+    if model is not None:
         print(f"parameters:  {measure.count_parameters(model):,d} "
               f"({measure.count_nonzero(model):,d} non-zero)")
     print(f"versions:    {json.dumps(header.get('versions', {}))}")
@@ -111,9 +114,9 @@ def run_download(args) -> int:
 def add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the end-to-end demo on Fashion-MNIST")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=float, default=10.0,
+    p.add_argument("--epochs", type=finite_float, default=10.0,
                    help="epochs per training (retraining after pruning: half)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--data", default="fashion-mnist",
                    help="data set (fashion-mnist, mnist, digits for a quick look)")
     p.set_defaults(run=run_demo)
@@ -138,8 +141,8 @@ def add_reproduce(sub) -> None:
     p.add_argument("--full", action="store_true", help="the paper's full protocol (slow)")
     p.add_argument("--out", default=None, help="output folder (default runs/reproduce/NAME)")
     p.add_argument("--executor", default="local", choices=["local", "ray"])
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--workers", type=positive_int, default=1)
+    p.add_argument("--seeds", type=seed_int, nargs="+", default=None)
     p.add_argument("--data", nargs="+", default=None, help="restrict to these data sets")
     p.set_defaults(run=run_reproduce)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 
+from netshrink import checks
 from netshrink.cli.options import (
     add_train_options,
     data_and_model,
+    finite_float,
     key_values,
     out_dir,
     train_config,
@@ -27,8 +29,8 @@ def add_prune(sub) -> None:
     add_train_options(p, epochs=0.0)
     p.add_argument("--method", default="magnitude", choices=sorted(METHODS))
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--sparsity", type=float, help="fraction of weights removed, [0, 1)")
-    target.add_argument("--compression", type=float, help="1 / density, >= 1")
+    target.add_argument("--sparsity", type=finite_float, help="fraction of weights removed, [0, 1)")
+    target.add_argument("--compression", type=finite_float, help="1 / density, >= 1")
     p.add_argument("--scope", default="global", choices=["global", "layerwise"])
     p.add_argument("--layer-sparsity", action="append", metavar="LAYER=S",
                    help="a layer pruned at its own sparsity, e.g. --layer-sparsity 5=0.1")
@@ -61,21 +63,24 @@ def _load(args: argparse.Namespace):
 def run_prune(args: argparse.Namespace) -> int:
     import netshrink
     from netshrink import prune
+    from netshrink.prune.api import as_config
     from netshrink.train import evaluate, fit
 
-    folder = out_dir(args.out)
-    splits, model = _load(args)
+    layer_sparsity = {k: checks.real(v, f"--layer-sparsity {k}", 0, 1, high_open=True)
+                      for k, v in key_values(args.layer_sparsity, "--layer-sparsity").items()}
+    options = key_values(args.option, "--option")
+    short = {"sparsity": args.sparsity, "compression": args.compression, "scope": args.scope,
+             "layer_sparsity": layer_sparsity, "allow_collapse": args.allow_collapse,
+             "seed": args.seed}
+    pruning, _ = as_config(args.method, {**short, **options})  # checked before any load
     training = args.epochs > 0 or args.iterations is not None
     # --iterations overrides --epochs (whose default here, 0, means "do not train")
     config = train_config(argparse.Namespace(**{**vars(args), "epochs": args.epochs or 1.0})
                           ) if training else None
+    folder = out_dir(args.out, files=("model.safetensors", "config.json", "result.json"))
+    splits, model = _load(args)
     before = evaluate(model, splits.test)[1]
-    layer_sparsity = {k: float(v) for k, v in
-                      key_values(args.layer_sparsity, "--layer-sparsity").items()}
-    mask = prune.prune_(model, args.method, splits, sparsity=args.sparsity,
-                        compression=args.compression, scope=args.scope,
-                        layer_sparsity=layer_sparsity, allow_collapse=args.allow_collapse,
-                        seed=args.seed, **key_values(args.option, "--option"))
+    mask = prune.prune_(model, pruning, splits)
     rows = prune.report(model)
     print(prune.format_report(rows))
     if mask.collapsed:
@@ -89,7 +94,7 @@ def run_prune(args: argparse.Namespace) -> int:
         "command": "prune", "file": args.file, "model": getattr(model, "netshrink_spec", None),
         "data": args.data, "method": args.method, "sparsity": args.sparsity,
         "compression": args.compression, "scope": args.scope,
-        "layer_sparsity": layer_sparsity, "options": key_values(args.option, "--option"),
+        "layer_sparsity": layer_sparsity, "options": options,
         "seed": args.seed, "train": config.to_dict() if config else None})
     if config is not None:
         trained = fit(model, splits, config, log_csv=folder / "log.csv",

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from netshrink.cli.options import load_teachers
+from netshrink.cli.options import (
+    finite_float,
+    integer,
+    load_teachers,
+    out_file,
+    seed_int,
+)
 from netshrink.errors import NetshrinkError
 
 
@@ -14,8 +20,8 @@ def add_quantize(sub) -> None:
                     "fine-tunes with fake quantization, then converts.")
     p.add_argument("file", help="a model file written by netshrink (train, save)")
     p.add_argument("--config", required=True, choices=["dynamic", "static", "qat"])
-    p.add_argument("--bits", type=int, default=8, help="weight bits, 2-8 (default 8)")
-    p.add_argument("--activation-bits", type=int, default=None,
+    p.add_argument("--bits", type=integer, default=8, help="weight bits, 2-8 (default 8)")
+    p.add_argument("--activation-bits", type=integer, default=None,
                    help="input bits (default: the widest this machine's kernel multiplies "
                         "exactly: 8, or 7 on x86 CPUs without VNNI)")
     p.add_argument("--per-tensor", action="store_true", help="one weight scale per layer "
@@ -24,19 +30,19 @@ def add_quantize(sub) -> None:
                    choices=["minmax", "moving_average", "percentile", "mse"],
                    help="static: how input ranges are calibrated (default mse)")
     p.add_argument("--lsq", action="store_true", help="qat: learn step sizes (LSQ)")
-    p.add_argument("--epochs", type=float, default=1.0, help="qat: fine-tuning epochs")
-    p.add_argument("--lr", type=float, default=1e-4, help="qat: learning rate")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=finite_float, default=1.0, help="qat: fine-tuning epochs")
+    p.add_argument("--lr", type=finite_float, default=1e-4, help="qat: learning rate")
+    p.add_argument("--batch-size", type=integer, default=128)
     p.add_argument("--teacher", default=None, metavar="FILE[,FILE...]",
                    help="qat: fine-tune by distillation from these model files (the float "
                         "FILE itself is a common teacher) instead of the labels alone")
-    p.add_argument("--temperature", type=float, default=4.0, help="qat with --teacher: T")
-    p.add_argument("--alpha", type=float, default=0.9,
+    p.add_argument("--temperature", type=finite_float, default=4.0, help="qat with --teacher: T")
+    p.add_argument("--alpha", type=finite_float, default=0.9,
                    help="qat with --teacher: weight of the soft-target loss")
     p.add_argument("--data", default="fashion-mnist",
                    help="calibration / training / test data (fashion-mnist, mnist, digits)")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--granularity", default="row", choices=["row", "tensor"],
                    help="dynamic: one input scale per row (default) or per call")
     p.add_argument("--kernel", default=None, choices=["onednn", "int_mm", "reference"])
@@ -75,6 +81,9 @@ def run_quantize(args) -> int:
     out = Path(args.out)
     if out.suffix != ".safetensors":
         raise NetshrinkError(f"--out {args.out} must end in .safetensors")
+    out_file(args.out)
+    if args.onnx:
+        out_file(args.onnx, "--onnx")
     if args.epochs <= 0:
         raise NetshrinkError(f"--epochs {args.epochs} must be positive")
     config = _config(args)

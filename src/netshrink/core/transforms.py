@@ -27,6 +27,15 @@ _REPLAYS = {
 }
 # Kinds replayed after the weights are loaded (their state is read from the weights).
 AFTER_LOAD = frozenset({"prune-mask"})
+# kind -> (module, function(entry) -> None): the shape of an entry read from a file, checked
+# before anything is built from it (raising NetshrinkError naming the field).
+_CHECKS = {
+    "quantize": ("netshrink.quant.replay", "check_entry"),
+    "fold": ("netshrink.quant.replay", "check_fold_entry"),
+    "prune-mask": ("netshrink.prune.mask", "check_entry"),
+    "structured": ("netshrink.prune.rewrite", "check_entry"),
+    "share": ("netshrink.pack.share", "check_entry"),
+}
 
 
 def record(model: nn.Module, entry: dict) -> None:
@@ -49,11 +58,22 @@ def _replay_function(kind: str):
 
 
 def check_entries(entries) -> list[dict]:
-    """The transform list of a file, refused unless it is a list of entries with known kinds."""
+    """The transform list of a file, refused unless it is a list of entries with known kinds,
+    each of the shape its kind writes."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise NetshrinkError("corrupt metadata: 'transforms' must be a list of mappings")
-    for entry in entries:
-        _replay_function(entry.get("kind"))
+    for position, entry in enumerate(entries, start=1):
+        kind = entry.get("kind")
+        if not isinstance(kind, str):
+            raise NetshrinkError(f"corrupt metadata: transform {position} has no kind")
+        _replay_function(kind)
+        if kind in _CHECKS:
+            module, name = _CHECKS[kind]
+            try:
+                getattr(importlib.import_module(module), name)(entry)
+            except NetshrinkError as err:
+                raise NetshrinkError(f"corrupt metadata: transform {position} ({kind}): "
+                                     f"{err}") from None
     return entries
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from netshrink import checks
 from netshrink.data import catalog, idx, inputs
 from netshrink.data.catalog import SOURCES, download
 from netshrink.data.inputs import Examples
@@ -48,6 +49,10 @@ def load(
     """
     if not isinstance(name, str):
         raise DataError(f"data set name must be a string, got {type(name).__name__}")
+    if root is not None and (not isinstance(root, str | os.PathLike) or not Path(root).is_dir()):
+        raise DataError(f"root={str(root)[:80]!r} (--data-root) is not a folder; give the folder "
+                        "that holds the data set's files, or leave it out")
+    checks.seed(seed)
     key = name.lower()
     if key == "digits":
         x_train, y_train, x_test, y_test, classes = _digits()

@@ -20,6 +20,10 @@ from netshrink.errors import DataError
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+# The decompressed size of each official file (MNIST and Fashion-MNIST alike): a file that
+# decompresses past it is refused while it is read, before its checksum is computed.
+SIZES = {"train-images-idx3-ubyte": 16 + 60_000 * 28 * 28, "train-labels-idx1-ubyte": 8 + 60_000,
+         "t10k-images-idx3-ubyte": 16 + 10_000 * 28 * 28, "t10k-labels-idx1-ubyte": 8 + 10_000}
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,10 @@ def _find_file(folder: Path, stem: str) -> Path | None:
 def locate(name: str, root: str | os.PathLike | None = None) -> dict[str, Path]:
     """The four files of data set `name`, from the first folder that holds all of them."""
     source = SOURCES[name]
+    if root is not None and not Path(root).is_dir():
+        raise DataError(f"root={str(root)!r} (--data-root) is not a folder; give the folder "
+                        f"that holds {name}'s IDX files, or leave it out to search "
+                        "$NETSHRINK_DATA, /usr/share/datasets and the cache")
     tried = []
     folders = []
     for i, base in enumerate(search_path(root)):
@@ -121,7 +129,7 @@ def locate(name: str, root: str | os.PathLike | None = None) -> dict[str, Path]:
 
 def read_verified(name: str, path: Path, stem: str) -> bytes:
     """Decompressed content of one file, refused unless its SHA-256 is the published one."""
-    content = idx.read_bytes(path)
+    content = idx.read_bytes(path, SIZES[stem])
     digest = idx.sha256(content)
     expected = SOURCES[name].sha256[stem]
     if digest != expected:

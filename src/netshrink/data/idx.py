@@ -6,8 +6,8 @@ one big-endian uint32 per dimension, then the data. Anything that does not match
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +15,53 @@ import numpy as np
 from netshrink.errors import DataError
 
 _UBYTE = 0x08
+_GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer around the deflate stream
+_CHUNK = 1 << 20
 
 
-def read_bytes(path: Path) -> bytes:
-    """The decompressed content of an IDX file, '.gz' or plain."""
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as err:
-            raise DataError(f"{path}: gzip stream is corrupt or truncated ({err})") from None
+def read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The decompressed content of an IDX file, '.gz' or plain, refused as soon as it grows
+    past `limit` bytes (a gzip bomb is never decompressed whole: it is read in chunks)."""
+    try:
+        with open(path, "rb") as handle:
+            gzipped = handle.read(2) == _GZIP_MAGIC
+            handle.seek(0)
+            if gzipped:
+                return _gunzip(handle, limit, path)
+            raw = handle.read() if limit is None else handle.read(limit + 1)
+    except OSError as err:
+        raise DataError(f"{path}: cannot read it ({err.strerror or err})") from None
+    if limit is not None and len(raw) > limit:
+        raise DataError(f"{path}: larger than the official file ({limit:,d} bytes)")
     return raw
+
+
+def _gunzip(handle, limit: int | None, path) -> bytes:
+    """Stream-decompress the gzip members of `handle`, at most `limit` bytes of output."""
+    out = bytearray()
+    stream, started = zlib.decompressobj(_GZIP_WBITS), False
+    try:
+        while chunk := handle.read(_CHUNK):
+            while chunk:
+                started = True
+                room = 0 if limit is None else limit + 1 - len(out)
+                out += stream.decompress(chunk, room)
+                if limit is not None and len(out) > limit:
+                    raise DataError(f"{path}: decompresses to more than the official file's "
+                                    f"{limit:,d} bytes; it is not the official file")
+                if stream.eof:  # another gzip member may follow (as gzip.decompress reads)
+                    chunk = stream.unused_data.lstrip(b"\0")  # zero padding is allowed
+                    if chunk and not chunk.startswith(_GZIP_MAGIC[:1]):
+                        raise DataError(f"{path}: trailing garbage after the gzip stream")
+                    stream, started = zlib.decompressobj(_GZIP_WBITS), False
+                else:
+                    chunk = stream.unconsumed_tail
+    except zlib.error as err:
+        raise DataError(f"{path}: gzip stream is corrupt ({err})") from None
+    if started and not stream.eof:
+        raise DataError(f"{path}: gzip stream is truncated")
+    return bytes(out)
 
 
 def sha256(content: bytes) -> str:

@@ -64,6 +64,22 @@ def check(value: Any, what: str = "inputs") -> Inputs:
     return value
 
 
+def check_finite(inputs: Inputs, what: str = "inputs") -> Inputs:
+    """`inputs`, refused when a floating-point tensor holds NaN or infinity: such a value
+    turns every loss, gradient and calibrated range it reaches into NaN."""
+    for position, t in enumerate(tensors(inputs)):
+        if t.is_floating_point() or t.is_complex():
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                where = "" if isinstance(inputs, torch.Tensor) else f" (input {position})"
+                first = int(bad.reshape(len(t), -1).any(1).nonzero()[0]) if t.dim() else 0
+                raise DataError(
+                    f"{what}{where} hold {int(bad.sum()):,d} NaN or infinite values (the first "
+                    f"in example {first}); clean or drop those examples"
+                )
+    return inputs
+
+
 def tensors(inputs: Inputs) -> list[torch.Tensor]:
     """The tensors of `inputs`, in argument order."""
     if isinstance(inputs, torch.Tensor):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from netshrink import checks
 from netshrink.distill.relations import Relation
 from netshrink.errors import NetshrinkError, reject_unknown_fields
 
@@ -53,16 +54,20 @@ class DistillConfig:
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
             raise NetshrinkError(f"temperature={t!r} must be a positive number (T > 0), e.g. 4")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise NetshrinkError(
-                f"alpha={self.alpha!r} must be in [0, 1] (weight of the soft-target loss)"
-            )
-        if self.loss not in LOSSES:
-            raise NetshrinkError(f"loss={self.loss!r} is not one of {', '.join(LOSSES)}")
-        if not self.hint_weight >= 0:
-            raise NetshrinkError(f"hint_weight={self.hint_weight!r} must be >= 0")
+        checks.real(self.alpha, "alpha", 0.0, 1.0)
+        checks.choice(self.loss, "loss", LOSSES)
+        checks.real(self.hint_weight, "hint_weight", 0)
         if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or self.jitter < 0:
-            raise NetshrinkError(f"jitter={self.jitter!r} must be a whole number of pixels >= 0")
+            raise NetshrinkError(f"jitter={checks.show(self.jitter)} must be a whole number of "
+                                 "pixels >= 0")
+        if self.cache_dir is not None:
+            checks.text(self.cache_dir, "cache_dir")
+        if isinstance(self.hints, str | dict) or not isinstance(self.hints, tuple | list):
+            raise NetshrinkError(f"hints={checks.show(self.hints)} must be a list of "
+                                 "(teacher module, student module) pairs")
+        if not all(isinstance(pair, tuple | list) for pair in self.hints):
+            raise NetshrinkError(f"hints={checks.show(self.hints)}: each hint is a (teacher "
+                                 "module, student module) pair of names")
         hints = tuple(tuple(pair) for pair in self.hints)
         for pair in hints:
             if len(pair) != 2 or not all(isinstance(name, str) for name in pair):
@@ -104,8 +109,12 @@ class DistillConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> DistillConfig:
+        if not isinstance(values, dict):
+            raise NetshrinkError(f"distillation options must be a mapping, not "
+                                 f"{type(values).__name__}")
         reject_unknown_fields(cls, values, "distillation option")
         values = dict(values)
-        if "hints" in values:
-            values["hints"] = tuple(tuple(pair) for pair in values["hints"])
+        if isinstance(values.get("hints"), list):
+            values["hints"] = tuple(tuple(pair) if isinstance(pair, list) else pair
+                                    for pair in values["hints"])
         return cls(**values)

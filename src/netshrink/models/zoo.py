@@ -7,9 +7,12 @@ Fashion-MNIST (1x28x28), MNIST and the 8x8 digits alike.
 from __future__ import annotations
 
 import math
+import numbers
 
 from torch import nn
 
+from netshrink import checks
+from netshrink.checks import show
 from netshrink.errors import NetshrinkError
 from netshrink.models.registry import output_shape
 
@@ -38,12 +41,14 @@ def lenet300(input_shape, num_classes):
 
 def mlp(input_shape, num_classes, widths=(1200, 1200), dropout=0.0, input_dropout=0.0):
     """Fully connected ReLU net; Hinton et al. distilled 2x1200 (dropout) into 2x800."""
+    if not isinstance(widths, list | tuple) or not widths or not all(
+            isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1
+            for w in widths):
+        raise NetshrinkError(f"mlp widths={show(widths)} must be a non-empty list of positive "
+                             "integers, such as [300, 100]")
     widths = [int(w) for w in widths]
-    if not widths or min(widths) < 1:
-        raise NetshrinkError(f"mlp widths={widths} must be a non-empty list of positive ints")
     for label, p in (("dropout", dropout), ("input_dropout", input_dropout)):
-        if not 0 <= p < 1:
-            raise NetshrinkError(f"mlp {label}={p} must be in [0, 1)")
+        checks.real(p, f"mlp {label}", 0, 1, high_open=True)
     return _mlp([_flat(input_shape), *widths, num_classes], dropout, input_dropout)
 
 
@@ -129,9 +134,7 @@ def vgg(input_shape, num_classes, width=16):
 
     `width` is the first stage's channel count (VGG-11 uses 64; 16 is a quarter width).
     """
-    w = int(width)
-    if w < 1:
-        raise NetshrinkError(f"vgg width={width} must be a positive integer")
+    w = checks.positive_integer(width, "vgg width")
     plan = [w, "M", 2 * w, "M", 4 * w, 4 * w, "M", 8 * w, 8 * w, "M", 8 * w, 8 * w]
     return nn.Sequential(
         _conv_stack(input_shape[0], plan, input_shape[1], batchnorm=True),
@@ -188,4 +191,5 @@ class ResNet(nn.Module):
 
 def resnet(input_shape, num_classes, depth=20, width=16):
     """A small ResNet with BatchNorm and residual connections (ResNet-20 by default)."""
-    return ResNet(input_shape, num_classes, int(depth), int(width))
+    return ResNet(input_shape, num_classes, checks.integer(depth, "resnet depth"),
+                  checks.positive_integer(width, "resnet width"))

@@ -13,6 +13,14 @@ weights, their codebook indices or integer values, entropy coded), with netshrin
   refused before anything is decoded; the content digest then catches a decoder that does not
   give back what was written (another version of the coder library, say).
 
+A checksum is no defence against a file crafted with a valid one, so before anything is
+decoded `read` also bounds the header (decompressed at most MAX_HEADER_RATIO times its
+compressed size, JSON nested at most netshrink.modelfile.MAX_DEPTH deep), checks its schema as
+netshrink.save's metadata is checked (netshrink.modelfile.check_header) and each tensor entry
+(name, dtype, shape, code), and caps the entries all tensors hold together at MAX_EXPANSION per
+byte of the file; `load` builds the architecture on the meta device and compares it with the
+entries before it decodes a tensor (docs/errors.md).
+
 Each tensor is stored one of three ways (docs/pack.md has the measured choices):
 - "raw": its bytes (biases, normalization, codebooks, scales: small or dense floats);
 - "sparse": the positions of its kept entries (netshrink.pack.positions: the smallest of a
@@ -49,6 +57,10 @@ FORMAT_VERSION = 1
 SUFFIX = ".nsz"
 DIGEST_BYTES = 16
 _PREAMBLE = len(MAGIC) + 4
+MAX_HEADER_RATIO = 256    # a header's JSON text is at most this many times its zlib bytes
+MAX_EXPANSION = 256       # tensor entries per byte of the file (real files: 1 to 30) ...
+MIN_ENTRIES = 2**20       # ... or this many, whichever is larger
+_CODES = ("raw", "sparse", "symbols")
 SMALL = 32            # tensors with fewer entries are stored raw
 MAX_ALPHABET = 1 << 16
 _DTYPES = {name: getattr(torch, name) for name in (
@@ -245,13 +257,13 @@ def _checked_body(path: Path) -> bytes:
 
 def read(path: str | os.PathLike) -> tuple[dict, bytes]:
     """(header, payload) of a .nsz file, refused unless its checksum and header are sound."""
+    from netshrink import modelfile
+
     path = Path(path)
     body = _checked_body(path)
     (length,) = struct.unpack("<I", body[len(MAGIC):_PREAMBLE])
-    try:
-        header = json.loads(zlib.decompress(body[_PREAMBLE:_PREAMBLE + length]))
-    except (zlib.error, ValueError, RecursionError) as err:
-        raise NetshrinkError(f"{path}: corrupt .nsz header ({err})") from None
+    header = modelfile.parse_metadata(_header_text(body[_PREAMBLE:_PREAMBLE + length], path),
+                                      path)
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise NetshrinkError(f"{path}: not a netshrink .nsz file")
     version = header.get("format_version")
@@ -262,7 +274,61 @@ def read(path: str | os.PathLike) -> tuple[dict, bytes]:
                              "upgrade")
     if not isinstance(header.get("tensors"), list) or header.get("coder") not in coding.CODERS:
         raise NetshrinkError(f"{path}: corrupt .nsz header (tensors or coder)")
+    modelfile.check_header(header, path, FORMAT_VERSION)
+    _check_entries(header["tensors"], path, len(body) + DIGEST_BYTES)
     return header, body[_PREAMBLE + length:]
+
+
+def _header_text(packed: bytes, path: Path) -> str:
+    """The header's JSON text, never decompressed past MAX_HEADER_RATIO times its bytes."""
+    limit = MAX_HEADER_RATIO * len(packed) + 4096
+    inflate = zlib.decompressobj()
+    try:
+        text = inflate.decompress(packed, limit)
+    except zlib.error as err:
+        raise NetshrinkError(f"{path}: corrupt .nsz header ({err})") from None
+    if inflate.unconsumed_tail:
+        raise NetshrinkError(f"{path}: corrupt .nsz header (decompresses to more than "
+                             f"{MAX_HEADER_RATIO} times its {len(packed):,} bytes)")
+    if not inflate.eof:
+        raise NetshrinkError(f"{path}: corrupt .nsz header (truncated)")
+    try:
+        return text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NetshrinkError(f"{path}: corrupt .nsz header (not UTF-8 text)") from None
+
+
+def _check_entries(entries: list, path: Path, file_bytes: int) -> None:
+    """Each tensor entry named once, of a known dtype, shape and code; all of them together
+    at most MAX_EXPANSION entries per byte of the file, so decoding stays bounded."""
+    from netshrink import modelfile
+
+    names, total = set(), 0
+    for position, entry in enumerate(entries, start=1):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or name in names:
+            raise NetshrinkError(f"{path}: corrupt .nsz header (tensor {position}: its name is "
+                                 "missing or repeated)")
+        names.add(name)
+        if entry.get("dtype") not in _DTYPES or not modelfile.is_shape(entry.get("shape")) or \
+                entry.get("code") not in _CODES:
+            raise NetshrinkError(f"{path}: corrupt .nsz header (tensor {name[:80]!r}: its "
+                                 "dtype, shape or code)")
+        total += int(np.prod(entry["shape"], dtype=np.float64))
+    allowed = max(MIN_ENTRIES, MAX_EXPANSION * file_bytes)
+    if total > allowed:
+        raise NetshrinkError(f"{path}: corrupt .nsz header: its tensors hold {total:,.0f} "
+                             f"entries, more than {MAX_EXPANSION} per byte of a "
+                             f"{file_bytes:,}-byte file ({allowed:,})")
+
+
+def layout(header: dict) -> dict[str, tuple[str | None, tuple[int, ...]]]:
+    """{name: (safetensors dtype, shape)} of the tensors a checked header describes, as
+    netshrink.modelfile.check_layout compares them with a model."""
+    from netshrink import modelfile
+
+    return {e["name"]: (modelfile.safetensors_dtype(_DTYPES[e["dtype"]]), tuple(e["shape"]))
+            for e in header["tensors"]}
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
@@ -315,12 +381,18 @@ def decode_tensor(entry: dict, payload: bytes, coder: str
 def read_tensors(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor], dict]:
     """(header, {name: tensor}, {name: mask}) of a .nsz file, every check done."""
     header, payload = read(path)
+    return (header, *_decoded(header, payload, path))
+
+
+def _decoded(header: dict, payload: bytes, path) -> tuple[dict, dict]:
+    """({name: tensor}, {name: mask}) of a checked header, their digest verified."""
     tensors, masks = {}, {}
     for entry in header["tensors"]:
-        name = entry.get("name") if isinstance(entry, dict) else None
+        name = entry["name"]
         try:
             tensor, keep = decode_tensor(entry, payload, header["coder"])
-        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        except (ValueError, KeyError, TypeError, RuntimeError, OverflowError,
+                IndexError) as err:
             raise NetshrinkError(f"{path}: corrupt tensor {name!r} ({err})") from None
         tensors[name] = tensor
         if entry.get("mask"):
@@ -329,26 +401,34 @@ def read_tensors(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]
     if content_digest(tensors) != header.get("content"):
         raise NetshrinkError(f"{path}: the decoded tensors do not match the file's digest (a "
                              "different version of the coder library?); write the file again")
-    return header, tensors, masks
+    return tensors, masks
 
 
 def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
-    """Rebuild the model of a .nsz file (as netshrink.load does for safetensors files)."""
+    """Rebuild the model of a .nsz file (as netshrink.load does for safetensors files): the
+    architecture is checked against the file's tensor entries before any is decoded."""
+    from netshrink import modelfile
     from netshrink.serialize import _replayed, rebuild
 
-    header, tensors, masks = read_tensors(path)
-    entries = transforms.check_entries(header.get("transforms", []))
-    if model is None:
+    header, payload = read(path)
+    entries = header.get("transforms", [])
+    stored = layout(header)
+    if model is None:  # on the meta device first: an architecture no larger than the file's
+        modelfile.check_layout(modelfile.on_meta(lambda: rebuild(header, path), path),
+                               stored, path)
         model = rebuild(header, path)
     elif not isinstance(model, nn.Module):
         raise NetshrinkError(f"model must be a torch.nn.Module, not {type(model).__name__}")
     else:
         model = _replayed(model, entries, path)
+        modelfile.check_layout(model, stored, path)
+    tensors, masks = _decoded(header, payload, path)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
         raise NetshrinkError(f"{path}: weights do not fit the model: {err}") from None
-    transforms.replay_after_load(model, entries, masks)
+    with modelfile.rebuilding(path):
+        transforms.replay_after_load(model, entries, masks)
     if header.get("model") is not None:
         model.netshrink_spec = header["model"]
     return model

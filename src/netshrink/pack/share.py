@@ -343,6 +343,19 @@ def _install(model: nn.Module, module: nn.Module, attr: str, parametrization: Sh
         parametrize.register_parametrization(owner, name, parametrization, unsafe=True)
 
 
+def check_entry(entry: dict) -> None:
+    """The shape of a share entry read from a file (before anything is built from it)."""
+    layers = entry.get("layers")
+    if not isinstance(layers, dict):
+        raise NetshrinkError("'layers' must map weight names to specs")
+    for name, spec in layers.items():
+        if not isinstance(spec, dict) or spec.get("index_dtype") not in _INDEX_DTYPES or \
+                not _integer(spec.get("clusters")) or not 0 <= spec["clusters"] <= 256 or \
+                not isinstance(spec.get("shape"), list):
+            raise NetshrinkError(f"layer {str(name)[:80]!r}: index_dtype, clusters (0 to 256) "
+                                 "and shape")
+
+
 def replay_share(model: nn.Module, entry: dict) -> nn.Module:
     """Give a fresh model the shared layers a file records (values come from its weights)."""
     layers = entry.get("layers")

@@ -11,7 +11,17 @@ from torch import nn
 from netshrink.core import masks
 from netshrink.core.patterns import any_match, check_patterns, last_match
 from netshrink.data import Splits, first_inputs, tensors_of
-from netshrink.data.inputs import Inputs, Shape, check_shape, example_shape
+from netshrink.data.inputs import (
+    Inputs,
+    Shape,
+    call,
+    check_finite,
+    check_shape,
+    describe,
+    example_shape,
+    take,
+    to_device,
+)
 from netshrink.errors import NetshrinkError
 from netshrink.prune import scores as scores_mod
 from netshrink.prune import select
@@ -41,11 +51,37 @@ class LayerCollapseError(NetshrinkError):
         self.layers, self.safe_compression = layers, safe_compression
 
 
-def _examples(data) -> tuple[Inputs, torch.Tensor]:
-    """(inputs, labels) of the training examples: inputs of any shape (netshrink.data.inputs)."""
+def _examples(data, model: nn.Module, loss_fn: Callable, method: str
+              ) -> tuple[Inputs, torch.Tensor]:
+    """(inputs, labels) of the training examples: inputs of any shape (netshrink.data.inputs),
+    checked to be finite and to fit the model (one forward pass on two examples), and the
+    labels to be within its outputs, so a data-driven score never fails inside torch."""
     if isinstance(data, Splits):
         data = data.train
-    return tensors_of(data)
+    inputs, targets = tensors_of(data)
+    check_finite(inputs, f"{method}: the data's inputs")
+    was_training = model.training
+    device = next(model.parameters(), torch.empty(0)).device
+    try:
+        with torch.no_grad():
+            out = call(model.eval(), to_device(take(inputs, slice(0, 2)), device))
+    except (RuntimeError, TypeError, ValueError, IndexError) as err:
+        if isinstance(err, NetshrinkError):
+            raise
+        raise NetshrinkError(
+            f"{method}: the model cannot run on the data's inputs ({describe(inputs)} per "
+            f"example): {str(err).splitlines()[0]}; pass the data the model was built for"
+        ) from None
+    finally:
+        model.train(was_training)
+    if loss_fn is F.cross_entropy and isinstance(out, torch.Tensor) and out.dim() == 2:
+        low, high = int(targets.min()), int(targets.max())
+        if low < 0 or high >= out.shape[1]:
+            raise NetshrinkError(
+                f"{method}: label {low if low < 0 else high} is out of range for the model's "
+                f"{out.shape[1]} outputs; the labels must be class indices 0..{out.shape[1] - 1}"
+            )
+    return inputs, targets
 
 
 def _input_shape(model: nn.Module, data, given) -> Shape | None:
@@ -136,7 +172,7 @@ def prune_(
         if data is None:
             raise NetshrinkError(f"method {score.name!r} needs data: pass data=splits (or a "
                                  "Dataset, or an (inputs, labels) tuple of training examples)")
-        inputs, targets = _examples(data)
+        inputs, targets = _examples(data, model, loss_fn, score.name)
     installed = current_mask(model)
     keep = {n: installed[n].clone() if n in installed else torch.ones(p.shape, dtype=torch.bool)
             for n, p in params.items()}
@@ -203,7 +239,7 @@ def score_weights(
     if score.needs_data:
         if data is None:
             raise NetshrinkError(f"method {score.name!r} needs data")
-        inputs, targets = _examples(data)
+        inputs, targets = _examples(data, model, loss_fn, score.name)
     weights = {n: p.detach() for n, p in params.items()}
     generator = torch.Generator().manual_seed(scores_mod.scoring_seed(seed))
     return _score(model, score, weights, inputs, targets, loss_fn, generator,

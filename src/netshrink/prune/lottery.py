@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
+from netshrink import checks
 from netshrink.data import Splits
 from netshrink.errors import NetshrinkError
 from netshrink.prune.api import prune_
@@ -26,6 +27,7 @@ from netshrink.prune.schedule import round_sparsity
 from netshrink.train import Callback, TrainConfig, TrainState, fit, seed_everything
 
 ARMS = ("ticket", "reinit", "shuffle")
+MAX_ROUNDS = 200  # 20% per round leaves 0.8**200 = 4e-20 of the weights: far past any use
 
 
 @dataclass(frozen=True)
@@ -45,21 +47,29 @@ class LotteryConfig:
     controls: tuple[str, ...] = ("reinit", "shuffle")
 
     def __post_init__(self) -> None:
-        if self.rounds < 0:
-            raise NetshrinkError(f"rounds={self.rounds} must be >= 0")
-        object.__setattr__(self, "layer_rates",
-                           tuple((str(k), float(v)) for k, v in dict(self.layer_rates).items()))
-        rates = [("rate", self.rate), ("output_rate", self.output_rate),
-                 *((f"layer_rates[{k}]", v) for k, v in self.layer_rates)]
-        for label, rate in rates:
-            if rate is not None and not 0 <= rate < 1:
-                raise NetshrinkError(f"{label}={rate} must be in [0, 1)")
-        if self.rewind_iteration < 0:
-            raise NetshrinkError(f"rewind_iteration={self.rewind_iteration} must be >= 0")
+        checks.integer(self.rounds, "rounds", 0, MAX_ROUNDS)
+        try:
+            layer_rates = dict(self.layer_rates)
+        except (TypeError, ValueError):
+            raise NetshrinkError(f"layer_rates={checks.show(self.layer_rates)} must map layer "
+                                 "names to rates") from None
+        object.__setattr__(self, "layer_rates", tuple(
+            (checks.text(k, "layer_rates key"), checks.real(v, f"layer_rates[{k}]", 0, 1,
+                                                             high_open=True))
+            for k, v in layer_rates.items()))
+        checks.real(self.rate, "rate", 0, 1, high_open=True)
+        if self.output_rate is not None:
+            checks.real(self.output_rate, "output_rate", 0, 1, high_open=True)
+        checks.integer(self.rewind_iteration, "rewind_iteration", 0)
+        if isinstance(self.controls, str) or not all(isinstance(c, str) for c in self.controls):
+            raise NetshrinkError(f"controls={checks.show(self.controls)} must be a list of "
+                                 "reinit, shuffle")
         unknown = set(self.controls) - set(ARMS[1:])
         if unknown:
             raise NetshrinkError(f"unknown control {', '.join(sorted(unknown))}; choose from "
                                  "reinit, shuffle")
+        for r in self.control_rounds:
+            checks.integer(r, "control_rounds")
         bad = [r for r in self.control_rounds if not 1 <= r <= self.rounds]
         if bad:
             raise NetshrinkError(f"control_rounds {bad} must be within 1..{self.rounds}")

@@ -202,6 +202,13 @@ def transform_entry(model: nn.Module) -> dict | None:
     return {"kind": TRANSFORM_KIND, "parameters": names} if names else None
 
 
+def check_entry(entry: dict) -> None:
+    """The shape of a prune-mask entry read from a file: a list of weight names."""
+    names = entry.get("parameters", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise NetshrinkError("'parameters' must be a list of weight names")
+
+
 def replay_masks(model: nn.Module, entry: dict, stored: Mapping[str, torch.Tensor]) -> None:
     """After a file's weights are loaded: install the listed masks (those the file `stored`
     by their bits; the others are the weights' non-zeros, as files before format 3 hold)."""

@@ -181,6 +181,34 @@ def _size(module: nn.Module, axis: str, path: str) -> int:
     return getattr(module, sizes[kind][axis])
 
 
+def check_entry(record_entry: dict) -> None:
+    """The shape of a structured entry read from a file (before anything is built from it):
+    layer names, each axis a list of distinct indices, attention roles."""
+    decomposed = record_entry.get("decomposed", [])
+    layers, attention = record_entry.get("layers"), record_entry.get("attention", {})
+    if not isinstance(decomposed, list) or not all(isinstance(n, str) for n in decomposed):
+        raise NetshrinkError("decomposed must be a list of attention layer names")
+    if not isinstance(layers, dict) or not isinstance(attention, dict):
+        raise NetshrinkError("layers and attention must be mappings of layer names")
+    for path, spec in layers.items():
+        if not isinstance(spec, dict) or not set(spec) <= set(_AXES):
+            raise NetshrinkError(f"layer {str(path)[:40]}: a mapping of axes ({', '.join(_AXES)})")
+        for axis, values in spec.items():
+            _distinct(values, path, axis)
+    for path, spec in attention.items():
+        if not isinstance(spec, dict) or spec.get("role") not in ("attention", "hf_attention"):
+            raise NetshrinkError(f"attention {str(path)[:40]}: a role and its heads")
+        _distinct(spec.get("heads"), path, "heads")
+
+
+def _distinct(values, path, axis: str) -> None:
+    if not isinstance(values, list) or not values or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values) or \
+            len(set(values)) != len(values):
+        raise NetshrinkError(f"layer {str(path)[:40]} ({axis}): the entries kept must be a "
+                             "non-empty list of distinct indices")
+
+
 def replay(model: nn.Module, record_entry: dict) -> nn.Module:
     """Give a fresh model the smaller shapes a structured entry describes."""
     from netshrink.prune.blocks import decompose_attention

@@ -18,6 +18,7 @@ SynFlow (Tanaka et al.)     dR/dw w, R = 1' prod|W| 1; 100 iterations   no
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,12 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from netshrink import checks
 from netshrink.data.inputs import Inputs, Shape, count, filled, take, to_device
 from netshrink.errors import NetshrinkError
 from netshrink.prune import hessian
 from netshrink.prune.functional import forward
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+MAX_SYNFLOW_ITERATIONS = 10_000  # the paper uses 100; each is a forward and backward pass
 
 
 @dataclass
@@ -166,7 +169,8 @@ class Taylor(Score):
     train_mode = True
 
     def __init__(self, examples: int | None = 2048, batch_size: int = 256):
-        self.examples, self.batch_size = examples, batch_size
+        self.examples = checks.optional_integer(examples, "taylor examples", 1)
+        self.batch_size = checks.positive_integer(batch_size, "taylor batch_size")
 
     def scores(self, ctx: Context) -> dict[str, torch.Tensor]:
         x, y = ctx.sample(self.examples)
@@ -184,7 +188,7 @@ class SNIP(Score):
     train_mode = True
 
     def __init__(self, batch_size: int = 128):
-        self.batch_size = batch_size
+        self.batch_size = checks.positive_integer(batch_size, "snip batch_size")
 
     def scores(self, ctx: Context) -> dict[str, torch.Tensor]:
         x, y = ctx.sample(self.batch_size)
@@ -209,9 +213,10 @@ class GraSP(Score):
 
     def __init__(self, samples_per_class: int = 10, temperature: float = 200.0,
                  batch_size: int = 256):
-        self.samples_per_class = samples_per_class
-        self.temperature = temperature
-        self.batch_size = batch_size
+        self.samples_per_class = checks.positive_integer(samples_per_class,
+                                                         "grasp samples_per_class")
+        self.temperature = checks.real(temperature, "grasp temperature", 0, low_open=True)
+        self.batch_size = checks.positive_integer(batch_size, "grasp batch_size")
 
     def _balanced(self, ctx: Context) -> tuple[Inputs, torch.Tensor]:
         assert ctx.inputs is not None and ctx.targets is not None
@@ -256,13 +261,10 @@ class OBD(Score):
 
     def __init__(self, hessian: str = "auto", examples: int | None = None,
                  samples: int = 64, exact_limit: int = 5_000, batch_size: int = 1024):
-        if hessian not in ("auto", "exact", "hutchinson"):
-            raise NetshrinkError(f"hessian={hessian!r} must be auto, exact or hutchinson")
+        checks.choice(hessian, "obd hessian", ("auto", "exact", "hutchinson"))
         for label, value in (("samples", samples), ("exact_limit", exact_limit),
                              ("batch_size", batch_size), ("examples", examples)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise NetshrinkError(f"obd {label}={value!r} must be a positive integer")
+            checks.optional_integer(value, f"obd {label}", 1)
         self.hessian, self.examples, self.samples = hessian, examples, samples
         self.exact_limit, self.batch_size = exact_limit, batch_size
         self.last_method: str | None = None
@@ -322,11 +324,9 @@ class SynFlow(Score):
     name = "synflow"
 
     def __init__(self, iterations: int = 100, biases: str = "zero"):
-        if int(iterations) < 1:
-            raise NetshrinkError(f"synflow iterations={iterations} must be at least 1")
-        if biases not in ("zero", "abs"):
-            raise NetshrinkError(f"synflow biases={biases!r} must be zero or abs")
-        self.iterations, self.biases = int(iterations), biases
+        self.iterations = checks.integer(iterations, "synflow iterations", 1,
+                                         MAX_SYNFLOW_ITERATIONS)
+        self.biases = checks.choice(biases, "synflow biases", ("zero", "abs"))
 
     def _linearized(self, model: nn.Module) -> dict[str, torch.Tensor]:
         out = {}
@@ -391,6 +391,11 @@ def make(method: str | Score, **options) -> Score:
     if key not in METHODS:
         raise NetshrinkError(f"unknown pruning method {method!r}; choose from "
                              f"{', '.join(METHODS)}")
+    accepted = sorted(set(inspect.signature(METHODS[key]).parameters) - {"self"})
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise NetshrinkError(f"bad option for method {key!r}: {', '.join(unknown)}; it takes "
+                             f"{', '.join(accepted) or 'no options'}")
     try:
         return METHODS[key](**options)
     except TypeError as err:

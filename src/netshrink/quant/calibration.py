@@ -21,6 +21,7 @@ from netshrink.data.inputs import (
     Inputs,
     call,
     check,
+    check_finite,
     count,
     describe_batch,
     is_inputs,
@@ -78,7 +79,7 @@ def _checked(inputs) -> Inputs:
     inputs = check(inputs, "calibration inputs")
     if count(inputs) == 0 or any(t.numel() == 0 for t in tensors(inputs)):
         raise NetshrinkError("the calibration data is empty; pass example inputs")
-    return inputs
+    return check_finite(inputs, "calibration inputs")
 
 
 @torch.no_grad()

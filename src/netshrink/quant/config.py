@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from netshrink.errors import NetshrinkError
+from netshrink import checks
+from netshrink.errors import NetshrinkError, reject_unknown_fields
+from netshrink.quant.kernels import KERNELS
 from netshrink.quant.observers import OBSERVERS
 from netshrink.quant.scheme import MAX_BITS, MIN_BITS
 from netshrink.quant.weight_only import WeightOnly
@@ -31,6 +33,9 @@ def _check_bits(name: str, value) -> None:
         )
 
 
+_BOOLEANS = ("per_channel", "symmetric_activations", "embeddings", "lsq")
+
+
 class _Config:
     bits: int
     activation_bits: int | None
@@ -39,9 +44,11 @@ class _Config:
     def _validate(self) -> None:
         _check_bits("bits", self.bits)
         _check_bits("activation_bits", self.activation_bits)
-        if isinstance(self.skip, str) or not all(isinstance(s, str) and s for s in self.skip):
-            raise NetshrinkError(f"skip={self.skip!r} must be a list of layer name patterns")
-        object.__setattr__(self, "skip", tuple(self.skip))
+        object.__setattr__(self, "skip", checks.patterns(self.skip, "skip"))
+        checks.optional_choice(self.kernel, "kernel", KERNELS)
+        for name in _BOOLEANS:
+            if hasattr(self, name):
+                checks.boolean(getattr(self, name), name)
 
     def to_dict(self) -> dict:
         return {"method": type(self).__name__.lower(), **asdict(self)}
@@ -67,8 +74,7 @@ class Dynamic(_Config):
 
     def __post_init__(self) -> None:
         self._validate()
-        if self.granularity not in ("row", "tensor"):
-            raise NetshrinkError(f"granularity={self.granularity!r} must be 'row' or 'tensor'")
+        checks.choice(self.granularity, "granularity", ("row", "tensor"))
 
 
 @dataclass(frozen=True)
@@ -93,10 +99,7 @@ class Static(_Config):
     def __post_init__(self) -> None:
         self._validate()
         for name in ("observer", "weight_observer"):
-            if getattr(self, name) not in OBSERVERS:
-                raise NetshrinkError(
-                    f"{name}={getattr(self, name)!r} is not one of {', '.join(OBSERVERS)}"
-                )
+            checks.choice(getattr(self, name), name, OBSERVERS)
 
 
 @dataclass(frozen=True)
@@ -129,10 +132,13 @@ CONFIGS = {"dynamic": Dynamic, "static": Static, "qat": QAT, "weight_only": Weig
 
 
 def config_from_dict(values: dict) -> Dynamic | Static | QAT | WeightOnly:
+    if not isinstance(values, dict):
+        raise NetshrinkError(f"a quantization config must be a mapping, not "
+                             f"{type(values).__name__}")
     values = dict(values)
     method = values.pop("method", None)
-    if method not in CONFIGS:
-        raise NetshrinkError(f"method={method!r} is not one of {', '.join(CONFIGS)}")
-    if "skip" in values:
+    checks.choice(method, "method", CONFIGS)
+    reject_unknown_fields(CONFIGS[method], values, f"{method} quantization option")
+    if isinstance(values.get("skip"), list):
         values["skip"] = tuple(values["skip"])
     return CONFIGS[method](**values)

@@ -29,6 +29,89 @@ _SHAPE_KEYS = ("in_features", "out_features", "in_channels", "out_channels", "gr
                "num_embeddings", "embedding_dim")
 
 
+_REQUIRED = {
+    "linear": ("in_features", "out_features"), "qat_linear": ("in_features", "out_features"),
+    "embedding": ("num_embeddings", "embedding_dim"),
+    "qat_embedding": ("num_embeddings", "embedding_dim"),
+    "weight_only_linear": ("in_features", "out_features", "bits", "group_size"),
+    "weight_only_embedding": ("num_embeddings", "embedding_dim", "bits", "group_size"),
+}
+_CONV_KEYS = ("in_channels", "out_channels", "kernel_size")
+_LIST_KEYS = ("kernel_size", "stride", "padding", "dilation", "pre_pad")
+_LARGEST = 2**31  # no layer dimension netshrink writes is this large
+
+
+def _count(value, what: str, low: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value < _LARGEST:
+        raise NetshrinkError(f"{what}={str(value)[:40]} must be an integer >= {low}")
+
+
+def _pairs(pairs, what: str) -> None:
+    if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(n, str) for n in p)
+            for p in pairs):
+        raise NetshrinkError(f"{what} must be a list of [layer, batchnorm] name pairs")
+
+
+def _layer_spec(name, spec) -> None:
+    if not isinstance(name, str) or not isinstance(spec, dict):
+        raise NetshrinkError(f"layer {str(name)[:40]}: a layer name and its spec (a mapping)")
+    kind = spec.get("type")
+    if kind not in _SOURCES:
+        raise NetshrinkError(f"layer {name!r}: unknown quantized layer type {str(kind)[:40]}")
+    for key in _REQUIRED.get(kind, _CONV_KEYS):
+        if key not in spec:
+            raise NetshrinkError(f"layer {name!r}: {key} is missing")
+    for key in _SHAPE_KEYS:
+        if key in spec:
+            _count(spec[key], f"layer {name!r}: {key}")
+    for key in _LIST_KEYS:
+        values = spec.get(key, [])
+        if key == "padding" and isinstance(values, str):  # "same", "valid"
+            continue
+        values = [values] if isinstance(values, int) else values
+        if not isinstance(values, list) or len(values) > 6:
+            raise NetshrinkError(f"layer {name!r}: {key} must be a short list of integers")
+        for v in values:
+            _count(v, f"layer {name!r}: {key}", 0)
+    for key in ("weight_bits", "bits"):
+        if key in spec and (isinstance(spec[key], bool) or spec[key] not in range(2, 9)):
+            raise NetshrinkError(f"layer {name!r}: {key}={str(spec[key])[:40]} must be an "
+                                 "integer from 2 to 8")
+    if "group_size" in spec:
+        _count(spec["group_size"], f"layer {name!r}: group_size")
+    if "bias" in spec and not isinstance(spec["bias"], bool):
+        raise NetshrinkError(f"layer {name!r}: bias={str(spec['bias'])[:40]} must be true or "
+                             "false")
+    for key in ("activation", "weight", "input"):
+        if key in spec and not isinstance(spec[key], dict):
+            raise NetshrinkError(f"layer {name!r}: {key} must be a mapping")
+
+
+def check_entry(entry: dict) -> None:
+    """The shape of a quantize entry read from a file (before anything is built from it)."""
+    if entry.get("stage", "integer") not in ("qat", "integer"):
+        raise NetshrinkError(f"stage {str(entry.get('stage'))[:40]} must be qat or integer")
+    if not isinstance(entry.get("config", {}), dict):
+        raise NetshrinkError("config must be a mapping")
+    _pairs(entry.get("folded", []), "folded")
+    decomposed, layers = entry.get("decomposed", {}), entry.get("layers", {})
+    if not isinstance(decomposed, dict) or not isinstance(layers, dict):
+        raise NetshrinkError("decomposed and layers must be mappings of layer names")
+    for name, spec in decomposed.items():
+        if not isinstance(spec, dict):
+            raise NetshrinkError(f"decomposed {str(name)[:40]}: its spec must be a mapping")
+        for key in ("embed_dim", "num_heads"):
+            _count(spec.get(key), f"decomposed {name!r}: {key}")
+    for name, spec in layers.items():
+        _layer_spec(name, spec)
+
+
+def check_fold_entry(entry: dict) -> None:
+    """The shape of a fold entry read from a file."""
+    _pairs(entry.get("pairs", []), "pairs")
+
+
 def _layer(model: nn.Module, name) -> nn.Module:
     if not isinstance(name, str):
         raise NetshrinkError(f"corrupt quantize entry: layer name {name!r}")

@@ -3,9 +3,10 @@
 Latency is measured once every stage has run, all stages' models timed in one
 `netshrink.measure.compare_latency` call per batch size (alternated, so load from elsewhere
 hits every side alike), on real test examples, with the recipe's thread count, each model as
-deployed (masks and shared codebooks computed once into plain weights). Ratios are to
-the reference stage: the one just before the first stage that compresses (prune, quantize,
-...), the dense trained model.
+deployed (masks and shared codebooks computed once into plain weights; a statically quantized
+model compiled by netshrink.quant.compile_int8 for each batch size, on the recipe's `runtime`,
+the fastest by default). Ratios are to the reference stage: the one just before the first stage
+that compresses (prune, quantize, ...), the dense trained model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from torch import nn
 from torch.nn.utils import parametrize
 
+from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_write
 from netshrink.recipes.stages import KINDS
 
@@ -41,26 +43,56 @@ def deployed(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
+def compiled_for(recipe, stage: str, model: nn.Module, example, splits):
+    """(what to time, runtime label, why it is not compiled or None) for one stage's model
+    at one batch size: netshrink.quant.int8.as_deployed on the recipe's runtime (a statically
+    quantized model compiled; float and dynamic ones, and under auto a model compile_int8
+    cannot lower, as the PyTorch modules they are)."""
+    from netshrink.quant.int8 import as_deployed
+
+    settings = recipe.measure
+    try:
+        return as_deployed(model, example, data=splits, runtime=recipe.runtime,
+                           threads=settings["threads"], repeats=settings["repeats"])
+    except NetshrinkError as err:
+        raise NetshrinkError(f"stage {stage!r}: runtime {recipe.runtime!r}: {err} (runtime: "
+                             "auto times the integer modules instead)") from None
+
+
 def measure_rows(recipe, rows: list[dict], files: dict[str, Path], splits, model_factory
                  ) -> None:
-    """Add latency (ms per batch) at each of the recipe's batch sizes to every row."""
+    """Add latency (ms per batch) at each of the recipe's batch sizes to every row, the
+    runtime each stage was timed on, and a compiled stage's test accuracy as compiled."""
     import netshrink
     from netshrink.data import tensors_of
     from netshrink.measure import compare_latency
+    from netshrink.train import evaluate
+
     settings = recipe.measure
     loaded = {name: deployed(netshrink.load(path, model=model_factory() if model_factory
                                             else None)) for name, path in files.items()}
     inputs = tensors_of(splits.test)[0]
+    runtimes: dict[str, dict[int, str]] = {name: {} for name in loaded}
     for batch in settings["batch_sizes"]:
         example = inputs[:batch]
-        stats = compare_latency({n: (lambda m=m, x=example: m(x)) for n, m in loaded.items()},
+        timed = {}
+        for row in rows:
+            name = row["stage"]
+            timed[name], runtimes[name][batch], note = compiled_for(recipe, name, loaded[name],
+                                                                    example, splits)
+            if note:
+                row["runtime_note"] = note
+            elif timed[name] is not loaded[name] and "runtime_accuracy" not in row:
+                row["runtime_accuracy"] = evaluate(timed[name], splits.test)[1]
+        stats = compare_latency({n: (lambda m=m, x=example: m(x)) for n, m in timed.items()},
                                 repeats=settings["repeats"], warmup=settings["warmup"],
                                 num_threads=settings["threads"], settle=1)
         for row in rows:
             s = stats[row["stage"]]
             row[f"latency_ms_b{batch}"] = 1e3 * s.median
             row[f"latency_p90_ms_b{batch}"] = 1e3 * s.p90
-            row["runtime"] = "torch"
+    for row in rows:
+        row["runtime"] = runtime_label(runtimes[row["stage"]])
     reference = reference_stage(recipe, rows)
     base = next(r for r in rows if r["stage"] == reference)
     for row in rows:
@@ -69,6 +101,13 @@ def measure_rows(recipe, rows: list[dict], files: dict[str, Path], splits, model
         for batch in settings["batch_sizes"]:
             key = f"latency_ms_b{batch}"
             row[f"speedup_b{batch}"] = base[key] / row[key]
+
+
+def runtime_label(by_batch: dict[int, str]) -> str:
+    """One runtime, or each batch size's when they differ ('b1: onnxruntime; b256: torch')."""
+    if len(set(by_batch.values())) == 1:
+        return next(iter(by_batch.values()))
+    return "; ".join(f"b{batch}: {label}" for batch, label in by_batch.items())
 
 
 def write_tables(recipe, result) -> None:
@@ -108,6 +147,12 @@ def markdown(recipe, rows: list[dict]) -> str:
                   f"{recipe.measure['repeats']} alternated calls, {recipe.measure['threads']} "
                   "threads, on test examples; accuracy of the model loaded from each stage's "
                   "file."]
+    compiled = [r for r in rows if "runtime_accuracy" in r]
+    if compiled:
+        lines += ["", f"Statically quantized stages are timed as `netshrink.quant.compile_int8` "
+                  f"runs them (runtime {recipe.runtime}); test accuracy as compiled: "
+                  + ", ".join(f"{r['stage']} {100 * r['runtime_accuracy']:.2f}%"
+                              for r in compiled) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ Layout of the output folder OUT:
     OUT/stages/00-start-<id>/            the model before any stage
     OUT/stages/NN-<name>-<id>/           model.safetensors, result.json, the stage's own files
     OUT/results.md, results.csv, results.json   one row per stage: accuracy, bytes, latency
+    OUT/model.safetensors (or model.nsz)  a copy of the last stage's file: the result to ship
 
 A stage's id is the hash of its resolved config chained to the previous stage's id, so a stage
 is the same exactly when everything before it is. It runs in a staging folder that becomes
@@ -19,6 +20,7 @@ is always that of the model in the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -31,7 +33,7 @@ from torch import nn
 
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_write
-from netshrink.recipes.schema import Recipe, Stage, parse
+from netshrink.recipes.schema import Recipe, Stage, check_layer_names, parse
 from netshrink.recipes.stages import KINDS, Context
 
 STAGES = "stages"
@@ -106,19 +108,20 @@ def run(recipe, out: str | os.PathLike, model_factory: Callable[[], nn.Module] |
         raise NetshrinkError(f"--out {out} exists and is not a folder")
     splits = load_data(recipe)
     start = build_start(recipe, splits, model_factory)
+    check_layer_names(recipe, start)  # a typo in a layer name is refused before any stage
     stage_root = Path(stages) if stages is not None else out / STAGES
     stage_root.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     _clean_staging(stage_root)
     atomic_write(out / "recipe.json", json.dumps(recipe.to_dict(), indent=2) + "\n")
     result = RunResult(out)
-    previous = recipe.identity()
+    previous = recipe.identity() + _files_digest(recipe.model)
     folder = _finished_or_run(stage_root, 0, "start", previous, recipe, start, splits,
                               lambda model, ctx: (model, {}), model_factory, progress)
     result.rows.append(_read(folder))
     files = {"start": folder / MODEL}
     for stage in recipe.stages:
-        identity = stage.identity(previous)
+        identity = stage.identity(previous + _files_digest(stage.config))
         folder = _finished_or_run(stage_root, stage.index, stage.name, identity, recipe,
                                   files[result.rows[-1]["stage"]], splits,
                                   _runner(stage, files, recipe, progress), model_factory,
@@ -129,8 +132,46 @@ def run(recipe, out: str | os.PathLike, model_factory: Callable[[], nn.Module] |
         previous = identity
     if measure:
         measure_rows(recipe, result.rows, files, splits, model_factory)
+    _copy_final(Path(result.rows[-1]["file"]), out)
     write_tables(recipe, result)
     return result
+
+
+def _copy_final(source: Path, out: Path) -> None:
+    """OUT/model.<suffix>: the last stage's file, copied whole or not at all."""
+    from netshrink.fileio import atomic_path
+
+    with atomic_path(out / f"model{source.suffix}") as staging:
+        shutil.copyfile(source, staging)
+
+
+def _files_digest(config) -> str:
+    """The SHA-256 of every file a config names ({file: PATH}: a model or a teacher), so a
+    stage that reads a file is run again when the file changes, not only when its path does."""
+    found = []
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            if set(value) == {"file"} and isinstance(value["file"], str):
+                found.append(Path(value["file"]))
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    if not found:
+        return ""
+    digest = hashlib.sha256()
+    for path in found:
+        if not path.is_file():
+            raise NetshrinkError(f"{path}: no such model file (named by the recipe's "
+                                 "{file: PATH})")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return ":" + digest.hexdigest()[:16]
 
 
 def _runner(stage: Stage, files: dict[str, Path], recipe: Recipe, progress):
@@ -145,13 +186,17 @@ def _finished_or_run(root: Path, index: int, name: str, identity: str, recipe: R
     """The stage's folder: as found when it finished before, else run now and committed."""
     folder = root / f"{index:02d}-{name}-{identity}"
     if (folder / RESULT).exists():
+        if progress is not False and index:
+            print(f"  {recipe.name}: stage {index} {name}: reused {folder.name}", flush=True)
         return folder
+    if progress is not False and index:
+        print(f"  {recipe.name}: stage {index} {name}: running", flush=True)
     staging = root / f".{folder.name}.tmp"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
     model = source if isinstance(source, nn.Module) else _load(source, model_factory)
-    ctx = Context(splits, staging, {}, recipe.seed, bool(progress), model_factory)
+    ctx = Context(splits, staging, {}, recipe.seed, progress, model_factory)
     began = time.perf_counter()
     model, metrics = step(model, ctx)
     seconds = time.perf_counter() - began

@@ -5,6 +5,7 @@
     model: lenet5                  # or {name: mlp, args: {widths: [100]}}, or {file: m.safetensors}
     seed: 0
     measure: {batch_sizes: [1, 256], threads: 2, repeats: 20}
+    runtime: auto                  # statically quantized stages: auto | torch | onnxruntime
     stages:
       - train: {epochs: 10, lr_schedule: cosine}        # netshrink.train.TrainConfig
       - prune: {method: magnitude, sparsity: 0.9}       # netshrink.prune.PruneConfig
@@ -18,6 +19,10 @@ config (and `name:` beside it to name the stage; the default is the kind, number
 repeats). Everything is checked before any stage runs: an unknown kind or key, a wrong type or
 value, a teacher that names no earlier stage, an order that cannot work (pruning, training or
 quantizing a model already converted to integers) are one error naming the stage and the key.
+
+`runtime` is how statically quantized stages are timed (netshrink.quant.compile_int8: their
+integer program on the fastest runtime, "auto", or the one named); float and dynamic stages
+are timed as PyTorch modules.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from dataclasses import dataclass, field
 
 from netshrink.errors import NetshrinkError
 
-RECIPE_KEYS = ("name", "data", "model", "seed", "measure", "stages")
+RECIPE_KEYS = ("name", "data", "model", "seed", "measure", "runtime", "stages")
+RUNTIMES = ("auto", "torch", "onnxruntime")  # netshrink.quant.int8.RUNTIMES
 MEASURE_DEFAULTS = {"batch_sizes": [1, 256], "threads": 2, "repeats": 20, "warmup": 3}
 
 
@@ -61,10 +67,11 @@ class Recipe:
     seed: int
     measure: dict
     stages: tuple[Stage, ...] = field(default_factory=tuple)
+    runtime: str = "auto"
 
     def to_dict(self) -> dict:
         return {"name": self.name, "data": self.data, "model": self.model, "seed": self.seed,
-                "measure": self.measure,
+                "measure": self.measure, "runtime": self.runtime,
                 "stages": [{s.kind: s.config, "name": s.name} for s in self.stages]}
 
     def identity(self) -> str:
@@ -93,9 +100,13 @@ def parse(document, source: str = "recipe") -> Recipe:
     seed = document.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise NetshrinkError(f"{source}: seed must be an integer in [0, 2**63), got {seed!r}")
-    data = _named(document["data"], "data", ("name", "val_size", "root"), source)
+    data = _data(document["data"], source)
     model = _model(document["model"], source)
     measure = _measure(document.get("measure") or {}, source)
+    runtime = document.get("runtime", "auto")
+    if runtime not in RUNTIMES:
+        raise NetshrinkError(f"{source}: runtime must be one of {', '.join(RUNTIMES)} (how "
+                             f"statically quantized stages are timed), got {runtime!r}")
     raw = document["stages"]
     if not isinstance(raw, list) or not raw:
         raise NetshrinkError(f"{source}: stages must be a non-empty list of stages")
@@ -113,7 +124,7 @@ def parse(document, source: str = "recipe") -> Recipe:
             raise NetshrinkError(f"{where}: the name {stage_name!r} is taken by an earlier stage")
         names.add(stage_name)
         stages.append(Stage(index, kind, stage_name, resolved))
-    recipe = Recipe(name, data, model, seed, measure, tuple(stages))
+    recipe = Recipe(name, data, model, seed, measure, tuple(stages), runtime)
     check_order(recipe, source)
     return recipe
 
@@ -135,7 +146,27 @@ def _named(value, key: str, fields: tuple[str, ...], source: str) -> dict:
     return dict(value)
 
 
+def _data(value, source: str) -> dict:
+    from netshrink import checks
+    from netshrink import data as datasets
+
+    data = _named(value, "data", ("name", "val_size", "root"), source)
+    try:
+        if data["name"].lower() not in datasets.names():
+            raise NetshrinkError(f"name={data['name']!r} is not one of "
+                                 f"{', '.join(datasets.names())}")
+        if data.get("val_size") is not None:
+            checks.integer(data["val_size"], "val_size", 0)
+        if data.get("root") is not None:
+            checks.text(data["root"], "root")
+    except NetshrinkError as err:
+        raise NetshrinkError(f"{source}: data: {err}") from None
+    return data
+
+
 def _model(value, source: str) -> dict:
+    from netshrink.models.registry import INITS
+
     if isinstance(value, dict) and "file" in value:
         if set(value) != {"file"} or not isinstance(value["file"], str):
             raise NetshrinkError(f"{source}: model: {{file: PATH}} takes only the file's path")
@@ -143,6 +174,9 @@ def _model(value, source: str) -> dict:
     model = _named(value, "model", ("name", "args", "init"), source)
     if not isinstance(model.get("args", {}), dict):
         raise NetshrinkError(f"{source}: model: args must be a mapping of model arguments")
+    if model.get("init", "default") not in INITS:
+        raise NetshrinkError(f"{source}: model: init={str(model['init'])[:40]!r} must be one "
+                             f"of {', '.join(INITS)}")
     return model
 
 
@@ -223,3 +257,41 @@ def check_order(recipe: Recipe, source: str = "recipe") -> None:
                                      f"earlier stages: {', '.join(seen) or 'none'}")
         state = kind.leaves(stage.config, state)
         seen.append(stage.name)
+
+
+# the stage kinds whose configs name layers: kind -> the names their patterns match in a model
+def _layer_names(kind: str, model) -> list[str] | None:
+    if kind == "prune":
+        from netshrink.prune import prunable
+
+        return list(prunable(model))
+    if kind == "share":
+        from netshrink.pack.share import shareable
+
+        return list(shareable(model))
+    if kind in ("structured", "quantize"):
+        return [n for n, _ in model.named_modules() if n]
+    return None
+
+
+def check_layer_names(recipe: Recipe, model, source: str = "recipe") -> None:
+    """Refuse layer patterns (skip, layers) that name no layer of the model the recipe starts
+    from, naming the stage, before any stage runs. Names do not change before the first
+    quantize stage (which may decompose attention), so the stages up to it are checked; a
+    model loaded already transformed is left to each stage's own check."""
+    from netshrink.core.patterns import check_patterns
+    from netshrink.core.transforms import recorded
+
+    if recorded(model):
+        return
+    for stage in recipe.stages:
+        names = _layer_names(stage.kind, model)
+        if names is not None:
+            try:
+                for key in ("skip", "layers"):
+                    check_patterns(list(stage.config.get(key) or ()), names, key)
+            except NetshrinkError as err:
+                raise NetshrinkError(f"{source}: stage {stage.index} ({stage.kind}): "
+                                     f"{err}") from None
+        if stage.kind == "quantize":
+            return

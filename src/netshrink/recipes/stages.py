@@ -25,7 +25,7 @@ class Context:
     folder: Path
     stage_files: dict[str, Path]
     seed: int
-    progress: bool = False
+    progress: bool | None = False  # None: a progress bar when stderr is a terminal
     model_factory: object = None  # builds a fresh instance of the user's model class, or None
 
 

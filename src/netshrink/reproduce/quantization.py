@@ -14,6 +14,9 @@ default, 8 and 3 epochs with QAT 3 and 1, took 63 minutes under load, past the h
 training and its QAT epoch were 45 of them.) --full: 20 float epochs for both, 5 QAT epochs,
 seeds 0 1 2, 100 latency runs.
 
+The integer models are timed as deployed: compiled by netshrink.quant.compile_int8 for each
+batch size on the fastest runtime this machine has (one thread), named under the table; a model
+compile_int8 cannot lower is timed as its integer modules, with the reason.
 MiniLM's PTQ row is netshrink's int8 encoder as deployed: quantized with
 minilm_onnx.INTEGER_CONFIG, exported as integer ONNX and run by onnxruntime (2 threads).
 """
@@ -118,7 +121,11 @@ def summarize(rows: list[dict]) -> list[dict]:
                 "top1_max": max(m[f"{method}_top1"] for m in metrics),
                 "latency_ms_b1": mean("latency_ms_b1"),
                 "latency_ms_b256": mean("latency_ms_b256"),
-                "size_mb": mean("bytes") / 1e6})
+                "size_mb": mean("bytes") / 1e6,
+                **{f"runtime_b{b}": " / ".join(sorted({m.get(f"{method}_runtime_b{b}", "torch")
+                                                       for m in metrics})) for b in (1, 256)},
+                **({"compiled_top1": mean("compiled_top1")}
+                   if all(f"{method}_compiled_top1" in m for m in metrics) else {})})
     return table
 
 
@@ -194,6 +201,11 @@ def markdown(table: list[dict], protocol: dict, full: bool) -> str:
             f"{fmt(q, 'latency_ms_b1', 2)} | {fmt(f, 'latency_ms_b256', 1)} / "
             f"{fmt(p, 'latency_ms_b256', 1)} / {fmt(q, 'latency_ms_b256', 1)} | "
             f"{fmt(f, 'size_mb', 3)} | {fmt(p, 'size_mb', 3)} / {fmt(q, 'size_mb', 3)} |")
+    lines += ["", "Runtimes timed (batch 1 / batch 256; integer models compiled by "
+              "`netshrink.quant.compile_int8`, the fastest of its runtimes on this machine):", ""]
+    lines += [f"- {r['model']} {r['method']}: {r['runtime_b1']} / {r['runtime_b256']}"
+              + (f"; top-1 as compiled {r['compiled_top1']:.4f}" if "compiled_top1" in r else "")
+              for r in table if "runtime_b1" in r]
     lines += ["", f"Published by TensorFlow Lite ({TFLITE_SOURCE}):", "",
               "| " + " | ".join(TFLITE_HEADER) + " |", "|" + "---|" * len(TFLITE_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in TFLITE_ROWS]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from netshrink import checks
 from netshrink.errors import NetshrinkError, reject_unknown_fields
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
+
 
 
 @dataclass(frozen=True)
@@ -33,29 +35,25 @@ class TrainConfig:
     deterministic: bool = False
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise NetshrinkError(
-                f"optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}"
-            )
-        if self.lr_schedule not in SCHEDULES:
-            raise NetshrinkError(
-                f"lr_schedule={self.lr_schedule!r} is not one of {', '.join(SCHEDULES)}"
-            )
-        for name in ("lr", "epochs"):
-            if not getattr(self, name) > 0:
-                raise NetshrinkError(f"{name}={getattr(self, name)} must be positive")
-        for name in ("momentum", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise NetshrinkError(f"{name}={getattr(self, name)} must be >= 0")
-        for name in ("batch_size", "iterations", "eval_every"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise NetshrinkError(f"{name}={value!r} must be a positive integer")
+        checks.choice(self.optimizer, "optimizer", OPTIMIZERS)
+        checks.choice(self.lr_schedule, "lr_schedule", SCHEDULES)
+        checks.real(self.lr, "lr", 0, low_open=True)
+        checks.real(self.epochs, "epochs", 0, low_open=True)
+        checks.real(self.momentum, "momentum", 0, 1)
+        checks.real(self.weight_decay, "weight_decay", 0)
+        checks.positive_integer(self.batch_size, "batch_size")
+        for name in ("iterations", "eval_every"):
+            checks.optional_integer(getattr(self, name), name, 1)
+        checks.seed(self.seed)
+        checks.text(self.device, "device")
+        checks.boolean(self.deterministic, "deterministic")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        if not isinstance(values, dict):
+            raise NetshrinkError(f"training options must be a mapping, not {type(values).__name__}")
         reject_unknown_fields(cls, values, "training option")
         return cls(**values)

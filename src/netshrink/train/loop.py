@@ -24,13 +24,25 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from netshrink.data import Examples, Splits, tensors_of
-from netshrink.data.inputs import Inputs, call, check, labels_of, standard_dtypes, take, to_device
+from netshrink.data.inputs import (
+    Inputs,
+    call,
+    check,
+    check_finite,
+    labels_of,
+    standard_dtypes,
+    take,
+    to_device,
+)
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_write
 from netshrink.train.callbacks import Callback, TrainState, overriding
 from netshrink.train.config import TrainConfig
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# The running loss is checked for NaN / infinity this often (one device sync), and at each
+# evaluation: a diverged run stops within this many steps instead of training NaN weights.
+FINITE_CHECK_EVERY = 25
 
 
 @dataclass
@@ -187,6 +199,9 @@ def total_iterations(config: TrainConfig, train_size: int) -> tuple[int, int]:
 def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_best, device):
     if len(data.train) == 0:
         raise NetshrinkError("the training set is empty")
+    in_memory = isinstance(data.train, Examples | TensorDataset)
+    if in_memory:  # checked once here; a lazy Dataset's batches are checked as they come
+        check_finite(tensors_of(data.train)[0], "the training inputs")
     extra = [p for cb in overriding(callbacks, "trainable_parameters")
              for p in cb.trainable_parameters()]
     optimizer = make_optimizer(model, config, extra)
@@ -213,6 +228,8 @@ def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_bes
     model.train()
     while state.iteration < total and not state.stop:
         for x, y, idx in batches(data.train, config.batch_size, True, generator):
+            if not in_memory:
+                check_finite(x, "the training inputs")
             x, y = to_device(x, device, non_blocking=True), y.to(device, non_blocking=True)
             for cb in batch_hooks:
                 x, y = cb.on_batch(state, x, y, idx)
@@ -237,7 +254,10 @@ def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_bes
             running += loss.detach()
             running_count += 1
             bar.update(1)
+            if state.iteration % FINITE_CHECK_EVERY == 0:
+                _check_finite_loss(float(running), state, config)
             if state.iteration % eval_every == 0 or state.iteration == total:
+                _check_finite_loss(float(running), state, config)
                 row = _evaluate_row(model, data, state, running, running_count, loss_fn)
                 running, running_count = torch.zeros((), device=device), 0
                 history.append(row)
@@ -268,6 +288,19 @@ def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_bes
             model.load_state_dict(final_state)
     return TrainResult(history, state.iteration, seconds, test_accuracy, test_loss,
                        best_iteration, early_acc, best_state)
+
+
+def _check_finite_loss(running: float, state: TrainState, config: TrainConfig) -> None:
+    """Stop a run whose loss became NaN or infinite, naming the likely cause (the inputs
+    were checked finite before they reached the model)."""
+    if math.isfinite(running):
+        return
+    raise NetshrinkError(
+        f"training diverged: the loss became {running} by iteration {state.iteration} and the "
+        f"weights are no longer usable. The likely cause is the learning rate (lr="
+        f"{config.lr:g} with {config.optimizer}): lower it, e.g. lr={config.lr / 10:g}; or a "
+        "loss function or labels that give NaN (the inputs were checked finite)"
+    )
 
 
 def _evaluate_row(model, data, state, running, running_count, loss_fn) -> dict:

@@ -19,6 +19,9 @@ def test_quantization_task_measures_float_ptq_and_qat(tmp_path):
         assert 0.0 <= m[f"{method}_top1"] <= 1.0
         assert m[f"{method}_latency_ms_b1"] > 0 and m[f"{method}_bytes"] > 0
     assert m["ptq_bytes"] < m["float_bytes"] / 3
+    assert m["float_runtime_b1"] == "torch"
+    assert m["ptq_runtime_b256"].split(",")[0] in ("torch", "onnxruntime")
+    assert m["ptq_compiled_top1"] == pytest.approx(m["ptq_top1"], abs=0.02)
     assert torch.get_num_threads() >= 1
 
 

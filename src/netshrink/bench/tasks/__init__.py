@@ -6,7 +6,9 @@ strings, None), with two optional companions that take the trial's params:
 - `check(params)` raises NetshrinkError for parameters the task cannot run; a sweep calls it on
   every trial before any trial runs, so a typo in a grid fails in a second, not after an hour;
 - `resolve(params)` returns the params with the task's defaults filled in; a trial's id is the
-  hash of its resolved configuration, so writing a default explicitly names the same trial.
+  hash of its resolved configuration, so writing a default explicitly names the same trial;
+- `check_model(params, model)` checks what needs the model (layer name patterns); the sweep
+  builds each model of a grid once and calls it on every trial, before any trial runs.
 
 The built-in tasks are listed in BUILTIN, name -> the module whose TASKS table holds them; a
 module is imported when one of its tasks is first asked for, never as a side effect of
@@ -31,6 +33,7 @@ from netshrink.errors import NetshrinkError
 Run = Callable[[TrialSpec, Path], dict]
 Check = Callable[[dict], None]
 Resolve = Callable[[dict], dict]
+CheckModel = Callable[[dict, object], None]
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,14 @@ class Task:
 
     model_defaults: model arguments the task fills in where the model's own defaults differ
     (the lottery task initializes with Glorot's normal, as the paper), so they resolve too.
+    check_model: checks of its params against the trial's model, built once per grid.
     """
 
     run: Run
     check: Check | None = None
     resolve: Resolve | None = None
     model_defaults: dict = field(default_factory=dict)
+    check_model: CheckModel | None = None
 
 
 BUILTIN = {
@@ -99,6 +104,18 @@ def check(spec: TrialSpec) -> None:
     found = get(spec.task)
     if found.check is not None:
         found.check(dict(spec.params))
+
+
+def check_model(spec: TrialSpec, model) -> None:
+    """Raise NetshrinkError if `spec.params` do not fit `model` (the trial's model, built)."""
+    found = get(spec.task)
+    if found.check_model is not None:
+        found.check_model(dict(spec.params), model)
+
+
+def needs_model(name: str) -> bool:
+    """Whether task `name` checks its params against the model (`check_model`)."""
+    return get(name).check_model is not None
 
 
 def resolve(name: str, params: dict) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from netshrink import checks
 from netshrink.bench.spec import TrialSpec
 from netshrink.bench.tasks import Task
 from netshrink.errors import NetshrinkError
@@ -78,26 +79,50 @@ def _check_keys(params: dict, allowed: set[str], required: set[str] = frozenset(
         raise NetshrinkError(f"missing params {sorted(missing)}")
 
 
+def _check_common(params: dict) -> None:
+    """member, jitter and omit, checked as the trial reads them."""
+    checks.integer(params.get("member", 0), "member", 0, 10_000)
+    checks.integer(params.get("jitter", 0), "jitter", 0)
+    omit = params.get("omit", [])
+    if not isinstance(omit, list):
+        raise NetshrinkError(f"omit={checks.show(omit)} must be a list of class indices")
+    for c in omit:
+        checks.integer(c, "omit", 0)
+
+
+def _trial_ids(value, key: str) -> None:
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, str) and v for v in value):
+        raise NetshrinkError(f"{key} must name at least one trained model's trial id (a list "
+                             f"of ids), got {checks.show(value)}")
+
+
 def _check_train(params: dict) -> None:
     _check_keys(params, set(TRAIN_DEFAULTS))
-    if int(params.get("jitter", 0)) < 0:
-        raise NetshrinkError(f"jitter={params['jitter']} must be >= 0")
+    _check_common(params)
 
 
 def _check_ensemble(params: dict) -> None:
     _check_keys(params, {"members", *ENSEMBLE_DEFAULTS}, {"members"})
-    if not params["members"]:
-        raise NetshrinkError("members must name at least one trained model's trial id")
+    _trial_ids(params["members"], "members")
+    _sweep_dir_param(params)
 
 
 def _check_distill(params: dict) -> None:
     from netshrink.distill import DistillConfig
 
     _check_keys(params, {"teachers", *DISTILL_DEFAULTS}, {"teachers"})
-    if not params["teachers"]:
-        raise NetshrinkError("teachers must name at least one teacher's trial id")
+    _trial_ids(params["teachers"], "teachers")
+    _check_common(params)
+    checks.boolean(params.get("cache", True), "cache")
+    _sweep_dir_param(params)
     DistillConfig(temperature=params.get("temperature", 4.0), alpha=params.get("alpha", 0.9),
-                  loss=params.get("loss", "kl"), jitter=int(params.get("jitter", 0)))
+                  loss=params.get("loss", "kl"), jitter=params.get("jitter", 0))
+
+
+def _sweep_dir_param(params: dict) -> None:
+    if params.get("sweep_dir") is not None:
+        checks.text(params["sweep_dir"], "sweep_dir")
 
 
 def _resolve(params: dict, defaults: dict) -> dict:

@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from netshrink import checks
 from netshrink.bench.spec import TrialSpec
 from netshrink.bench.tasks import Task, field_defaults, known_keys
 from netshrink.bench.tasks.train import build
@@ -28,18 +29,35 @@ DELETION_DEFAULTS = {"method": "magnitude", "fractions": [0.2, 0.4, 0.6, 0.8], "
 
 
 def check_prune(params: dict) -> None:
-    """Refuse a prune trial's params before the sweep starts (typos, bad targets)."""
-    from netshrink.prune import target_sparsity
-    from netshrink.prune.scores import make
-
+    """Refuse a prune trial's params before the sweep starts (typos, bad targets), with the
+    validators the trial runs: its PruneConfig and its fine-tuning TrainConfig."""
     known_keys(params, {"method", "sparsity", "compression", *PRUNE_DEFAULTS}, "prune")
-    if params.get("when", "init") not in WHEN:
-        raise NetshrinkError(f"when={params.get('when')!r} must be init or trained")
+    checks.choice(params.get("when", "init"), "when", WHEN)
     if "method" not in params:
         raise NetshrinkError("a prune trial needs params.method")
-    make(params["method"], **params.get("options", {}))
-    target_sparsity(params.get("sparsity"), params.get("compression"))
-    TrainConfig.from_dict({**params.get("finetune", {})})
+    _prune_config(params)
+    TrainConfig.from_dict(dict(checks.mapping(params.get("finetune", {}), "finetune")))
+
+
+def _prune_config(params: dict):
+    """The PruneConfig a prune trial runs (its layer patterns not yet matched to a model)."""
+    from netshrink.prune import PruneConfig
+
+    return PruneConfig(method=params["method"], sparsity=params.get("sparsity"),
+                       compression=params.get("compression"),
+                       scope=params.get("scope", "global"),
+                       layers=checks.mapping(params.get("layer_sparsity") or {},
+                                             "layer_sparsity"),
+                       options=checks.mapping(params.get("options", {}), "options"),
+                       allow_collapse=True)
+
+
+def check_prune_model(params: dict, model) -> None:
+    """The layer_sparsity patterns must each name a prunable layer of the trial's model."""
+    from netshrink.core.patterns import check_patterns
+    from netshrink.prune import prunable
+
+    check_patterns(_prune_config(params).layers, prunable(model), "layer_sparsity")
 
 
 def resolve_prune(params: dict) -> dict:
@@ -92,10 +110,15 @@ def check_deletion(params: dict) -> None:
     from netshrink.prune.scores import make
 
     known_keys(params, set(DELETION_DEFAULTS), "deletion")
-    make(params.get("method", "magnitude"), **params.get("options", {}))
-    for fraction in params.get("fractions", ()):
+    make(checks.text(params.get("method", "magnitude"), "method"),
+         **checks.mapping(params.get("options", {}), "options"))
+    fractions = params.get("fractions", DELETION_DEFAULTS["fractions"])
+    if not isinstance(fractions, list | tuple) or not fractions:
+        raise NetshrinkError(f"fractions={checks.show(fractions)} must be a non-empty list of "
+                             "sparsities in [0, 1)")
+    for fraction in fractions:
         target_sparsity(fraction, None)
-    TrainConfig.from_dict({**params.get("retrain", {})})
+    TrainConfig.from_dict(dict(checks.mapping(params.get("retrain", {}), "retrain")))
 
 
 def resolve_deletion(params: dict) -> dict:
@@ -110,10 +133,14 @@ def _lottery_config(params: dict):
     from netshrink.prune import LotteryConfig
 
     params = dict(params)
-    params["control_rounds"] = tuple(params.get("control_rounds", ()))
-    params["controls"] = tuple(params.get("controls", ("reinit", "shuffle")))
+    for key, default in (("control_rounds", ()), ("controls", ("reinit", "shuffle"))):
+        value = params.get(key, default)
+        if not isinstance(value, list | tuple):
+            raise NetshrinkError(f"{key}={checks.show(value)} must be a list")
+        params[key] = tuple(value)
     if "layer_rates" in params:
-        params["layer_rates"] = tuple(dict(params["layer_rates"]).items())
+        params["layer_rates"] = tuple(checks.mapping(params["layer_rates"] or {},
+                                                     "layer_rates").items())
     try:
         return LotteryConfig(**params)
     except TypeError as err:
@@ -226,7 +253,7 @@ def _csv(rows: list[dict], union: bool = False) -> str:
 
 
 TASKS = {
-    "prune": Task(prune_task, check_prune, resolve_prune),
+    "prune": Task(prune_task, check_prune, resolve_prune, check_model=check_prune_model),
     # zoo_factory initializes with Glorot's normal unless model_args say otherwise
     "lottery": Task(lottery_task, check_lottery, resolve_lottery,
                     model_defaults={"init": "glorot"}),

@@ -4,9 +4,10 @@ One trial = one model and seed: train in float32 (spec.train; trials of a sweep 
 only in how they quantize share it, cached in the sweep's float_models/), post-training
 static quantization (params["ptq"]: Static fields), quantization-aware training from the float
 weights (params["qat"]: QAT fields; params["qat_epochs"], params["qat_lr"]), then top-1
-accuracy, latency (float and integer models timed alternately, one thread) and file size of
-each. Training runs on one torch thread: on a shared machine a second OpenMP thread mostly
-waits. Built on netshrink.quant's public API.
+accuracy, latency (float and integer models timed alternately, one thread; the integer models
+as deployed: compiled by netshrink.quant.compile_int8 for each batch size on the fastest
+runtime, which the metrics name) and file size of each. Training runs on one torch thread:
+on a shared machine a second OpenMP thread mostly waits. Built on netshrink.quant's public API.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import time
 from pathlib import Path
 
 import torch
 
 import netshrink
+from netshrink import checks
 from netshrink.bench.spec import TrialSpec
 from netshrink.bench.tasks import Task, field_defaults, known_keys
 from netshrink.bench.tasks.train import build
@@ -35,13 +38,25 @@ def check_quantization(params: dict) -> None:
     known_keys(params, set(DEFAULTS), "quantization")
     for key, config in (("ptq", Static), ("qat", QAT)):
         try:
-            config(**params.get(key, {}))
-        except TypeError as err:
+            config(**checks.mapping(params.get(key, {}), key))
+        except (TypeError, NetshrinkError) as err:
             raise NetshrinkError(f"params.{key}: {err}") from None
     for key in ("qat_epochs", "qat_lr"):
         value = params.get(key)
-        if value is not None and not (isinstance(value, int | float) and value > 0):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not 0 < value < math.inf):
             raise NetshrinkError(f"params.{key}={value!r} must be a positive number")
+    checks.positive_integer(params.get("latency_repeats", 30), "params.latency_repeats",
+                            100_000)
+
+
+def check_quantization_model(params: dict, model) -> None:
+    """The skip patterns of ptq and qat must each name a layer of the trial's model."""
+    from netshrink.core.patterns import check_patterns
+
+    names = [n for n, _ in model.named_modules() if n]
+    for key in ("ptq", "qat"):
+        check_patterns(params.get(key, {}).get("skip", ()), names, f"params.{key}.skip")
 
 
 def resolve_quantization(params: dict) -> dict:
@@ -53,12 +68,19 @@ def resolve_quantization(params: dict) -> dict:
     return out
 
 
-def _latency(models: dict, example: torch.Tensor, repeats: int) -> dict:
+def _latency(models: dict, example: torch.Tensor, repeats: int, splits
+             ) -> tuple[dict, dict, dict]:
+    """Median ms of each model as deployed at this batch size (see as_deployed), timed
+    alternately; ({name: ms}, {name: runtime}, {name: what it ran as, compiled or not})."""
     from netshrink import measure
+    from netshrink.quant.int8 import as_deployed
 
-    stats = measure.compare_latency({k: (lambda m=m: m(example)) for k, m in models.items()},
+    deployed = {k: as_deployed(m, example, data=splits, threads=1, repeats=repeats)
+                for k, m in models.items()}
+    stats = measure.compare_latency({k: (lambda m=d[0]: m(example)) for k, d in deployed.items()},
                                     repeats=repeats, warmup=3, num_threads=1)
-    return {k: 1000 * s.median for k, s in stats.items()}
+    return ({k: 1000 * s.median for k, s in stats.items()},
+            {k: d[1] for k, d in deployed.items()}, {k: d for k, d in deployed.items()})
 
 
 def _float_key(spec: TrialSpec) -> str:
@@ -119,8 +141,8 @@ def quantization_task(spec: TrialSpec, workdir: Path) -> dict:
     x = splits.test.tensors[0]
     models = {"float": model, "ptq": ptq, "qat": qat}
     repeats = params["latency_repeats"]
-    one = _latency(models, x[:1], repeats)
-    batch = _latency(models, x[:256], max(5, repeats // 3))
+    one, runtime_b1, _ = _latency(models, x[:1], repeats, splits)
+    batch, runtime_b256, deployed = _latency(models, x[:256], max(5, repeats // 3), splits)
     first = next(m for m in ptq.modules() if hasattr(m, "activation"))
     metrics = {"train_seconds": train_seconds, "qat_seconds": qat_seconds,
                "ptq_activation_bits": first.activation.bits}
@@ -128,9 +150,17 @@ def quantization_task(spec: TrialSpec, workdir: Path) -> dict:
         metrics[f"{name}_top1"] = accuracy[name]
         metrics[f"{name}_latency_ms_b1"] = one[name]
         metrics[f"{name}_latency_ms_b256"] = batch[name]
+        metrics[f"{name}_runtime_b1"] = runtime_b1[name]
+        metrics[f"{name}_runtime_b256"] = runtime_b256[name]
         metrics[f"{name}_bytes"] = files[name].stat().st_size
+        runner, _, note = deployed[name]
+        if note:
+            metrics[f"{name}_runtime_note"] = note
+        elif runner is not models[name]:  # compiled: its accuracy as it runs
+            metrics[f"{name}_compiled_top1"] = evaluate(runner, splits.test)[1]
     metrics["qat_fake_top1"] = accuracy["qat_fake"]
     return metrics
 
 
-TASKS = {"quantization": Task(quantization_task, check_quantization, resolve_quantization)}
+TASKS = {"quantization": Task(quantization_task, check_quantization, resolve_quantization,
+                              check_model=check_quantization_model)}

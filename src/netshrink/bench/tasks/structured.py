@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from netshrink import checks
 from netshrink.bench.spec import TrialSpec
 from netshrink.bench.tasks import Task, known_keys
 from netshrink.errors import NetshrinkError
@@ -63,8 +64,16 @@ def _base_path(workdir: Path, trial_id: str) -> Path:
     return path
 
 
+def _sizes(params: dict) -> None:
+    for key in ("train_size", "test_size"):
+        if params.get(key) is not None:
+            checks.positive_integer(params[key], key)
+
+
 def check_base(params: dict) -> None:
     known_keys(params, set(BASE_DEFAULTS), "structured_base")
+    _sizes(params)
+    checks.real(params.get("slimming", 0.0), "slimming", 0)
 
 
 def base_task(spec: TrialSpec, workdir: Path) -> dict:
@@ -88,7 +97,9 @@ def base_task(spec: TrialSpec, workdir: Path) -> dict:
 
 
 def check_prune(params: dict) -> None:
+    from netshrink.prune import StructuredConfig
     from netshrink.prune.criteria import CRITERIA
+    from netshrink.train import TrainConfig
 
     known_keys(params, {"base", "sparsity", *PRUNE_DEFAULTS}, "structured")
     if "base" not in params or "sparsity" not in params:
@@ -100,6 +111,11 @@ def check_prune(params: dict) -> None:
     if params.get("criterion", "l1") not in CRITERIA:
         raise NetshrinkError(f"criterion={params.get('criterion')!r} must be one of "
                              f"{', '.join(CRITERIA)}")
+    checks.text(params["base"], "base")
+    StructuredConfig(criterion=params.get("criterion", "l1"), sparsity=params["sparsity"],
+                     scope=params.get("scope", "layerwise"))
+    _sizes(params)
+    TrainConfig.from_dict(dict(checks.mapping(params.get("finetune", {}), "finetune")))
 
 
 def prune_arm(model, splits, engine: str, criterion: str, sparsity: float, scope: str):
@@ -153,6 +169,16 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
 
 def check_latency(params: dict) -> None:
     known_keys(params, {"base", "arms", "sparsity", *LATENCY_DEFAULTS}, "structured_latency")
+    p = {**LATENCY_DEFAULTS, **params}
+    for key in ("batches", "runtimes", "arms"):
+        if not isinstance(p.get(key, []), list):
+            raise NetshrinkError(f"{key}={checks.show(p[key])} must be a list")
+    for batch in p["batches"]:
+        checks.integer(batch, "batches", 1, 65_536)
+    checks.integer(p["threads"], "threads", 1, 256)
+    checks.integer(p["repeats"], "repeats", 1, 10_000)
+    for runtime in p["runtimes"]:
+        checks.choice(runtime, "runtimes", ("torch", "onnxruntime"))
     for arm in params.get("arms", []):
         if not (isinstance(arm, list) and len(arm) == 3 and arm[0] in ENGINES):
             raise NetshrinkError(f"structured_latency: arm {arm!r} must be [engine, "

@@ -1,0 +1,335 @@
+"""An integer program as one generated Python function of oneDNN's quantized PyTorch ops.
+
+Everything that can be done once is done at conversion: weights packed, scales turned into Python
+numbers and the layers' post-ops chosen, so a call runs one line per op and nothing else (see
+`TorchProgram.code`). The ops:
+
+- Linear / Conv2d: `torch.ops.onednn.qlinear_pointwise` / `qconv2d_pointwise` with uint8 output
+  at the next value's scale and zero point; the output clamp is the post-op ("relu", or
+  "hardtanh" with the real bounds of [lo, hi], which is how 7-bit outputs stay 7-bit). A fused
+  residual add is the ops' "sum" post-op (with "relu"; a narrower clamp is one clamp_ after).
+  The last layer writes float32: float32(acc) * float32(s_in * w_scale) + bias.
+- 4-D values stay channels-last from layer to layer (oneDNN's own layout), so a flatten before a
+  Linear reads them as they lie and the Linear's weight columns are permuted once instead.
+- Max pooling of uint8 runs as one amax over the pooling windows (kernel = stride) or in float;
+  adds that are not fused, requantizations and average pools run in float32 and round once.
+
+oneDNN's output stage computes in float32, so an integer it writes is the reference's or one
+unit off it (reference.py).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from netshrink.errors import NetshrinkError
+from netshrink.quant import kernels
+from netshrink.quant.int8.program import (
+    Add,
+    AvgPool,
+    Clamped,
+    Concat,
+    Dense,
+    Dequantize,
+    FloatClamp,
+    MaxPool,
+    Op,
+    Program,
+    QParams,
+    Quantize,
+    Requantize,
+    Reshape,
+)
+
+_LINEAR = "torch.ops.onednn.qlinear_pointwise"
+_CONV = "torch.ops.onednn.qconv2d_pointwise"
+
+
+def available() -> bool:
+    """oneDNN's quantized ops are in this build of torch (x86 CPU builds)."""
+    return kernels.onednn_available() and kernels.is_x86()
+
+
+class _Codegen:
+    """Lines of the generated function, the constants they name, and each value's layout."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.lines: list[str] = []
+        self.constants: dict[str, object] = {"torch": torch, "F": F}
+        self.names: dict[str, str] = {}
+        self.channels_last: set[str] = set()
+        self.hwc_flat: set[str] = set()  # flattened from channels-last: columns in h, w, c order
+        self.every_value = False
+
+    def var(self, value: str) -> str:
+        if value not in self.names:
+            self.names[value] = f"v{len(self.names)}"
+        return self.names[value]
+
+    def const(self, value, hint: str) -> str:
+        name = f"_{hint}{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " + line)
+
+
+def _post_op(qparams: QParams, lo: int, hi: int) -> tuple[str, list]:
+    """The oneDNN post-op that clamps the real output so it lands in [lo, hi]."""
+    if (lo, hi) == (0, 255):
+        return "none", []
+    if (lo, hi) == (qparams.zero_point, 255):
+        return "relu", []
+    low = (lo - qparams.zero_point) * qparams.scale
+    high = (hi - qparams.zero_point) * qparams.scale
+    return "hardtanh", [low, high]
+
+
+def _affine(g: _Codegen, x: str, scale: float, offset: float, op: Clamped) -> str:
+    """round(x * scale + offset) clamped to [lo, hi], as uint8 (x: a float or uint8 tensor)."""
+    return (f"torch.add({offset!r}, {x}, alpha={scale!r}).round_().clamp_({op.lo}, {op.hi})"
+            ".to(torch.uint8)")
+
+
+def _permuted_weight(weight: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """A Linear's weight with columns reordered from (c, h, w) to (h, w, c)."""
+    c, h, w = shape
+    return weight.reshape(weight.shape[0], c, h, w).permute(0, 2, 3, 1).reshape(
+        weight.shape[0], -1).contiguous()
+
+
+def _dense(g: _Codegen, op: Dense, index: int) -> None:
+    program = g.program
+    x = op.inputs[0]
+    weight = op.weight
+    if not op.conv and x in g.hwc_flat:
+        source = program.producer(x).inputs[0]
+        weight = _permuted_weight(weight, program.values[source].shape[1:])
+    s_in, z_in = op.input_qparams.scale, op.input_qparams.zero_point
+    n = weight.shape[0]
+    zeros = g.const(torch.zeros(n, dtype=torch.long), "wz")
+    bias = "None" if op.bias is None else g.const(op.bias.float().contiguous(), "b")
+    if op.conv:
+        geo = op.geometry
+        packed = g.const(torch.ops.onednn.qconv_prepack(
+            weight.contiguous(), op.weight_scale.float(), s_in, z_in, list(geo.stride),
+            list(geo.padding), list(geo.dilation), geo.groups, None), "w")
+        shape_args = (f"{list(geo.stride)}, {list(geo.padding)}, {list(geo.dilation)}, "
+                      f"{geo.groups}")
+    else:
+        packed = g.const(torch.ops.onednn.qlinear_prepack(weight.contiguous(), None), "w")
+    out_value = program.values[op.output]
+    xv, out = g.var(x), g.var(op.output)
+    if not out_value.integer:  # the output layer: floats, scales as the integer modules do
+        out_scale = g.const((torch.tensor(s_in, dtype=torch.float32)
+                             * op.weight_scale.float()).contiguous(), "s")
+        if op.conv:
+            g.emit(f"{out} = {_CONV}({xv}, 1.0, {z_in}, {packed}, {out_scale}, {zeros}, {bias}, "
+                   f"{shape_args}, 1.0, 0, torch.float32, 'none', [], '')")
+        else:
+            g.emit(f"{out} = {_LINEAR}({xv}, 1.0, {z_in}, {packed}, {out_scale}, {zeros}, "
+                   f"{bias}, 1.0, 0, torch.float32, 'none', [None], '')")
+        return
+    w_scale = g.const(op.weight_scale.float().contiguous(), "s")
+    q = out_value.qparams
+    if op.residual:
+        _dense_residual(g, op, index, xv, out, packed, w_scale, zeros, bias,
+                        shape_args if op.conv else None)
+    else:
+        post, args = _post_op(q, op.lo, op.hi)
+        if op.conv:
+            g.emit(f"{out} = {_CONV}({xv}, {s_in!r}, {z_in}, {packed}, {w_scale}, {zeros}, "
+                   f"{bias}, {shape_args}, {q.scale!r}, {q.zero_point}, None, '{post}', "
+                   f"{args!r}, '')")
+        else:
+            g.emit(f"{out} = {_LINEAR}({xv}, {s_in!r}, {z_in}, {packed}, {w_scale}, {zeros}, "
+                   f"{bias}, {q.scale!r}, {q.zero_point}, None, '{post}', {args or [None]!r}, "
+                   "'')")
+    if op.conv:
+        g.channels_last.add(op.output)
+
+
+def _dense_residual(g: _Codegen, op: Dense, index: int, xv, out, packed, w_scale, zeros, bias,
+                    shape_args) -> None:
+    """The "sum" post-op: oneDNN adds into the residual's memory, so a residual read later is
+    copied first."""
+    program = g.program
+    q = program.values[op.output].qparams
+    r = program.qparams(op.residual)
+    accum = g.var(op.residual)
+    later = any(op.residual in later_op.inputs for later_op in program.ops[index + 1:])
+    if later or op.residual in program.inputs or g.every_value:
+        accum = f"{accum}.clone()"
+    unary = "relu" if op.lo >= q.zero_point else "none"
+    s_in, z_in = op.input_qparams.scale, op.input_qparams.zero_point
+    if op.conv:
+        g.emit(f"{out} = {_CONV}.binary({xv}, {s_in!r}, {z_in}, {packed}, {w_scale}, {zeros}, "
+               f"{accum}, {bias}, {shape_args}, {q.scale!r}, {q.zero_point}, None, "
+               f"{r.scale!r}, {r.zero_point}, 'sum', 1.0, '{unary}', [], '')")
+    else:
+        g.emit(f"{out} = {_LINEAR}.binary({xv}, {s_in!r}, {z_in}, {packed}, {w_scale}, "
+               f"{zeros}, {accum}, {bias}, {q.scale!r}, {q.zero_point}, None, {r.scale!r}, "
+               f"{r.zero_point}, 'sum', 1.0, '{unary}', [], '')")
+    low = q.zero_point if unary == "relu" else 0
+    if (op.lo, op.hi) != (low, 255):
+        g.emit(f"{out} = {out}.clamp_({op.lo}, {op.hi})")
+
+
+def _maxpool(g: _Codegen, op: MaxPool) -> None:
+    x, out = g.var(op.inputs[0]), g.var(op.output)
+    value = g.program.values[op.inputs[0]]
+    h, w = value.shape[2:]
+    kh, kw = op.kernel
+    windows = (op.kernel == op.stride and op.padding == (0, 0) and op.dilation == (1, 1)
+               and h % kh == 0 and w % kw == 0)
+    if value.integer and op.inputs[0] in g.channels_last and windows:
+        # channels-last memory is [N, H, W, C]: each window is a block of rows and columns
+        g.emit(f"{out} = {x}.permute(0, 2, 3, 1).unflatten(2, ({w // kw}, {kw}))"
+               f".unflatten(1, ({h // kh}, {kh})).amax((2, 4)).permute(0, 3, 1, 2)")
+    else:
+        args = f"{list(op.kernel)}, {list(op.stride)}, {list(op.padding)}, " \
+               f"{list(op.dilation)}, {op.ceil_mode}"
+        if value.integer and op.inputs[0] in g.channels_last:
+            g.emit(f"{out} = F.max_pool2d({x}.float(), {args}).to(torch.uint8)")
+        else:
+            g.emit(f"{out} = F.max_pool2d({x}, {args})")
+    if op.inputs[0] in g.channels_last:
+        g.channels_last.add(op.output)
+
+
+def _avgpool(g: _Codegen, op: AvgPool) -> None:
+    x, out = g.var(op.inputs[0]), g.var(op.output)
+    source, target = g.program.qparams(op.inputs[0]), g.program.qparams(op.output)
+    k = source.scale / target.scale
+    if op.kernel is None:
+        mean = f"{x}.float().mean((2, 3), keepdim=True)"
+        g.emit(f"{out} = {_affine(g, mean, k, target.zero_point - source.zero_point * k, op)}")
+    else:
+        pooled = (f"F.avg_pool2d({x}.float() - {source.zero_point}, {list(op.kernel)}, "
+                  f"{list(op.stride)}, {list(op.padding)}, {op.ceil_mode}, "
+                  f"{op.count_include_pad})")
+        g.emit(f"{out} = {_affine(g, pooled, k, float(target.zero_point), op)}")
+    if op.inputs[0] in g.channels_last:
+        g.channels_last.add(op.output)
+
+
+def _reshape(g: _Codegen, op: Reshape) -> None:
+    program = g.program
+    x, out = g.var(op.inputs[0]), g.var(op.output)
+    source = program.values[op.inputs[0]]
+    readers = program.consumers(op.output)
+    flat_linear = (len(op.shape) == 1 and len(source.shape) == 4 and readers
+                   and all(isinstance(r, Dense) and not r.conv and r.inputs[0] == op.output
+                           for r in readers))
+    plain_order = source.shape[1] == 1 or source.shape[2] * source.shape[3] == 1
+    if op.inputs[0] in g.channels_last and flat_linear and not plain_order:
+        g.emit(f"{out} = {x}.permute(0, 2, 3, 1).flatten(1)")
+        g.hwc_flat.add(op.output)
+    elif op.inputs[0] in g.channels_last and not plain_order:
+        g.emit(f"{out} = {x}.contiguous().reshape({x}.shape[0], *{op.shape!r})")
+    else:
+        g.emit(f"{out} = {x}.reshape({x}.shape[0], *{op.shape!r})")
+
+
+def _emit(g: _Codegen, op: Op, index: int) -> None:
+    program = g.program
+    out = g.var(op.output)
+    if isinstance(op, Quantize):
+        q = program.qparams(op.output)
+        g.emit(f"{out} = {_affine(g, g.var(op.inputs[0]), 1 / q.scale, float(q.zero_point), op)}")
+    elif isinstance(op, Dequantize):
+        q = program.qparams(op.inputs[0])
+        g.emit(f"{out} = torch.add({-q.zero_point * q.scale!r}, {g.var(op.inputs[0])}, "
+               f"alpha={q.scale!r})")
+    elif isinstance(op, Requantize):
+        source, target = program.qparams(op.inputs[0]), program.qparams(op.output)
+        x = g.var(op.inputs[0])
+        if (source.scale, source.zero_point) == (target.scale, target.zero_point):
+            g.emit(f"{out} = {x}.clamp({op.lo}, {op.hi})")
+        else:
+            k = source.scale / target.scale
+            g.emit(f"{out} = {_affine(g, x, k, target.zero_point - source.zero_point * k, op)}")
+    elif isinstance(op, Dense):
+        _dense(g, op, index)
+    elif isinstance(op, Add):
+        a, b = op.inputs
+        qa, qb, q = program.qparams(a), program.qparams(b), program.qparams(op.output)
+        ka, kb = qa.scale / q.scale, qb.scale / q.scale
+        offset = q.zero_point - qa.zero_point * ka - qb.zero_point * kb
+        total = f"torch.add({offset!r}, {g.var(a)}, alpha={ka!r}).add_({g.var(b)}, alpha={kb!r})"
+        g.emit(f"{out} = {total}.round_().clamp_({op.lo}, {op.hi}).to(torch.uint8)")
+    elif isinstance(op, AvgPool):
+        _avgpool(g, op)
+    elif isinstance(op, MaxPool):
+        _maxpool(g, op)
+    elif isinstance(op, Concat):
+        g.emit(f"{out} = torch.cat([{', '.join(g.var(i) for i in op.inputs)}], {op.dim})")
+        if all(i in g.channels_last for i in op.inputs):
+            g.channels_last.add(op.output)
+    elif isinstance(op, Reshape):
+        _reshape(g, op)
+    elif isinstance(op, FloatClamp):
+        g.emit(f"{out} = {g.var(op.inputs[0])}.clamp({op.lo!r}, {op.hi!r})")
+    else:
+        raise NetshrinkError(f"the torch backend has no form for op {op.kind}")
+    if isinstance(op, Add | Requantize | Dequantize | FloatClamp) and all(
+            i in g.channels_last for i in op.inputs):
+        g.channels_last.add(op.output)
+
+
+def generate(program: Program, every_value: bool = False) -> tuple[str, dict]:
+    """(source of `forward`, the constants it refers to); with every_value, forward returns
+    a dict of every value (residuals copied before oneDNN adds into them)."""
+    g = _generate(program, every_value)
+    return g.source, g.constants
+
+
+def _generate(program: Program, every_value: bool) -> _Codegen:
+    g = _Codegen(program)
+    g.every_value = every_value
+    args = [g.var(name) for name in program.inputs]
+    for index, op in enumerate(program.ops):
+        _emit(g, op, index)
+    if every_value:
+        ret = "{" + ", ".join(f"{name!r}: {var}" for name, var in g.names.items()) + "}"
+    else:
+        results = [g.var(name) for name in program.outputs]
+        ret = results[0] if program.single_output else f"({', '.join(results)},)"
+    g.source = "\n".join([f"def forward({', '.join(args)}):", *g.lines, f"    return {ret}"]) \
+        + "\n"
+    return g
+
+
+class TorchProgram:
+    """An integer program as one generated function of PyTorch's oneDNN ops (x86 CPUs)."""
+
+    runtime = "torch"
+
+    def __init__(self, program: Program):
+        if not available():
+            raise NetshrinkError("the torch runtime needs oneDNN's quantized ops (an x86 CPU "
+                                 "build of torch); use runtime='onnxruntime'")
+        self.program = program
+        self.code, constants = generate(program)
+        namespace = dict(constants)
+        exec(compile(self.code, "<netshrink int8 program>", "exec"), namespace)
+        self._forward = namespace["forward"]
+
+    def __call__(self, *inputs: torch.Tensor):
+        return self._forward(*inputs)
+
+
+def run_values(program: Program, *inputs: torch.Tensor) -> dict:
+    """Every value of the program as the torch backend computes it, in the program's own
+    layout (a flatten the backend reads in h, w, c order is given back in c, h, w order)."""
+    g = _generate(program, every_value=True)
+    namespace = dict(g.constants)
+    exec(compile(g.source, "<netshrink int8 program, every value>", "exec"), namespace)
+    env = {k: v.contiguous() for k, v in namespace["forward"](*inputs).items()}
+    for name in g.hwc_flat:
+        source = program.producer(name).inputs[0]
+        env[name] = env[source].reshape(env[source].shape[0], -1)
+    return env
