@@ -6,9 +6,14 @@ import math
 from dataclasses import asdict, dataclass
 
 from netshrink import checks
+from netshrink.distill.relations import Relation
 from netshrink.errors import NetshrinkError, reject_unknown_fields
 
-LOSSES = ("kl", "cross_entropy", "mse")
+# Losses on class logits, and losses on any output (embeddings, regression): the latter match
+# the teacher's outputs themselves and use no labels.
+LOGIT_LOSSES = ("kl", "cross_entropy", "mse")
+OUTPUT_LOSSES = ("cosine", "embedding_mse")
+LOSSES = LOGIT_LOSSES + OUTPUT_LOSSES
 
 
 @dataclass(frozen=True)
@@ -19,8 +24,12 @@ class DistillConfig:
         gradients keep their size when T changes (unused by "mse").
     alpha: weight of the soft-target loss; the hard-label loss gets 1 - alpha. Unlabeled
         examples (label -1) learn from the soft targets alone.
-    loss: "kl" (KL(p_T || q_T)), "cross_entropy" (H(p_T, q_T), same gradient) or "mse" (logit
-        matching on per-example zero-meaned logits: the high-temperature limit).
+    loss: on class logits, "kl" (KL(p_T || q_T)), "cross_entropy" (H(p_T, q_T), same gradient)
+        or "mse" (logit matching on per-example zero-meaned logits: the high-temperature
+        limit); on any output (a sentence embedding, a regression), "cosine" (1 - the cosine
+        of the student's output to the teacher's, per example) or "embedding_mse" (their mean
+        squared difference): these use no labels (alpha and temperature are unused; training
+        labels must be -1) and the result reports the agreement instead of an accuracy.
     hints: (teacher module name, student module name) pairs whose outputs are matched by mean
         squared error, through a learned projection when their shapes differ.
     hint_weight: weight of the summed hint losses.
@@ -28,6 +37,8 @@ class DistillConfig:
         runs the teacher at every step.
     jitter: augment each training batch by random shifts of up to this many pixels (the teacher
         then runs on the shifted batch, so it cannot be cached).
+    relations: MiniLM's self-attention transfer, one netshrink.distill.Relation (or its dict)
+        per pair of attention layers (netshrink.distill.relations), added to the total.
     """
 
     temperature: float = 4.0
@@ -37,6 +48,7 @@ class DistillConfig:
     hint_weight: float = 1.0
     cache_dir: str | None = None
     jitter: int = 0
+    relations: tuple[Relation, ...] = ()
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -69,6 +81,15 @@ class DistillConfig:
                 "inputs differ at every step and cannot be cached; drop cache_dir (the teacher "
                 "then runs on each shifted batch) or set jitter=0"
             )
+        if isinstance(self.relations, Relation | dict | str):
+            raise NetshrinkError("relations must be a list of netshrink.distill.Relation")
+        object.__setattr__(self, "relations",
+                           tuple(Relation.from_dict(r) for r in self.relations))
+        if self.cache_dir is not None and self.relations:
+            raise NetshrinkError(
+                "cache_dir with relations: only the teacher's outputs are cached, not its "
+                "attention; drop cache_dir (the teacher then runs at every step) or relations"
+            )
         if self.cache_dir is not None and hints:
             raise NetshrinkError(
                 "cache_dir with hints: only the teacher's outputs are cached, not its inner "
@@ -78,7 +99,13 @@ class DistillConfig:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["hints"] = [list(pair) for pair in self.hints]
+        out["relations"] = [r.to_dict() for r in self.relations]
         return out
+
+    @property
+    def matches_outputs(self) -> bool:
+        """Whether the loss matches the teacher's outputs themselves (no classes, no labels)."""
+        return self.loss in OUTPUT_LOSSES
 
     @classmethod
     def from_dict(cls, values: dict) -> DistillConfig:

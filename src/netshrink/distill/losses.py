@@ -68,3 +68,27 @@ def hard_label_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     labeled = targets != UNLABELED
     per_example = F.cross_entropy(outputs, targets.clamp(min=0), reduction="none")
     return (per_example * labeled).sum() / max(1, len(targets))
+
+
+def output_loss(student_outputs: torch.Tensor, teacher_outputs: torch.Tensor,
+                kind: str = "cosine") -> torch.Tensor:
+    """Per-example distance of the student's outputs to the teacher's, for any output shape.
+
+    "cosine": 1 - cos(student, teacher) of each example's flattened output (a sentence
+    embedding's own measure: 0 when the directions agree); "embedding_mse": the mean squared
+    difference. For an ensemble ((M, B, ...) outputs) the members' outputs are averaged first.
+    """
+    t = _wide(teacher_outputs)
+    if t.dim() == student_outputs.dim() + 1:
+        t = t.mean(0)
+    s = _wide(student_outputs).flatten(1)
+    t = t.flatten(1).to(s.dtype)
+    if kind == "cosine":
+        return 1.0 - F.cosine_similarity(s, t, dim=-1)
+    return (s - t).pow(2).mean(-1)
+
+
+def no_label_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The loop's own loss when the student learns from the teacher's outputs alone: zero
+    (kept in the graph, so the distillation terms added to it train the student)."""
+    return outputs.sum() * 0.0

@@ -70,11 +70,51 @@ def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return F.normalize(mean, dim=-1)
 
 
-def minilm(input_shape=None, num_classes=None):
-    """all-MiniLM-L6-v2's architecture (random weights; see `pretrained()` for the real ones)."""
+def minilm(input_shape=None, num_classes=None, layers: int | None = None):
+    """all-MiniLM-L6-v2's architecture (random weights; see `pretrained()` for the real ones).
+
+    layers: the number of transformer layers (None: the published 6); a student built by
+    `student` has fewer, and its file rebuilds it through this argument.
+    """
     transformers = _transformers()
     config = transformers.BertConfig.from_json_file(str(model_dir() / "config.json"))
+    if layers is not None:
+        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+            raise NetshrinkError(f"layers={layers!r} must be a positive number of layers")
+        config.num_hidden_layers = layers
     return SentenceEncoder(transformers.BertModel(config, add_pooling_layer=False)).eval()
+
+
+def student(teacher: SentenceEncoder, layers: Sequence[int]) -> SentenceEncoder:
+    """A shallower encoder initialized from the teacher's own layers (its embeddings and the
+    transformer layers `layers`, in that order), as DistilBERT and TinyBERT's students start.
+
+    For the registered teacher the student is netshrink model "minilm" with
+    layers=len(layers) (so its file rebuilds); any other BERT-style SentenceEncoder gives a
+    student of its own config.
+    """
+    import copy
+
+    if not isinstance(teacher, SentenceEncoder):
+        raise NetshrinkError(f"teacher must be a SentenceEncoder, not {type(teacher).__name__}")
+    depth = len(teacher.bert.encoder.layer)
+    chosen = [int(i) for i in layers]
+    if not chosen or any(not 0 <= i < depth for i in chosen):
+        raise NetshrinkError(f"layers={list(layers)!r} must name some of the teacher's "
+                             f"{depth} layers (0..{depth - 1})")
+    spec = getattr(teacher, "netshrink_spec", None) or {}
+    if spec.get("name") == "minilm" and not getattr(teacher, "netshrink_transforms", None):
+        from netshrink import models
+
+        out = models.create("minilm", layers=len(chosen))
+    else:
+        config = copy.deepcopy(teacher.bert.config)
+        config.num_hidden_layers = len(chosen)
+        out = SentenceEncoder(type(teacher.bert)(config, add_pooling_layer=False))
+    out.bert.embeddings.load_state_dict(teacher.bert.embeddings.state_dict())
+    for target, source in zip(out.bert.encoder.layer, chosen, strict=True):
+        target.load_state_dict(teacher.bert.encoder.layer[source].state_dict())
+    return out.eval()
 
 
 def available() -> bool:
@@ -124,6 +164,23 @@ def encode(model, sentences: Sequence[str], batch_size: int = 32) -> torch.Tenso
     out = [model(**tokenize(sentences[i:i + batch_size]))
            for i in range(0, len(sentences), batch_size)]
     return torch.cat(out)
+
+
+def token_inputs(sentences: Sequence[str], max_tokens: int = 64) -> dict[str, torch.Tensor]:
+    """Token ids, mask and types of `sentences`, each cut at `max_tokens` and all padded to
+    one length (a fixed-size data set; trim each batch's padding with `trim_padding`)."""
+    if not sentences:
+        raise NetshrinkError("no sentences to encode")
+    return dict(tokenizer()(list(sentences), padding="max_length", truncation=True,
+                            max_length=max_tokens, return_tensors="pt"))
+
+
+def trim_padding(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch cut to its longest sentence: the columns past every attention mask go
+    (they change no embedding: padded tokens are masked out of attention and the mean)."""
+    mask = inputs["attention_mask"]
+    length = max(1, int(mask.sum(1).max()))
+    return {k: v[:, :length] for k, v in inputs.items()}
 
 
 def cosine_to(reference: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:

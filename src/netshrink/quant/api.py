@@ -24,10 +24,11 @@ from netshrink.core.attention import keep_encoders_on_slow_path
 from netshrink.core.masks import computed
 from netshrink.core.patterns import any_match, check_patterns
 from netshrink.core.swap import base_type, module_masks, replace_module
+from netshrink.data.inputs import call
 from netshrink.errors import NetshrinkError
 from netshrink.quant import kernels
 from netshrink.quant.bounds import check_layer
-from netshrink.quant.calibration import check_fits, run_batches
+from netshrink.quant.calibration import calibration_batches, check_fits, run_batches
 from netshrink.quant.config import QAT, Dynamic, Static, config_from_dict
 from netshrink.quant.fold import fold_batchnorm, traceable
 from netshrink.quant.handlers import (
@@ -43,6 +44,7 @@ from netshrink.quant.modules import ActivationSpec
 from netshrink.quant.observers import make_observer
 from netshrink.quant.report import LayerFate, QuantReport
 from netshrink.quant.scheme import Scheme
+from netshrink.quant.weight_only import HessianObserver, WeightOnly
 
 TRANSFORM_KIND = "quantize"
 
@@ -168,17 +170,20 @@ def _entry(stage: str, config, folded, decomposed) -> dict:
             "folded": folded, "decomposed": decomposed, "layers": {}}
 
 
-def quantize_(model: nn.Module, config: Dynamic | Static | QAT, data=None) -> QuantReport:
+def quantize_(model: nn.Module, config: Dynamic | Static | QAT | WeightOnly, data=None
+              ) -> QuantReport:
     """Quantize `model` in place as `config` says; return the report of every layer's fate.
 
-    data: calibration inputs for Static (required) and, optionally, QAT's initial ranges: a
+    data: calibration inputs for Static (required), WeightOnly with GPTQ rounding (required:
+    the Hessians of the layers' inputs) and, optionally, QAT's initial ranges: a
     tensor of inputs, a Dataset, a netshrink.data.Splits (its first 2,048 training examples),
     or an iterable of batches (tensors, (inputs, labels) tuples, or dicts of keyword arguments).
     A refusal (a layer whose sums could overflow, data that does not fit) changes nothing.
     """
-    if not isinstance(config, Dynamic | Static | QAT):
+    if not isinstance(config, Dynamic | Static | QAT | WeightOnly):
         raise NetshrinkError(
-            f"config must be netshrink.quant.Dynamic, Static or QAT, not {type(config).__name__}"
+            f"config must be netshrink.quant.Dynamic, Static, QAT or WeightOnly, not "
+            f"{type(config).__name__}"
         )
     if not isinstance(model, nn.Module):
         raise NetshrinkError(f"model must be a torch.nn.Module, not {type(model).__name__}")
@@ -195,9 +200,12 @@ def quantize_(model: nn.Module, config: Dynamic | Static | QAT, data=None) -> Qu
                              "and quantization-aware training would drop; quantize before "
                              "sharing, or use Dynamic()")
     device = _device(model)
-    kernels.select(device, config.kernel)  # fails early on a kernel the device cannot run
+    if not isinstance(config, WeightOnly):
+        kernels.select(device, config.kernel)  # fails early on a kernel the device cannot run
     targets, rows = _plan(model, config, HANDLERS)
     _check_has_layers(model, config, targets)
+    if isinstance(config, WeightOnly):
+        return _weight_only(model, config, targets, rows, data, device)
     bits = activation_bits(config, device)
     _check_bounds(targets, config, bits, device)
     if isinstance(config, Dynamic):
@@ -243,6 +251,55 @@ def _dynamic(model: nn.Module, config: Dynamic, targets, rows, bits) -> QuantRep
     model.eval()
     transforms.record(model, entry)
     return _report(rows)
+
+
+def _weight_only(model: nn.Module, config: WeightOnly, targets, rows, data, device
+                 ) -> QuantReport:
+    """Weight-only layers, one at a time in module order; with GPTQ each Linear's Hessian is
+    collected on the calibration data as the model is then (earlier layers already rounded,
+    as the paper quantizes layer after layer)."""
+    gptq = config.rounding == "gptq" and any(t.handler.name == "linear" for t in targets)
+    if gptq and data is None:
+        raise NetshrinkError("WeightOnly(rounding='gptq') needs calibration data for the "
+                             "Hessians: quantize_(model, config, data=example_inputs), or use "
+                             "rounding='rtn'")
+    was_training = model.training
+    model.eval()
+    if data is not None and gptq:
+        check_fits(model, data, device)
+    decomposed = _expand(model, targets, rows)
+    entry = _entry("integer", config, [], decomposed)
+    for t in _replan(model, config, rows):
+        if not t.handler.takes_weight_only:
+            rows.append(LayerFate(t.name, base_type(t.module).__name__, "float",
+                                  "no weight-only form (Linear and Embedding have one)"))
+            continue
+        linear = t.handler.name == "linear"
+        hessian = _hessian(model, t.module, data, device, config) if gptq and linear else None
+        new = t.handler.weight_only(t.module, config, hessian)
+        replace_module(model, t.name, new, carry={})  # pruned weights stay exact zeros
+        note = "" if linear or config.rounding == "rtn" else " (embeddings round to nearest)"
+        rows.append(LayerFate(t.name, base_type(t.module).__name__, "weight_only",
+                              _describe(new) + note))
+        entry["layers"][t.name] = new.spec()
+    model.train(was_training)
+    transforms.record(model, entry)
+    return _report(rows)
+
+
+@torch.no_grad()
+def _hessian(model: nn.Module, layer: nn.Module, data, device, config: WeightOnly
+             ) -> torch.Tensor:
+    observer = HessianObserver(layer.in_features)
+    hook = layer.register_forward_pre_hook(observer)
+    try:
+        for i, batch in enumerate(calibration_batches(data, device)):
+            if i >= config.calibration_batches:
+                break
+            call(model, batch)
+    finally:
+        hook.remove()
+    return observer.hessian
 
 
 def _report(rows: list[LayerFate]) -> QuantReport:

@@ -21,6 +21,7 @@ from netshrink.errors import NetshrinkError, reject_unknown_fields
 from netshrink.quant.kernels import KERNELS
 from netshrink.quant.observers import OBSERVERS
 from netshrink.quant.scheme import MAX_BITS, MIN_BITS
+from netshrink.quant.weight_only import WeightOnly
 
 
 def _check_bits(name: str, value) -> None:
@@ -127,10 +128,10 @@ class QAT(_Config):
             _check_bits("first_last_bits", self.first_last_bits)
 
 
-CONFIGS = {"dynamic": Dynamic, "static": Static, "qat": QAT}
+CONFIGS = {"dynamic": Dynamic, "static": Static, "qat": QAT, "weight_only": WeightOnly}
 
 
-def config_from_dict(values: dict) -> Dynamic | Static | QAT:
+def config_from_dict(values: dict) -> Dynamic | Static | QAT | WeightOnly:
     if not isinstance(values, dict):
         raise NetshrinkError(f"a quantization config must be a mapping, not "
                              f"{type(values).__name__}")

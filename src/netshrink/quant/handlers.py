@@ -9,6 +9,9 @@
 | nn.Embedding                   | QuantEmbedding (int8 rows)     | QATEmbedding         |
 | nn.MultiheadAttention          | ProjectedAttention, whose four projections are Linears     |
 
+WeightOnly (netshrink.quant.weight_only): Linear -> WeightOnlyLinear (GPTQ or round to
+nearest), Embedding -> WeightOnlyEmbedding; other layers have no weight-only form.
+
 (`nn.TransformerEncoderLayer` / `DecoderLayer` are covered by their attention and Linears.) A
 subclass that keeps its parent's forward (MultiheadAttention's `out_proj`) is handled as the
 parent; one with a forward of its own is not, since swapping it would drop that forward. Any
@@ -28,6 +31,7 @@ from torch import nn
 from netshrink.core.attention import ProjectedAttention, decompose
 from netshrink.core.swap import base_type
 from netshrink.errors import NetshrinkError
+from netshrink.quant import weight_only
 from netshrink.quant.modules import (
     ActivationSpec,
     QuantConv1d,
@@ -45,6 +49,7 @@ from netshrink.quant.qat import (
     QATLinear,
 )
 from netshrink.quant.scheme import Scheme, quantize
+from netshrink.quant.weight_only import WEIGHT_ONLY_TYPES, WeightOnly
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,12 @@ class Handler:
 
     def qat(self, module: nn.Module, weight: Scheme, activation: Scheme, lsq: bool
             ) -> nn.Module:
+        raise NotImplementedError
+
+    takes_weight_only = False  # has a weight-only form (netshrink.quant.weight_only)
+
+    def weight_only(self, module: nn.Module, config: WeightOnly,
+                    hessian: torch.Tensor | None) -> nn.Module:
         raise NotImplementedError
 
 
@@ -115,6 +126,11 @@ class LinearHandler(Handler):
     def qat(self, module, weight, activation, lsq):
         return QATLinear.from_float(module, weight_scheme=weight, input_scheme=activation,
                                     lsq=lsq)
+
+    takes_weight_only = True
+
+    def weight_only(self, module, config, hessian):
+        return weight_only.quantize_linear(module, config, hessian)
 
 
 class ConvHandler(Handler):
@@ -194,6 +210,11 @@ class EmbeddingHandler(Handler):
         row = Scheme(weight.bits, symmetric=True, granularity="channel")
         return QATEmbedding.from_float(module, weight_scheme=row, lsq=lsq)
 
+    takes_weight_only = True
+
+    def weight_only(self, module, config, hessian):
+        return weight_only.quantize_embedding(module, config)
+
 
 class AttentionHandler(Handler):
     """nn.MultiheadAttention: decomposed into ProjectedAttention (same function, masks
@@ -226,7 +247,8 @@ QAT_HANDLERS: dict[type, Handler] = {
     QATLinear: LINEAR, QATConv1d: CONV[1], QATConv2d: CONV[2], QATConv3d: CONV[3],
     QATEmbedding: EMBEDDING,
 }
-INTEGER_TYPES = (QuantLinear, QuantConv1d, QuantConv2d, QuantConv3d, QuantEmbedding)
+INTEGER_TYPES = (QuantLinear, QuantConv1d, QuantConv2d, QuantConv3d, QuantEmbedding,
+                 *WEIGHT_ONLY_TYPES)
 # Layers that hold parameters but stay float, and why.
 FLOAT_REASONS: dict[type, str] = {
     **{t: "normalization stays float" for t in (

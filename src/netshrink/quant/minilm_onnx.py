@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from netshrink.errors import NetshrinkError
+from netshrink.fileio import atomic_path
 from netshrink.models.minilm import SentenceEncoder, mean_pool
 from netshrink.quant import onnx_integer
 from netshrink.quant.config import Dynamic
@@ -92,20 +93,20 @@ class ExportableEncoder(nn.Module):
         self.attention = attention
         self.embeddings = bert.embeddings
         self.layers = bert.encoder.layer
-        self.heads = bert.config.num_attention_heads
-        self.hidden = bert.config.hidden_size
         fused = [fuse_qkv(layer.attention.self) for layer in self.layers]
         self.qkv = nn.ModuleList(f if f is not None else nn.Identity() for f in fused)
 
     def _project(self, index: int, states: torch.Tensor):
         qkv = self.qkv[index]
-        if isinstance(qkv, QuantLinear):
-            return qkv(states).split(self.hidden, dim=-1)
         attention = self.layers[index].attention.self
+        if isinstance(qkv, QuantLinear):
+            return qkv(states).split(attention.query.out_features, dim=-1)
         return attention.query(states), attention.key(states), attention.value(states)
 
     def _self_attention(self, index: int, states: torch.Tensor, mask: torch.Tensor):
-        heads, size = self.heads, self.hidden // self.heads
+        # each layer's own heads: structured pruning may have removed some
+        attention = self.layers[index].attention.self
+        heads, size = attention.num_attention_heads, attention.attention_head_size
         q, k, v = self._project(index, states)
         q = q.unflatten(-1, (heads, size)).transpose(1, 2)      # batch, heads, tokens, size
         k = k.unflatten(-1, (heads, size)).permute(0, 2, 3, 1)  # batch, heads, size, tokens
@@ -150,11 +151,32 @@ def export(model: SentenceEncoder, path: str | os.PathLike, attention: str = "fl
     if not integer_layers(model):
         raise NetshrinkError("the encoder is not quantized; call netshrink.quantize_(model, "
                              "netshrink.quant.minilm_onnx.INTEGER_CONFIG) first")
+    return export_graph(model, path, attention, opset)
+
+
+def export_graph(model: SentenceEncoder, path: str | os.PathLike, attention: str = "float",
+                 opset: int = OPSET) -> Path:
+    """Write any SentenceEncoder (float, integer, weight-only embeddings) as ONNX, its own
+    arithmetic: the float model's graph is what onnxruntime's own quantizer starts from."""
     wrapper = ExportableEncoder(model, attention).eval()
     axes = {name: {0: "batch", 1: "tokens"} for name in INPUT_NAMES}
     axes["embedding"] = {0: "batch"}
-    return export_onnx(wrapper, _example(model), path, opset, mode="integer",
-                       input_names=INPUT_NAMES, output_names=("embedding",), dynamic_axes=axes)
+    if integer_layers(model):
+        return export_onnx(wrapper, _example(model), path, opset, mode="integer",
+                           input_names=INPUT_NAMES, output_names=("embedding",),
+                           dynamic_axes=axes)
+    import warnings
+
+    import onnx
+
+    path = Path(path)
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(wrapper, _example(model), str(tmp), input_names=list(INPUT_NAMES),
+                          output_names=["embedding"], dynamic_axes=axes, opset_version=opset,
+                          dynamo=False)
+        onnx.checker.check_model(str(tmp))
+    return path
 
 
 def runner(path: str | os.PathLike, threads: int | None = None) -> OnnxRunner:

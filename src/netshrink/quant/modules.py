@@ -377,8 +377,12 @@ class QuantEmbedding(nn.Module):
 
 def from_spec(spec: dict, name: str) -> nn.Module:
     """An empty integer module of the kind and shape `spec` describes (weights loaded later)."""
+    from netshrink.quant.weight_only import WeightOnlyEmbedding, WeightOnlyLinear
+
     classes = {"linear": QuantLinear, "conv1d": QuantConv1d, "conv2d": QuantConv2d,
-               "conv3d": QuantConv3d, "embedding": QuantEmbedding}
+               "conv3d": QuantConv3d, "embedding": QuantEmbedding,
+               "weight_only_linear": WeightOnlyLinear,
+               "weight_only_embedding": WeightOnlyEmbedding}
     if spec.get("type") not in classes:
         raise NetshrinkError(
             f"unknown quantized layer type {spec.get('type')!r}; upgrade netshrink"

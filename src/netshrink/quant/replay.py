@@ -23,6 +23,7 @@ _SOURCES = {
     "conv3d": (nn.Conv3d,), "embedding": (nn.Embedding,),
     "qat_linear": (nn.Linear,), "qat_conv1d": (nn.Conv1d,), "qat_conv2d": (nn.Conv2d,),
     "qat_conv3d": (nn.Conv3d,), "qat_embedding": (nn.Embedding,),
+    "weight_only_linear": (nn.Linear,), "weight_only_embedding": (nn.Embedding,),
 }
 _SHAPE_KEYS = ("in_features", "out_features", "in_channels", "out_channels", "groups",
                "num_embeddings", "embedding_dim")
@@ -32,6 +33,8 @@ _REQUIRED = {
     "linear": ("in_features", "out_features"), "qat_linear": ("in_features", "out_features"),
     "embedding": ("num_embeddings", "embedding_dim"),
     "qat_embedding": ("num_embeddings", "embedding_dim"),
+    "weight_only_linear": ("in_features", "out_features", "bits", "group_size"),
+    "weight_only_embedding": ("num_embeddings", "embedding_dim", "bits", "group_size"),
 }
 _CONV_KEYS = ("in_channels", "out_channels", "kernel_size")
 _LIST_KEYS = ("kernel_size", "stride", "padding", "dilation", "pre_pad")
@@ -71,10 +74,12 @@ def _layer_spec(name, spec) -> None:
             raise NetshrinkError(f"layer {name!r}: {key} must be a short list of integers")
         for v in values:
             _count(v, f"layer {name!r}: {key}", 0)
-    if "weight_bits" in spec and (isinstance(spec["weight_bits"], bool) or
-                                  spec["weight_bits"] not in range(2, 9)):
-        raise NetshrinkError(f"layer {name!r}: weight_bits={str(spec['weight_bits'])[:40]} "
-                             "must be an integer from 2 to 8")
+    for key in ("weight_bits", "bits"):
+        if key in spec and (isinstance(spec[key], bool) or spec[key] not in range(2, 9)):
+            raise NetshrinkError(f"layer {name!r}: {key}={str(spec[key])[:40]} must be an "
+                                 "integer from 2 to 8")
+    if "group_size" in spec:
+        _count(spec["group_size"], f"layer {name!r}: group_size")
     if "bias" in spec and not isinstance(spec["bias"], bool):
         raise NetshrinkError(f"layer {name!r}: bias={str(spec['bias'])[:40]} must be true or "
                              "false")

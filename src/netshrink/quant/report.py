@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-FATES = ("integer", "qat", "decomposed", "folded", "float", "skipped")
+FATES = ("integer", "weight_only", "qat", "decomposed", "folded", "float", "skipped")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ REPRODUCTIONS = {
     "structured": ("netshrink.reproduce.structured",
                    "Structured pruning (network slimming, Torch-Pruning beside): ResNet-20 and "
                    "VGG on Fashion-MNIST, accuracy against measured speed-up"),
+    "transformer": ("netshrink.reproduce.transformer",
+                    "all-MiniLM-L6-v2 distilled, pruned, int8 and 4-bit (GPTQ beside "
+                    "round-to-nearest): bytes, latency and agreement on held-out sentences"),
     "deep-compression": ("netshrink.reproduce.deep_compression",
                          "Han et al. 2016: LeNet-300-100 and LeNet-5 pruned, shared and entropy "
                          "coded into .nsz files, stage by stage, on MNIST and Fashion-MNIST"),

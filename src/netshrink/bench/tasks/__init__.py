@@ -64,6 +64,10 @@ BUILTIN = {
     "structured_base": "netshrink.bench.tasks.structured",
     "structured": "netshrink.bench.tasks.structured",
     "structured_latency": "netshrink.bench.tasks.structured",
+    "transformer_distill": "netshrink.bench.tasks.transformer",
+    "transformer_prune": "netshrink.bench.tasks.transformer",
+    "transformer_gptq": "netshrink.bench.tasks.transformer",
+    "transformer_measure": "netshrink.bench.tasks.transformer",
     "deep_compression": "netshrink.bench.tasks.pack",
 }
 _USER: dict[str, Task] = {}

@@ -1,0 +1,394 @@
+"""Sweep tasks of the compressed transformer (netshrink reproduce transformer):
+
+    transformer_distill   all-MiniLM-L6-v2's student: some of its layers (initialized from
+                          the teacher's), distilled on the corpus's training sentences to the
+                          teacher's embeddings (cosine) and its last layer's attention
+                          relations (MiniLM), through netshrink.distill
+    transformer_prune     a distilled student with attention heads and feed-forward neurons
+                          removed (netshrink.prune_, StructuredConfig), recovered by the same
+                          distillation
+    transformer_gptq      the original model's Linear and embedding weights at 4 and 3 bits,
+                          GPTQ against round-to-nearest: agreement and file size
+    transformer_measure   every stage as deployed: file bytes, agreement with the original on
+                          held-out sentences (netshrink.quality), latency at batch 1 and 32
+                          against PyTorch float32 and onnxruntime's own int8, one run
+
+Earlier stages' files are read from <sweep>/trials/<id>/model.safetensors. Every figure of
+quality is measured on held-out sentences (netshrink.data.corpus), never trained on.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from netshrink.bench.spec import TrialSpec
+from netshrink.bench.tasks import Task, known_keys
+from netshrink.errors import NetshrinkError
+from netshrink.train import Callback
+
+# What a student trains with (both stages): its own sentences' tokens are cut at max_tokens
+# (teacher and student read the same cut sentence); word embeddings stay the teacher's.
+TRAINING = {"batch_size": 32, "lr": 3e-4, "relation_weight": 1.0, "loss": "cosine",
+            "max_tokens": 48, "val_sentences": 128, "test_sentences": 256,
+            "train_sentences": None, "freeze_embeddings": True, "evaluations": 2, "threads": 2}
+DISTILL_DEFAULTS = {"layers": [0, 3, 5], "steps": 200, **TRAINING}
+PRUNE_DEFAULTS = {"heads_sparsity": 0.5, "ffn_sparsity": 0.75, "criterion": "l1",
+                  "steps": 100, **TRAINING}
+GPTQ_DEFAULTS = {"bits": [4, 3], "group_size": 128, "calibration_sentences": 128,
+                 "eval_sentences": 2000, "threads": 2}
+MEASURE_DEFAULTS = {"eval_sentences": 2000, "repeats": 10, "threads": 2, "batches": [1, 32],
+                    "embedding_bits": 4, "group_size": 128, "calibration_sentences": 128,
+                    "latency_tokens": [32, 64]}
+CORPUS = "python-docs"
+
+
+class TrimPadding(Callback):
+    """Cut each training batch of token inputs to its longest sentence (less compute)."""
+
+    def on_batch(self, state, inputs, targets, indices):
+        from netshrink.models.minilm import trim_padding
+
+        return trim_padding(inputs), targets
+
+
+def _corpus():
+    from netshrink.data import corpus
+
+    return corpus.load()
+
+
+def sentence_splits(train: list[str], val: list[str], test: list[str], max_tokens: int):
+    """Splits of token inputs (labels -1: the teacher's embeddings are the only targets)."""
+    from netshrink.data import Examples, Splits
+    from netshrink.data.inputs import example_shape
+    from netshrink.models import minilm
+
+    def part(sentences):
+        inputs = minilm.token_inputs(sentences, max_tokens)
+        return Examples(inputs, torch.full((len(sentences),), -1, dtype=torch.long))
+
+    train_set = part(train)
+    return Splits(CORPUS, train_set, part(val), part(test), 1, example_shape(train_set.inputs))
+
+
+def _texts(p: dict) -> tuple[list[str], list[str], list[str]]:
+    """(training, validation, test) sentences: validation from the end of the training part,
+    test from the start of the held-out part."""
+    text = _corpus()
+    train = list(text.train[:p["train_sentences"]] if p["train_sentences"] else text.train)
+    val = train[-p["val_sentences"]:]
+    return train[:-p["val_sentences"]], val, list(text.heldout[:p["test_sentences"]])
+
+
+def last_attention(model, layer: int) -> tuple[str, str, str]:
+    base = f"bert.encoder.layer.{layer}.attention.self"
+    return f"{base}.query", f"{base}.key", f"{base}.value"
+
+
+def relation_heads(student, teacher) -> int:
+    """MiniLM's relation heads: the teacher's head count when the student's last layer has it,
+    else the student's own (after head pruning; it must divide the teacher's width too)."""
+    s = student.bert.encoder.layer[-1].attention.self
+    t = teacher.bert.encoder.layer[-1].attention.self
+    if s.num_attention_heads == t.num_attention_heads:
+        return t.num_attention_heads
+    heads = s.num_attention_heads
+    if t.all_head_size % heads:
+        raise NetshrinkError(f"the student keeps {heads} heads, which do not divide the "
+                             f"teacher's width {t.all_head_size}; prune to a divisor")
+    return heads
+
+
+def distill_student(student, teacher, p: dict, workdir: Path) -> dict:
+    """Train `student` toward `teacher` (embeddings + last-layer relations); its metrics."""
+    from netshrink.distill import DistillConfig, Relation, distill
+    from netshrink.train import TrainConfig
+
+    train, val, test = _texts(p)
+    splits = sentence_splits(train, val, test, p["max_tokens"])
+    relations = ()
+    if p["relation_weight"]:
+        relations = (Relation(last_attention(teacher, len(teacher.bert.encoder.layer) - 1),
+                              last_attention(student, len(student.bert.encoder.layer) - 1),
+                              relation_heads(student, teacher), p["relation_weight"]),)
+    config = DistillConfig(loss=p["loss"], relations=relations)
+    train_config = TrainConfig(optimizer="adamw", lr=p["lr"], batch_size=p["batch_size"],
+                               iterations=p["steps"], lr_schedule="cosine",
+                               eval_every=max(1, p["steps"] // p["evaluations"]), device="cpu")
+    student.bert.embeddings.word_embeddings.weight.requires_grad_(not p["freeze_embeddings"])
+    student.train()
+    result = distill(student, teacher, splits, config, train_config, [TrimPadding()],
+                     log_csv=workdir / "log.csv", progress=False)
+    student.eval()
+    student.bert.embeddings.word_embeddings.weight.requires_grad_(True)
+    history = result.history[-1] if result.history else {}
+    return {"test_cosine": result.test_cosine, "val_cosine": history.get("val_cosine"),
+            "train_seconds": result.seconds, "steps": result.iterations,
+            "train_sentences": len(train)}
+
+
+def _threads(n: int) -> None:
+    torch.set_num_threads(int(n))
+
+
+def _trial_file(workdir: Path, trial_id: str) -> Path:
+    path = workdir.parent.parent / "trials" / str(trial_id) / "model.safetensors"
+    if not path.is_file():
+        raise NetshrinkError(f"trial {trial_id} has no model at {path}; run the earlier "
+                             "stages first")
+    return path
+
+
+def check_distill(params: dict) -> None:
+    known_keys(params, set(DISTILL_DEFAULTS), "transformer_distill")
+
+
+def distill_task(spec: TrialSpec, workdir: Path) -> dict:
+    import netshrink
+    from netshrink import measure
+    from netshrink.models import minilm
+
+    p = {**DISTILL_DEFAULTS, **spec.params}
+    _threads(p["threads"])
+    netshrink.train.seed_everything(spec.seed)
+    teacher = minilm.pretrained()
+    student = minilm.student(teacher, p["layers"])
+    before = _initial_cosine(student, teacher, p)
+    metrics = distill_student(student, teacher, p, workdir)
+    netshrink.save(student, workdir / "model.safetensors")
+    return {**metrics, "initial_test_cosine": before,
+            "parameters": measure.count_parameters(student)}
+
+
+@torch.no_grad()
+def _initial_cosine(student, teacher, p: dict) -> float:
+    from netshrink.distill.callback import agreement
+    from netshrink.models import minilm
+
+    test = list(_corpus().heldout[:p["test_sentences"]])
+    return agreement(student, teacher, minilm.token_inputs(test, p["max_tokens"]))
+
+
+def check_prune(params: dict) -> None:
+    known_keys(params, {"base", *PRUNE_DEFAULTS}, "transformer_prune")
+    if "base" not in params:
+        raise NetshrinkError("a transformer_prune trial needs params.base (the distill trial)")
+
+
+def prune_task(spec: TrialSpec, workdir: Path) -> dict:
+    import netshrink
+    from netshrink import measure
+    from netshrink.models import minilm
+    from netshrink.prune import StructuredConfig
+
+    p = {**PRUNE_DEFAULTS, **spec.params}
+    _threads(p["threads"])
+    netshrink.train.seed_everything(spec.seed)
+    teacher = minilm.pretrained()
+    student = netshrink.load(_trial_file(workdir, p["base"]))
+    example = minilm.tokenize(list(_corpus().train[:4]))
+    before = measure.count_parameters(student)
+    for target, rate in (("heads", p["heads_sparsity"]), ("ffn", p["ffn_sparsity"])):
+        if rate:
+            netshrink.prune_(student, StructuredConfig(criterion=p["criterion"], sparsity=rate,
+                                                       targets=(target,)), example=example)
+    pruned_cosine = _initial_cosine(student, teacher, p)
+    metrics = distill_student(student, teacher, p, workdir)
+    netshrink.save(student, workdir / "model.safetensors")
+    layer = student.bert.encoder.layer[0]
+    return {**metrics, "pruned_test_cosine": pruned_cosine, "parameters_before": before,
+            "parameters": measure.count_parameters(student),
+            "heads": layer.attention.self.num_attention_heads,
+            "ffn": layer.intermediate.dense.out_features}
+
+
+# --- measuring -----------------------------------------------------------------------------
+@torch.inference_mode()
+def encode(model, sentences: list[str], batch_size: int = 64) -> torch.Tensor:
+    """Embeddings of `sentences` in their order, computed in batches of similar length (far
+    less padding than in corpus order; padding changes no embedding)."""
+    from netshrink.models import minilm
+
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    lengths = [len(ids) for ids in minilm.tokenizer()(sentences)["input_ids"]]
+    order = sorted(range(len(sentences)), key=lengths.__getitem__)
+    out = [None] * len(sentences)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        embeddings = model(**minilm.tokenize([sentences[i] for i in chunk]))
+        for i, e in zip(chunk, torch.as_tensor(embeddings), strict=True):
+            out[i] = e
+    return torch.stack(out).float()
+
+
+def latency_sentences(sentences, low: int, high: int, count: int) -> list[str]:
+    """The first `count` sentences whose token count (with [CLS], [SEP]) is in [low, high]."""
+    from netshrink.models import minilm
+
+    found = []
+    for sentence in sentences:
+        n = len(minilm.tokenizer()(sentence)["input_ids"])
+        if low <= n <= high:
+            found.append(sentence)
+            if len(found) == count:
+                return found
+    raise NetshrinkError(f"only {len(found)} held-out sentences have {low}-{high} tokens; "
+                         f"{count} are needed")
+
+
+def calibration(sentences: list[str]) -> list[dict]:
+    """Batches of 32 token inputs for GPTQ's Hessians (training sentences)."""
+    from netshrink.models import minilm
+
+    return [minilm.tokenize(sentences[i:i + 32]) for i in range(0, len(sentences), 32)]
+
+
+def weight_only(model, bits: int, group_size: int, rounding: str, batches, skip=()):
+    import copy
+
+    import netshrink
+    from netshrink.quant import WeightOnly
+
+    quantized = copy.deepcopy(model)
+    netshrink.quantize_(quantized, WeightOnly(bits=bits, group_size=group_size,
+                                              rounding=rounding, skip=tuple(skip)),
+                        data=batches if rounding == "gptq" else None)
+    return quantized
+
+
+def check_gptq(params: dict) -> None:
+    known_keys(params, set(GPTQ_DEFAULTS), "transformer_gptq")
+
+
+def gptq_task(spec: TrialSpec, workdir: Path) -> dict:
+    """GPTQ against round-to-nearest on the original model, at each bit width."""
+    import netshrink
+    from netshrink import quality
+    from netshrink.models import minilm
+
+    p = {**GPTQ_DEFAULTS, **spec.params}
+    _threads(p["threads"])
+    text = _corpus()
+    sentences = list(text.heldout[:p["eval_sentences"]])
+    batches = calibration(list(text.train[:p["calibration_sentences"]]))
+    model = minilm.pretrained()
+    reference = encode(model, sentences)
+    metrics: dict = {"float_bytes": netshrink.save(model, workdir / "float.safetensors")
+                     .stat().st_size}
+    (workdir / "float.safetensors").unlink()
+    for bits in p["bits"]:
+        for rounding in ("rtn", "gptq"):
+            start = time.perf_counter()
+            quantized = weight_only(model, bits, p["group_size"], rounding, batches)
+            seconds = time.perf_counter() - start
+            path = netshrink.save(quantized, workdir / f"{rounding}{bits}.safetensors")
+            figures = quality.agreement(reference, encode(quantized, sentences))
+            key = f"{rounding}{bits}"
+            metrics |= {f"{key}_{k}": v for k, v in figures.to_dict().items()}
+            metrics |= {f"{key}_bytes": path.stat().st_size, f"{key}_seconds": seconds}
+            path.unlink()
+    return metrics
+
+
+def check_measure(params: dict) -> None:
+    known_keys(params, {"distill", "prune", *MEASURE_DEFAULTS}, "transformer_measure")
+    if "distill" not in params or "prune" not in params:
+        raise NetshrinkError("a transformer_measure trial needs params.distill and params.prune "
+                             "(the earlier trials' ids)")
+
+
+def measure_task(spec: TrialSpec, workdir: Path) -> dict:
+    """Every stage as deployed, measured in one run (see the module docstring)."""
+    import netshrink
+    from netshrink import measure, quality
+    from netshrink.models import minilm
+    from netshrink.quant import minilm_deploy
+
+    p = {**MEASURE_DEFAULTS, **spec.params}
+    _threads(p["threads"])
+    text = _corpus()
+    sentences = list(text.heldout[:p["eval_sentences"]])
+    batches = calibration(list(text.train[:p["calibration_sentences"]]))
+    folder = Path(tempfile.mkdtemp(prefix="measure-", dir=workdir))
+    teacher = minilm.pretrained()
+    distilled = netshrink.load(_trial_file(workdir, p["distill"]))
+    pruned = netshrink.load(_trial_file(workdir, p["prune"]))
+
+    def saved(model, name: str) -> int:
+        return netshrink.save(model, folder / f"{name}.safetensors").stat().st_size
+
+    # stage -> (callable on token inputs, file bytes, what runs it)
+    stages: dict[str, tuple] = {}
+    stages["original float32"] = (teacher, saved(teacher, "teacher"), "PyTorch float32")
+    ort_runner, ort_path = minilm_deploy.onnxruntime_int8(teacher, folder, p["threads"])
+    stages["original, onnxruntime int8"] = (ort_runner, ort_path.stat().st_size,
+                                            "onnxruntime quantize_dynamic")
+    runner, _, quantized = minilm_deploy.int8(teacher, folder, p["threads"], "teacher-int8")
+    stages["original, netshrink int8"] = (runner, saved(quantized, "teacher-int8"),
+                                          minilm_deploy.RUNTIME)
+    stages["distilled (3 layers)"] = (distilled, saved(distilled, "distilled"),
+                                      "PyTorch float32")
+    stages["distilled + pruned"] = (pruned, saved(pruned, "pruned"), "PyTorch float32")
+    runner, _, quantized = minilm_deploy.int8(pruned, folder, p["threads"], "pruned-int8")
+    stages["distilled + pruned + int8"] = (runner, saved(quantized, "pruned-int8"),
+                                           minilm_deploy.RUNTIME)
+    embeddings4 = weight_only(pruned, p["embedding_bits"], p["group_size"], "rtn", None,
+                              skip=("bert.encoder",))
+    runner, _, quantized = minilm_deploy.int8(embeddings4, folder, p["threads"], "final")
+    final = f"distilled + pruned + int8 + {p['embedding_bits']}-bit embeddings"
+    stages[final] = (runner, saved(quantized, "final"), minilm_deploy.RUNTIME)
+    gptq4 = weight_only(pruned, 4, p["group_size"], "gptq", batches)
+    stages["distilled + pruned + 4-bit GPTQ (weight-only)"] = (
+        gptq4, saved(gptq4, "gptq4"), "PyTorch float32 (weights dequantized per call)")
+
+    reference = encode(teacher, sentences)
+    metrics: dict = {"eval_sentences": len(sentences)}
+    for name, (model, size, runtime) in stages.items():
+        figures = quality.agreement(reference, encode(model, sentences)).to_dict()
+        metrics |= {f"{name}|{k}": v for k, v in figures.items()}
+        metrics |= {f"{name}|bytes": size, f"{name}|runtime": runtime}
+    low, high = p["latency_tokens"]
+    for batch in p["batches"]:
+        timed = latency_sentences(text.heldout, low, high, batch)
+        inputs = minilm.tokenize(timed)
+        stats = measure.compare_latency(
+            {name: (lambda m=model, x=inputs: m(**x)) for name, (model, _, _) in stages.items()},
+            repeats=p["repeats"], warmup=2, num_threads=p["threads"], settle=1)
+        for name, s in stats.items():
+            metrics[f"{name}|b{batch}_ms"] = 1000 * s.median
+            metrics[f"{name}|b{batch}_p10_ms"] = 1000 * s.p10
+            metrics[f"{name}|b{batch}_p90_ms"] = 1000 * s.p90
+        metrics[f"latency_tokens_b{batch}"] = int(inputs["attention_mask"].shape[1])
+    metrics["threads"] = p["threads"]
+    metrics["cpu_flags"] = cpu_flags()
+    for file in folder.iterdir():
+        file.unlink()
+    folder.rmdir()
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in metrics.items()}
+
+
+def cpu_flags() -> str:
+    """The vector extensions of this CPU that the integer kernels care about."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512/vnni"
+
+
+TASKS = {
+    "transformer_distill": Task(distill_task, check_distill,
+                                lambda p: {**DISTILL_DEFAULTS, **p}),
+    "transformer_prune": Task(prune_task, check_prune, lambda p: {**PRUNE_DEFAULTS, **p}),
+    "transformer_gptq": Task(gptq_task, check_gptq, lambda p: {**GPTQ_DEFAULTS, **p}),
+    "transformer_measure": Task(measure_task, check_measure,
+                                lambda p: {**MEASURE_DEFAULTS, **p}),
+}

@@ -1,0 +1,71 @@
+"""How a compressed sentence encoder is deployed: the one place that chooses the runtime.
+
+    runner, path = minilm_deploy.int8(model, folder, threads=2)    # netshrink's int8 path
+    runner, path = minilm_deploy.onnxruntime_int8(model, folder)   # onnxruntime's own int8
+
+`int8` is netshrink's fastest int8 path for these encoders today: quantize_ with
+minilm_onnx.INTEGER_CONFIG (7-bit weights, 8-bit inputs per call), exported as integer ONNX
+(MatMulInteger, fused QKV) and run by onnxruntime; a model whose embedding tables are already
+weight-only (4-bit, netshrink.quant.weight_only) keeps them. When a faster general int8 path
+lands, it replaces the body of `int8` and every caller follows.
+
+`onnxruntime_int8` is the baseline: the float model exported to ONNX, then onnxruntime's
+`quantize_dynamic` (int8 weights, uint8 inputs quantized at run time).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+from torch import nn
+
+import netshrink
+from netshrink.errors import NetshrinkError
+from netshrink.quant import minilm_onnx
+from netshrink.quant.onnx_runner import OnnxRunner
+
+RUNTIME = "netshrink integer ONNX (minilm_onnx) on onnxruntime"
+
+
+def int8_config(keep_embeddings_float: bool = False):
+    """The quantization config of the int8 path (embeddings int8 unless kept as they are)."""
+    import dataclasses
+
+    config = minilm_onnx.INTEGER_CONFIG
+    return dataclasses.replace(config, embeddings=False) if keep_embeddings_float else config
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """A copy of `model` with int8 Linear layers (and int8 embedding tables, unless they are
+    already weight-only), as the int8 path runs it."""
+    from netshrink.quant.weight_only import WeightOnlyEmbedding
+
+    quantized = copy.deepcopy(model)
+    packed = any(isinstance(m, WeightOnlyEmbedding) for m in quantized.modules())
+    netshrink.quantize_(quantized, int8_config(keep_embeddings_float=packed))
+    return quantized
+
+
+def int8(model: nn.Module, folder: str | os.PathLike, threads: int | None = None,
+         name: str = "int8") -> tuple[OnnxRunner, Path, nn.Module]:
+    """(runner, ONNX file, the quantized PyTorch model) of netshrink's int8 path."""
+    quantized = quantize_int8(model)
+    path = minilm_onnx.export(quantized, Path(folder) / f"{name}.onnx")
+    return minilm_onnx.runner(path, threads), path, quantized
+
+
+def onnxruntime_int8(model: nn.Module, folder: str | os.PathLike, threads: int | None = None
+                     ) -> tuple[OnnxRunner, Path]:
+    """(runner, ONNX file) of onnxruntime's own dynamic int8 quantization of the float model."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ModuleNotFoundError:
+        raise NetshrinkError("onnxruntime's quantizer needs the onnx extra: pip install "
+                             "'netshrink[onnx]'") from None
+    folder = Path(folder)
+    float_path = minilm_onnx.export_graph(model, folder / "float.onnx")
+    out = folder / "onnxruntime-int8.onnx"
+    quantize_dynamic(str(float_path), str(out), weight_type=QuantType.QInt8)
+    return minilm_onnx.runner(out, threads), out

@@ -1,0 +1,73 @@
+"""The deployment paths of a compressed sentence encoder, on a MiniLM-shaped toy (the real
+model runs in `netshrink reproduce transformer`)."""
+
+import pytest
+import torch
+
+import netshrink
+from netshrink.prune import StructuredConfig
+from netshrink.quant import WeightOnly, WeightOnlyEmbedding
+
+transformers = pytest.importorskip("transformers")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from netshrink.models import minilm  # noqa: E402
+from netshrink.quant import minilm_deploy, minilm_onnx  # noqa: E402
+
+
+def _toy(seed=0):
+    config = transformers.BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=4, intermediate_size=64,
+                                     max_position_embeddings=64, initializer_range=0.2)
+    torch.manual_seed(seed)
+    return minilm.SentenceEncoder(transformers.BertModel(config, add_pooling_layer=False)).eval()
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1, 120, (4, 20), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 12:] = 0
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+
+
+def _cosine(a, b):
+    return float(torch.nn.functional.cosine_similarity(torch.as_tensor(a), b).min())
+
+
+def test_pruned_heads_and_4bit_embeddings_export_and_match_pytorch(tmp_path):
+    model = _toy()
+    x = _batch()
+    netshrink.prune_(model, StructuredConfig(sparsity=0.5, targets=("heads", "ffn")), example=x)
+    assert model.bert.encoder.layer[0].attention.self.num_attention_heads == 2
+    netshrink.quantize_(model, WeightOnly(bits=4, group_size=16, rounding="rtn",
+                                          skip=("bert.encoder",)))
+    assert isinstance(model.bert.embeddings.word_embeddings, WeightOnlyEmbedding)
+    reference = model(**x).detach()
+    runner, path, quantized = minilm_deploy.int8(model, tmp_path, threads=1)
+    assert isinstance(quantized.bert.embeddings.word_embeddings, WeightOnlyEmbedding)
+    with torch.no_grad():
+        in_torch = minilm_onnx.ExportableEncoder(quantized)(**x)
+    in_onnx = torch.as_tensor(runner(**x))
+    assert torch.allclose(in_onnx, in_torch, atol=1e-4)
+    assert _cosine(in_onnx, reference) > 0.98
+    tables = {t.name: t for t in onnx.load(str(path)).graph.initializer}
+    packed = [t for t in tables.values() if t.data_type == onnx.TensorProto.UINT8
+              and list(t.dims) == [120, 32 // 2]]
+    assert packed  # the word embeddings travel as 4-bit codes, two per byte
+    assert not [t for t in tables.values() if list(t.dims) == [120, 32]]  # no float table
+
+
+def test_onnxruntimes_own_int8_and_netshrinks_agree_with_float(tmp_path):
+    model = _toy()
+    x = _batch()
+    reference = model(**x).detach()
+    ort_runner, ort_path = minilm_deploy.onnxruntime_int8(model, tmp_path, threads=1)
+    ops = {n.op_type for n in onnx.load(str(ort_path)).graph.node}
+    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul"}
+    runner, _, _ = minilm_deploy.int8(model, tmp_path, threads=1)
+    assert _cosine(ort_runner(**x), reference) > 0.98
+    assert _cosine(runner(**x), reference) > 0.98
+    float_path = minilm_onnx.export_graph(model, tmp_path / "float.onnx")
+    assert torch.allclose(torch.as_tensor(minilm_onnx.runner(float_path, 1)(**x)), reference,
+                          atol=1e-5)
