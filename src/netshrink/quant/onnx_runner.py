@@ -20,11 +20,14 @@ from netshrink.errors import NetshrinkError
 
 
 def session_options(threads: int | None = None, optimized_path: str | os.PathLike | None = None):
-    """onnxruntime session options: `threads` intra-op threads, one inter-op thread."""
+    """onnxruntime session options: `threads` intra-op threads, one inter-op thread, threads
+    that do not spin after their work (a spinning pool takes the cores from whatever runs
+    next, which skews every alternated timing and the model timed after it)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise NetshrinkError(f"threads={threads!r} must be a positive integer (or None)")
