@@ -214,8 +214,17 @@ def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
 
         return nsz.load(path, model)
     header = read_metadata(path)
+    return build_and_fill(header, _layout(path, header), model, path,
+                          lambda: _read(path, header))
+
+
+def build_and_fill(header: dict, stored: dict, model: nn.Module | None, path,
+                   read_tensors) -> nn.Module:
+    """The model of a file (safetensors or .nsz) from its header: the architecture built
+    (zoo: on the meta device first) or the user's instance replayed, checked against the
+    file's tensor layout `stored` before `read_tensors()` decodes anything, then the weights
+    loaded and the transforms that follow loading replayed."""
     entries = header.get("transforms", [])
-    stored = _layout(path, header)
     if model is None:  # the architecture on the meta device first: no larger than the file
         modelfile.check_layout(modelfile.on_meta(lambda: rebuild(header, path), path),
                                stored, path)
@@ -225,7 +234,7 @@ def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
     else:
         model = _replayed(model, entries, path)
         modelfile.check_layout(model, stored, path)
-    tensors, masks = _read(path, header)
+    tensors, masks = read_tensors()
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:

@@ -407,31 +407,11 @@ def _decoded(header: dict, payload: bytes, path) -> tuple[dict, dict]:
 def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
     """Rebuild the model of a .nsz file (as netshrink.load does for safetensors files): the
     architecture is checked against the file's tensor entries before any is decoded."""
-    from netshrink import modelfile
-    from netshrink.serialize import _replayed, rebuild
+    from netshrink.serialize import build_and_fill
 
     header, payload = read(path)
-    entries = header.get("transforms", [])
-    stored = layout(header)
-    if model is None:  # on the meta device first: an architecture no larger than the file's
-        modelfile.check_layout(modelfile.on_meta(lambda: rebuild(header, path), path),
-                               stored, path)
-        model = rebuild(header, path)
-    elif not isinstance(model, nn.Module):
-        raise NetshrinkError(f"model must be a torch.nn.Module, not {type(model).__name__}")
-    else:
-        model = _replayed(model, entries, path)
-        modelfile.check_layout(model, stored, path)
-    tensors, masks = _decoded(header, payload, path)
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as err:
-        raise NetshrinkError(f"{path}: weights do not fit the model: {err}") from None
-    with modelfile.rebuilding(path):
-        transforms.replay_after_load(model, entries, masks)
-    if header.get("model") is not None:
-        model.netshrink_spec = header["model"]
-    return model
+    return build_and_fill(header, layout(header), model, path,
+                          lambda: _decoded(header, payload, path))
 
 
 def breakdown(path: str | os.PathLike) -> list[dict]:
