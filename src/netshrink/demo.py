@@ -24,10 +24,9 @@ resolved recipes (config.json) into the output folder.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from netshrink.fileio import atomic_write
+from netshrink.fileio import atomic_copy, atomic_write
 
 BATCHES = (1, 256)
 # Deep Compression's LeNet-300-100 rates (fc1 92%, fc2 91%, fc3 74% removed: 92% overall);
@@ -127,21 +126,13 @@ def run(out: Path, epochs: float = 10.0, seed: int = 0, dataset: str = "fashion-
                                measure=False)
         results[label] = result
         if label == "dense float32":
-            _copy(Path(result.row("train")["file"]), out / TEACHER)
+            atomic_copy(result.row("train")["file"], out / TEACHER)  # reruns reuse it
     atomic_write(out / "config.json", json.dumps(
         {label: load_recipe(r).to_dict() for label, r in plan.items()}, indent=2) + "\n")
     rows = _rows(results)
     _measure(rows, dataset, seed)
     _write(rows, out)
     return rows
-
-
-def _copy(source: Path, target: Path) -> None:
-    """Copy a file whole or not at all (a rerun then reuses the distilled stages)."""
-    from netshrink.fileio import atomic_path
-
-    with atomic_path(target) as staging:
-        shutil.copyfile(source, staging)
 
 
 def _rows(results: dict) -> list[dict]:

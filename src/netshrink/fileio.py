@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +54,12 @@ def atomic_write(path: str | os.PathLike, content: str | bytes) -> None:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def atomic_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy the file `source` to `target` whole or not at all."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def _umask() -> int:

@@ -32,7 +32,7 @@ from pathlib import Path
 from torch import nn
 
 from netshrink.errors import NetshrinkError
-from netshrink.fileio import atomic_write
+from netshrink.fileio import atomic_copy, atomic_write
 from netshrink.recipes.schema import Recipe, Stage, check_layer_names, parse
 from netshrink.recipes.stages import KINDS, Context
 
@@ -132,17 +132,10 @@ def run(recipe, out: str | os.PathLike, model_factory: Callable[[], nn.Module] |
         previous = identity
     if measure:
         measure_rows(recipe, result.rows, files, splits, model_factory)
-    _copy_final(Path(result.rows[-1]["file"]), out)
+    final = Path(result.rows[-1]["file"])  # the file to ship, as OUT/model.<suffix>
+    atomic_copy(final, out / f"model{final.suffix}")
     write_tables(recipe, result)
     return result
-
-
-def _copy_final(source: Path, out: Path) -> None:
-    """OUT/model.<suffix>: the last stage's file, copied whole or not at all."""
-    from netshrink.fileio import atomic_path
-
-    with atomic_path(out / f"model{source.suffix}") as staging:
-        shutil.copyfile(source, staging)
 
 
 def _files_digest(config) -> str:
