@@ -28,26 +28,27 @@ def settings(options: ReproOptions) -> dict:
         "models": {"resnet": {"depth": 20, "width": 16}, "vgg": {"width": 16}},
         "data": (options.data or ("fashion-mnist",))[0],
         "data_args": {"val_size": 5000 if full else 500},
-        "train_size": None if full else 2000,
-        "test_size": None if full else 2000,
+        "train_size": None if full else 12000,
+        "test_size": None,
         "seeds": list(options.seeds or (0, 1, 2)),
         "sparsities": [0.3, 0.5, 0.7] if full else [0.5],
         "criteria": ["l1", "l2", "taylor", "bn_scale", "random"] if full else
                     ["l1", "taylor", "bn_scale", "random"],
         "torch_pruning": ["l1", "taylor", "bn_scale"] if full else ["l1"],
         "train": {"optimizer": "adam", "lr": 2e-3, "batch_size": 128,
-                  "epochs": 15.0 if full else 2.0, "lr_schedule": "cosine"},
-        "finetune": {"lr": 1e-3, "epochs": 5.0 if full else 1.0},
+                  "epochs": 15.0 if full else 4.0, "lr_schedule": "cosine"},
+        "finetune": {"lr": 1e-3, "epochs": 5.0 if full else 2.0},
         "slimming": 1e-5 if full else 0.0,
-        "latency": {"batches": [1, 64], "threads": 2, "repeats": 30 if full else 10},
+        "latency": {"batches": [1, 64], "threads": 2, "repeats": 30 if full else 20},
     }
 
 
 def describe(options: ReproOptions, s: dict) -> str:
     val = s["data_args"]["val_size"]
     size = ("the full training set" if s["train_size"] is None else
-            f"the first {s['train_size']:,} training images (validation {val}, test: the first "
-            f"{s['test_size']:,} test images)")
+            f"the first {s['train_size']:,} training images (validation {val}, test: "
+            + ("all test images" if s["test_size"] is None else
+               f"the first {s['test_size']:,} test images") + ")")
     return (f"{'full' if options.full else 'default'} run: ResNet-20 and the quarter-width VGG "
             f"on {s['data']}, {size}; dense nets trained {s['train']['epochs']:g} epochs "
             f"(Adam, cosine), then each arm prunes {', '.join(f'{x:.0%}' for x in s['sparsities'])}"
@@ -61,7 +62,8 @@ def describe(options: ReproOptions, s: dict) -> str:
             + ("" if s["slimming"] else "Bases trained without the slimming penalty (bn_scale "
                "ranks plain BatchNorm scales; --full trains with lambda = 1e-5). ")
             + ("The default is scaled down to fit the shared 2-core machine: a training "
-               "subset, two epochs, one ratio; --full runs the longer protocol."
+               f"subset, {s['train']['epochs']:g} epochs, one ratio; --full runs the longer "
+               "protocol."
                if not options.full else ""))
 
 
