@@ -158,6 +158,18 @@ def field_defaults(cls) -> dict:
     return out
 
 
+def trial_model(workdir: Path, trial_id: str, what: str, hint: str) -> Path:
+    """The model file an earlier trial of the same sweep wrote (found through
+    `sweep.sweep_folder`, so it is the driver's folder on Ray too); refused with `hint` (what
+    to run first) when that trial has not written one."""
+    from netshrink.bench.sweep import sweep_folder
+
+    path = sweep_folder(workdir) / "trials" / str(trial_id) / "model.safetensors"
+    if not path.is_file():
+        raise NetshrinkError(f"{what} trial {trial_id} has no model at {path}; {hint}")
+    return path
+
+
 def known_keys(params: dict, known: set[str], what: str) -> None:
     """Refuse parameters a task does not take, naming the ones it does."""
     unknown = set(params) - known

@@ -57,8 +57,10 @@ def _errors(model, dataset, device="cpu", classes=()) -> dict:
 
 
 def _sweep_dir(spec: TrialSpec, workdir: Path) -> Path:
+    from netshrink.bench.sweep import sweep_folder
+
     given = spec.params.get("sweep_dir")
-    return Path(given) if given else workdir.parent.parent
+    return Path(given) if given else sweep_folder(workdir)
 
 
 def _teacher_path(spec: TrialSpec, workdir: Path, trial_id: str) -> Path:

@@ -22,7 +22,7 @@ import torch
 
 from netshrink import checks
 from netshrink.bench.spec import TrialSpec
-from netshrink.bench.tasks import Task, known_keys
+from netshrink.bench.tasks import Task, known_keys, trial_model
 from netshrink.errors import NetshrinkError
 
 ENGINES = ("netshrink", "torch-pruning", "unstructured")
@@ -57,11 +57,8 @@ def _train_config(spec: TrialSpec, extra: dict | None = None):
 
 
 def _base_path(workdir: Path, trial_id: str) -> Path:
-    path = workdir.parent.parent / "trials" / str(trial_id) / "model.safetensors"
-    if not path.is_file():
-        raise NetshrinkError(f"base trial {trial_id} has no model at {path}; run the bases "
-                             "first (they are the reproduction's first stage)")
-    return path
+    return trial_model(workdir, trial_id, "base", "run the bases first (they are the "
+                       "reproduction's first stage)")
 
 
 def _sizes(params: dict) -> None:

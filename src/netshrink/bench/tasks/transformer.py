@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from netshrink.bench.spec import TrialSpec
-from netshrink.bench.tasks import Task, known_keys
+from netshrink.bench.tasks import Task, known_keys, trial_model
 from netshrink.errors import NetshrinkError
 from netshrink.train import Callback
 
@@ -137,11 +137,7 @@ def _threads(n: int) -> None:
 
 
 def _trial_file(workdir: Path, trial_id: str) -> Path:
-    path = workdir.parent.parent / "trials" / str(trial_id) / "model.safetensors"
-    if not path.is_file():
-        raise NetshrinkError(f"trial {trial_id} has no model at {path}; run the earlier "
-                             "stages first")
-    return path
+    return trial_model(workdir, trial_id, "earlier", "run the earlier stages first")
 
 
 def check_distill(params: dict) -> None:
