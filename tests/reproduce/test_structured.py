@@ -34,4 +34,6 @@ def test_tables_from_finished_rows(tmp_path):
     text = structured.tables(Run(options, s, "note", rows))
     assert "| netshrink l1 | 89.00 | 1.00 | 30 | 300 | 1.50x | 3.50x |" in text
     assert "3.50x at batch 64 (target 3x: met)" in text
+    assert "netshrink group_l1: 1.00 points lost" in text
+    assert "resnet 50%: netshrink group_l1 +0.00 points against Torch-Pruning l1" in text
     assert "1 point" in text and (tmp_path / "accuracy_vs_speedup.png").is_file()

@@ -2,6 +2,10 @@
 
 - "l1" / "l2": the norm of the weights that make the unit (the producers' rows: a filter, a
   neuron's input weights, a head's query/key/value rows), as Li et al. 2017 rank filters;
+- "group_l1" / "group_l2": the norm over every weight the unit touches: the producers' rows,
+  the consumers' input columns, BatchNorm/LayerNorm scales and depthwise filters (the group
+  magnitude of Torch-Pruning's MagnitudeImportance; Fang et al. 2023, DepGraph), so a channel
+  whose readers ignore it ranks low even when its filter is large;
 - "taylor": first-order Taylor (Molchanov et al. 2019): (sum of gradient x weight over the
   unit's parameters)^2, summed over batches of training data; the parameters are the
   BatchNorm's scale and shift where the group has one, else the producers' weights and biases;
@@ -22,7 +26,7 @@ from netshrink.core.swap import base_type, get_module
 from netshrink.errors import NetshrinkError
 from netshrink.prune.graph import Group, Member
 
-CRITERIA = ("l1", "l2", "taylor", "bn_scale", "random")
+CRITERIA = ("l1", "l2", "group_l1", "group_l2", "taylor", "bn_scale", "random")
 NEEDS_DATA = frozenset({"taylor"})
 TAYLOR_EXAMPLES = 1024  # training examples the Taylor scores average over
 _BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -52,6 +56,21 @@ def _producer_norm(model: nn.Module, group: Group, p: int) -> torch.Tensor:
     for member in group.producers:
         rows = _rows(model, member, group.size)
         total += rows.abs().sum(1).cpu() if p == 1 else rows.pow(2).sum(1).cpu()
+    return total if p == 1 else total.sqrt()
+
+
+_WEIGHTED_ROLES = ("out", "in", "norm", "depthwise")
+
+
+def _group_norm(model: nn.Module, group: Group, p: int) -> torch.Tensor:
+    """The p-norm of every weight of the unit, over all the group's weighted members."""
+    total = torch.zeros(group.size)
+    for member in group.members:
+        if member.role not in _WEIGHTED_ROLES:
+            continue
+        rows = _rows(model, member, group.size)
+        if rows is not None:
+            total += rows.abs().sum(1).cpu() if p == 1 else rows.pow(2).sum(1).cpu()
     return total if p == 1 else total.sqrt()
 
 
@@ -119,6 +138,8 @@ def scores(model: nn.Module, groups: list[Group], criterion: str, generator: tor
                 found = bn_scale(model, g)
                 if found is not None:
                     out[g.name] = found
+            elif criterion.startswith("group_"):
+                out[g.name] = _group_norm(model, g, 1 if criterion == "group_l1" else 2)
             else:
                 out[g.name] = _producer_norm(model, g, 1 if criterion == "l1" else 2)
     return out

@@ -34,7 +34,7 @@ TARGETS = ("channels", "heads", "ffn")
 SCOPES = ("layerwise", "global")
 # criteria whose scores differ in scale from layer to layer: divided by their layer's mean
 # before a global ranking (bn_scale is ranked raw, as network slimming's global threshold)
-_NORMALIZED = frozenset({"l1", "l2", "taylor"})
+_NORMALIZED = frozenset({"l1", "l2", "group_l1", "group_l2", "taylor"})
 
 
 def _fraction(value, name: str) -> float:
@@ -48,7 +48,8 @@ def _fraction(value, name: str) -> float:
 class StructuredConfig:
     """How to prune structure.
 
-    criterion: l1, l2, taylor (needs data), bn_scale or random (netshrink.prune.criteria).
+    criterion: l1, l2 (the filter), group_l1, group_l2 (every weight the unit touches), taylor
+        (needs data), bn_scale or random (netshrink.prune.criteria).
     sparsity: the fraction of each group's units removed (channels, heads, neurons), in [0, 1).
     scope: "layerwise" removes that fraction from every group; "global" ranks the units of
         all groups of a kind together (scores divided by their group's mean, except bn_scale).
