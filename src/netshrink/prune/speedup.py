@@ -1,4 +1,5 @@
-"""Measured latency of pruned models against the original: torch and onnxruntime, same run.
+"""Measured latency of pruned models against the original: torch (eager), TorchScript (traced,
+frozen, optimized for inference) and onnxruntime, same run.
 
     rows = latency_rows({"dense": model, "pruned": pruned}, lambda n: torch.rand(n, 1, 28, 28))
 
@@ -21,7 +22,7 @@ from torch import nn
 from netshrink.measure import compare_latency
 from netshrink.prune.structured import call
 
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "torchscript", "onnxruntime")
 
 
 def _args(inputs) -> tuple:
@@ -40,6 +41,22 @@ def export_float(model: nn.Module, example, path: Path) -> Path:
     return path
 
 
+def frozen(model: nn.Module, inputs) -> torch.jit.ScriptModule:
+    """`model` traced on `inputs`, frozen and optimized for inference: PyTorch's own deployment
+    path on CPU (BatchNorm folded into the convolutions, oneDNN layouts), traced per batch
+    size so no shape is baked in wrongly."""
+    from netshrink.errors import NetshrinkError
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            traced = torch.jit.trace(model.eval(), _args(inputs), check_trace=False)
+            return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+        except Exception as error:  # TorchScript cannot trace every forward
+            raise NetshrinkError(f"TorchScript could not trace the model ({error}); time it "
+                                 "with runtimes=('torch', 'onnxruntime')") from error
+
+
 def onnx_session(path: Path, threads: int):
     """An onnxruntime CPU session with `threads` intra-op threads that do not spin after
     their work (so the next side timed gets the cores)."""
@@ -56,6 +73,11 @@ def _onnx_runner(session, inputs) -> Callable[[], object]:
     feed = {i.name: t.numpy() for i, t in zip(session.get_inputs(), _args(inputs),
                                              strict=True)}
     return lambda: session.run(None, feed)
+
+
+def _script_runner(script, inputs) -> Callable[[], object]:
+    args = _args(inputs)
+    return lambda: script(*args)
 
 
 def latency_rows(models: dict[str, nn.Module], make_input: Callable[[int], object],
@@ -78,6 +100,9 @@ def latency_rows(models: dict[str, nn.Module], make_input: Callable[[int], objec
                 inputs = make_input(batch)
                 if runtime == "torch":
                     sides = {n: (lambda m=m, x=inputs: call(m, x)) for n, m in models.items()}
+                elif runtime == "torchscript":
+                    sides = {n: _script_runner(frozen(m, inputs), inputs)
+                             for n, m in models.items()}
                 else:
                     sides = {n: _onnx_runner(s, inputs) for n, s in sessions.items()}
                 stats = compare_latency(sides, repeats=repeats, warmup=warmup,

@@ -11,6 +11,7 @@ from netshrink.bench.report import aggregate, new_figure, save_figure, write_csv
 from netshrink.reproduce import ReproOptions
 from netshrink.reproduce.template import Run, find, pm
 
+RUNTIMES = ("torch", "torchscript", "onnxruntime")  # as the latency task times them
 PAPER = ("Network slimming (Liu et al. 2017, Table 1): VGGNet on CIFAR-10 with 70% of the "
          "channels removed: 93.77% -> 93.78% test accuracy, 20.04M -> 2.30M parameters "
          "(the issue quotes 2.25M), trained with lambda = 1e-4 and fine-tuned after pruning. "
@@ -57,7 +58,8 @@ def describe(options: ReproOptions, s: dict) -> str:
             f"; Torch-Pruning {', '.join(s['torch_pruning'])} at the same ratios and budget; "
             "the unstructured-magnitude control at the l1 architecture's parameter count; "
             f"seeds {s['seeds']}. Latency: seed {s['seeds'][0]}'s architectures, batch "
-            f"{' and '.join(map(str, s['latency']['batches']))}, torch and onnxruntime, "
+            f"{' and '.join(map(str, s['latency']['batches']))}, torch (eager), TorchScript "
+            "(traced, frozen, optimized for inference) and onnxruntime, "
             f"{s['latency']['threads']} threads, {s['latency']['repeats']} alternated runs. "
             + ("" if s["slimming"] else "Bases trained without the slimming penalty (bn_scale "
                "ranks plain BatchNorm scales; --full trains with lambda = 1e-5). ")
@@ -168,15 +170,16 @@ def markdown(table: list[dict], latency: list[dict], s: dict, note: str) -> str:
         for sparsity in s["sparsities"]:
             parts += [f"## {model}, {sparsity:.0%} of the channels removed", "",
                       "| arm | accuracy | accuracy lost | params | FLOPs | torch b1 | torch b64 "
-                      "| onnxruntime b1 | onnxruntime b64 |",
-                      "|---|---|---|---|---|---|---|---|---|"]
+                      "| TorchScript b1 | TorchScript b64 | onnxruntime b1 | onnxruntime b64 |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|"]
             dense = [r for r in table if r["model"] == model and r["sparsity"] == sparsity]
             if dense:
                 d = aggregate(dense, ["model"], ["base_test_accuracy", "parameters_before",
                                                  "flops_before"])[0]
                 accuracy = pm(d["base_test_accuracy_mean"], d["base_test_accuracy_std"])
                 parts.append(f"| dense | {accuracy} | | {d['parameters_before_mean']:,.0f} | "
-                             f"{d['flops_before_mean']:,.0f} | 1.00x | 1.00x | 1.00x | 1.00x |")
+                             f"{d['flops_before_mean']:,.0f} | "
+                             + " | ".join(["1.00x"] * 2 * len(RUNTIMES)) + " |")
             for arm in _arms(s):
                 key = ":".join(arm)
                 a = find(aggregate([r for r in table if r["key"] == key],
@@ -189,8 +192,8 @@ def markdown(table: list[dict], latency: list[dict], s: dict, note: str) -> str:
                     a["arm"], pm(a["test_accuracy_mean"], a["test_accuracy_std"]),
                     pm(a["accuracy_lost_mean"], a["accuracy_lost_std"]),
                     f"{a['parameters_after_mean']:,.0f}", f"{a['flops_after_mean']:,.0f}",
-                    *[_speed(latency, model, sparsity, key, rt, b) for rt in
-                      ("torch", "onnxruntime") for b in s["latency"]["batches"]]]) + " |")
+                    *[_speed(latency, model, sparsity, key, rt, b) for rt in RUNTIMES
+                      for b in s["latency"]["batches"]]]) + " |")
             parts.append("")
     parts += ["## The issue's targets", "", TARGETS, "", *findings(table, latency, s), "",
               PAPER, ""]
@@ -201,13 +204,16 @@ def findings(table: list[dict], latency: list[dict], s: dict) -> list[str]:
     lines = []
     if 0.5 in s["sparsities"]:
         key = "netshrink:l1:layerwise"
-        b64 = find(latency, model="resnet", sparsity=0.5, key=key, runtime="torch", batch=64)
-        b1 = find(latency, model="resnet", sparsity=0.5, key=key, runtime="torch", batch=1)
-        if b64 and b1:
-            lines.append(f"- ResNet-20, 50%, netshrink l1, torch: {b64['speedup']:.2f}x at batch "
-                         f"64 (target 3x: {'met' if b64['speedup'] >= 3 else 'not met'}), "
-                         f"{b1['speedup']:.2f}x at batch 1 (target 1.4x: "
-                         f"{'met' if b1['speedup'] >= 1.4 else 'not met'})")
+        for runtime in RUNTIMES:
+            b64 = find(latency, model="resnet", sparsity=0.5, key=key, runtime=runtime,
+                       batch=64)
+            b1 = find(latency, model="resnet", sparsity=0.5, key=key, runtime=runtime, batch=1)
+            if b64 and b1:
+                lines.append(
+                    f"- ResNet-20, 50%, netshrink l1, {runtime}: {b64['speedup']:.2f}x at batch "
+                    f"64 (target 3x: {'met' if b64['speedup'] >= 3 else 'not met'}), "
+                    f"{b1['speedup']:.2f}x at batch 1 (target 1.4x: "
+                    f"{'met' if b1['speedup'] >= 1.4 else 'not met'})")
         for criterion in ("l1", "group_l1"):
             lost = find(aggregate([r for r in table
                                    if r["key"] == f"netshrink:{criterion}:layerwise"],

@@ -7,8 +7,8 @@
                          fine-tune, measure accuracy, parameters and FLOPs
     structured_latency   load a base, prune it with every arm (the same architecture the
                          accuracy trials got: the criteria are deterministic given the base),
-                         and time all of them and the dense net alternately, torch and
-                         onnxruntime, batch 1 and 64
+                         and time all of them and the dense net alternately, torch, TorchScript
+                         (frozen) and onnxruntime, batch 1 and 64
 
 Bases are named by their trial ids and read from <sweep>/trials/<id>/model.safetensors.
 """
@@ -30,7 +30,7 @@ BASE_DEFAULTS = {"train_size": None, "test_size": None, "slimming": 0.0}
 PRUNE_DEFAULTS = {"engine": "netshrink", "criterion": "l1", "scope": "layerwise",
                   "finetune": {}, "train_size": None, "test_size": None}
 LATENCY_DEFAULTS = {"batches": [1, 64], "threads": 2, "repeats": 20,
-                    "runtimes": ["torch", "onnxruntime"], "train_size": None}
+                    "runtimes": ["torch", "torchscript", "onnxruntime"], "train_size": None}
 
 
 def splits_of(spec: TrialSpec, train_size: int | None, test_size: int | None):
@@ -165,6 +165,8 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
 
 
 def check_latency(params: dict) -> None:
+    from netshrink.prune.speedup import RUNTIMES
+
     known_keys(params, {"base", "arms", "sparsity", *LATENCY_DEFAULTS}, "structured_latency")
     p = {**LATENCY_DEFAULTS, **params}
     for key in ("batches", "runtimes", "arms"):
@@ -175,7 +177,7 @@ def check_latency(params: dict) -> None:
     checks.integer(p["threads"], "threads", 1, 256)
     checks.integer(p["repeats"], "repeats", 1, 10_000)
     for runtime in p["runtimes"]:
-        checks.choice(runtime, "runtimes", ("torch", "onnxruntime"))
+        checks.choice(runtime, "runtimes", RUNTIMES)
     for arm in params.get("arms", []):
         if not (isinstance(arm, list) and len(arm) == 3 and arm[0] in ENGINES):
             raise NetshrinkError(f"structured_latency: arm {arm!r} must be [engine, "
