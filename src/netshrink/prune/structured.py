@@ -1,6 +1,6 @@
 """Structured pruning: remove whole channels, neurons, attention heads and feed-forward neurons.
 
-    result = netshrink.prune_(model, StructuredConfig(criterion="l1", sparsity=0.5), data)
+    result = netshrink.prune_(model, StructuredConfig(sparsity=0.5), data)   # group_l1
     print(result.format())     # what each layer kept, parameters and FLOPs before and after
 
 The model comes out an ordinary smaller nn.Module (nn.Conv2d with fewer filters, the
@@ -60,7 +60,7 @@ class StructuredConfig:
     seed: seeds the random criterion.
     """
 
-    criterion: str = "l1"
+    criterion: str = "group_l1"
     sparsity: float = 0.5
     scope: str = "layerwise"
     targets: tuple = TARGETS
