@@ -9,7 +9,7 @@ from netshrink.reproduce import deep_compression as repro
 
 def _metrics(drop: float, coded: int) -> dict:
     m = {"dense_bytes": 1_067_200, "dense_accuracy": 0.98}
-    for tag in ("paper", "sparser"):
+    for tag in ("paper", "moderate", "sparser"):
         m[f"{tag}_density"] = 0.08
         m[f"{tag}_clusters"] = "60 50 40"
         for stage, size in (("pruned", 100_000), ("shared", 30_000), ("huffman", coded + 100),
