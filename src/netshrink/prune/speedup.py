@@ -82,9 +82,13 @@ def _script_runner(script, inputs) -> Callable[[], object]:
 
 def latency_rows(models: dict[str, nn.Module], make_input: Callable[[int], object],
                  batches: tuple[int, ...] = (1, 64), threads: int = 2, repeats: int = 20,
-                 warmup: int = 3, runtimes: tuple[str, ...] = RUNTIMES) -> list[dict]:
+                 warmup: int = 3, runtimes: tuple[str, ...] = RUNTIMES, settle: int = 1
+                 ) -> list[dict]:
     """One row per (runtime, batch, model): median and spread in ms, and the speed-up
-    against the first model of `models`, all sides of a (runtime, batch) timed alternately."""
+    against the first model of `models`, all sides of a (runtime, batch) timed alternately;
+    settle: untimed calls of a side just before each of its timed ones (its weights back in
+    cache and the previous side's threads gone: without it, identical architectures timed
+    in one run differed by up to 2x at batch 1)."""
     rows = []
     for model in models.values():
         model.eval()
@@ -106,7 +110,7 @@ def latency_rows(models: dict[str, nn.Module], make_input: Callable[[int], objec
                 else:
                     sides = {n: _onnx_runner(s, inputs) for n, s in sessions.items()}
                 stats = compare_latency(sides, repeats=repeats, warmup=warmup,
-                                        num_threads=threads)
+                                        num_threads=threads, settle=settle)
                 first = stats[next(iter(models))].median
                 for name, s in stats.items():
                     rows.append({"runtime": runtime, "batch": batch, "model": name,

@@ -29,7 +29,7 @@ ENGINES = ("netshrink", "torch-pruning", "unstructured")
 BASE_DEFAULTS = {"train_size": None, "test_size": None, "slimming": 0.0}
 PRUNE_DEFAULTS = {"engine": "netshrink", "criterion": "l1", "scope": "layerwise",
                   "finetune": {}, "train_size": None, "test_size": None}
-LATENCY_DEFAULTS = {"batches": [1, 64], "threads": 2, "repeats": 20,
+LATENCY_DEFAULTS = {"batches": [1, 64], "threads": 2, "repeats": 20, "settle": 1,
                     "runtimes": ["torch", "torchscript", "onnxruntime"], "train_size": None}
 
 
@@ -176,6 +176,7 @@ def check_latency(params: dict) -> None:
         checks.integer(batch, "batches", 1, 65_536)
     checks.integer(p["threads"], "threads", 1, 256)
     checks.integer(p["repeats"], "repeats", 1, 10_000)
+    checks.integer(p["settle"], "settle", 0, 100)
     for runtime in p["runtimes"]:
         checks.choice(runtime, "runtimes", RUNTIMES)
     for arm in params.get("arms", []):
@@ -202,7 +203,7 @@ def latency_task(spec: TrialSpec, workdir: Path) -> dict:
     gen = torch.Generator().manual_seed(spec.seed)
     rows = latency_rows(models, lambda n: torch.rand(n, *shape, generator=gen),
                         tuple(p["batches"]), p["threads"], p["repeats"],
-                        runtimes=tuple(p["runtimes"]))
+                        runtimes=tuple(p["runtimes"]), settle=p["settle"])
     metrics = {}
     for r in rows:
         key = f"{r['model']}|{r['runtime']}|{r['batch']}"
