@@ -26,13 +26,13 @@ def test_tables_from_finished_rows(tmp_path):
     rows += [{"trial_id": p.trial_id, "metrics": {
         "test_accuracy": 0.89, "parameters_before": 100, "parameters_after": 30,
         "flops_before": 1000, "flops_after": 300}} for p in prunes]
-    key = "netshrink:l1:layerwise"
+    key = "netshrink:group_l1:layerwise"
     rows += [{"trial_id": t.trial_id, "metrics": {
         "dense|torch|64|speedup": 1.0, f"{key}|torch|64|speedup": 3.5,
         f"{key}|torch|64|median_ms": 1.0, f"{key}|torch|1|speedup": 1.5,
         f"{key}|torch|1|median_ms": 1.0, "dense|torch|64|median_ms": 3.5}} for t in latency]
     text = structured.tables(Run(options, s, "note", rows))
-    assert "| netshrink l1 | 89.00 | 1.00 | 30 | 300 | 1.50x | 3.50x |" in text
+    assert "| netshrink group_l1 | 89.00 | 1.00 | 30 | 300 | 1.50x | 3.50x |" in text
     assert "3.50x at batch 64 (target 3x: met)" in text
     assert "netshrink group_l1: 1.00 points lost" in text
     assert "resnet 50%: netshrink group_l1 +0.00 points against Torch-Pruning l1" in text

@@ -44,9 +44,9 @@ def settings(options: ReproOptions) -> dict:
     full = options.full
     return {
         "seed": (options.seeds or (0,))[0],
-        "distill": {"layers": [0, 3, 5], "steps": 3000 if full else 200},
+        "distill": {"layers": [0, 3, 5], "steps": 3000 if full else 500},
         "prune": {"heads_sparsity": 0.5, "ffn_sparsity": 0.75, "criterion": "taylor",
-                  "steps": 1500 if full else 100},
+                  "steps": 1500 if full else 300},
         "gptq": {"bits": [4, 3], "group_size": 128, "calibration_sentences": 128,
                  "eval_sentences": 2000},
         "measure": {"eval_sentences": 2000, "repeats": 30 if full else 10, "threads": 2,
