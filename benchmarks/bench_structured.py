@@ -5,9 +5,9 @@
 Both engines prune the same initialized network (l1, layerwise, the output layer whole) at
 each ratio; then the dense net and both pruned nets are timed in one run, alternating
 (netshrink.prune.speedup.latency_rows: torch eager, TorchScript frozen and onnxruntime, batch 1
-and 64, 28x28 inputs, 2 threads fixed). Latency does not depend on the weights' values, so no training is needed
-here; accuracy after fine-tuning is `netshrink reproduce structured`'s job. Prints the table
-with the CPU flags and the load average, and writes JSON beside.
+and 64, 28x28 inputs, 2 threads fixed). Latency does not depend on the weights' values, so no
+training is needed here; accuracy after fine-tuning is `netshrink reproduce structured`'s job.
+Prints the table with the CPU flags and the load average, and writes JSON beside.
 """
 
 from __future__ import annotations
