@@ -30,6 +30,7 @@ CRITERIA = ("l1", "l2", "group_l1", "group_l2", "taylor", "bn_scale", "random")
 NEEDS_DATA = frozenset({"taylor"})
 TAYLOR_EXAMPLES = 1024  # training examples the Taylor scores average over
 _BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_WEIGHTED_ROLES = ("out", "in", "norm", "depthwise")  # members whose weights a group norm sums
 
 
 def _rows(model: nn.Module, member: Member, units: int, attr: str = "weight",
@@ -51,24 +52,11 @@ def _rows(model: nn.Module, member: Member, units: int, attr: str = "weight",
     return picked.movedim(dim, 0).reshape(units, -1)
 
 
-def _producer_norm(model: nn.Module, group: Group, p: int) -> torch.Tensor:
-    total = torch.zeros(group.size)
-    for member in group.producers:
-        rows = _rows(model, member, group.size)
-        total += rows.abs().sum(1).cpu() if p == 1 else rows.pow(2).sum(1).cpu()
-    return total if p == 1 else total.sqrt()
-
-
-_WEIGHTED_ROLES = ("out", "in", "norm", "depthwise")
-
-
-def _group_norm(model: nn.Module, group: Group, p: int) -> torch.Tensor:
-    """The p-norm of every weight of the unit, over all the group's weighted members."""
-    total = torch.zeros(group.size)
-    for member in group.members:
-        if member.role not in _WEIGHTED_ROLES:
-            continue
-        rows = _rows(model, member, group.size)
+def _norm(model: nn.Module, members: list[Member], units: int, p: int) -> torch.Tensor:
+    """The p-norm, per unit, of the members' slices that belong to it."""
+    total = torch.zeros(units)
+    for member in members:
+        rows = _rows(model, member, units)
         if rows is not None:
             total += rows.abs().sum(1).cpu() if p == 1 else rows.pow(2).sum(1).cpu()
     return total if p == 1 else total.sqrt()
@@ -138,8 +126,8 @@ def scores(model: nn.Module, groups: list[Group], criterion: str, generator: tor
                 found = bn_scale(model, g)
                 if found is not None:
                     out[g.name] = found
-            elif criterion.startswith("group_"):
-                out[g.name] = _group_norm(model, g, 1 if criterion == "group_l1" else 2)
-            else:
-                out[g.name] = _producer_norm(model, g, 1 if criterion == "l1" else 2)
+            else:  # l1, l2: the producers' rows; group_l1, group_l2: every weighted member
+                members = ([m for m in g.members if m.role in _WEIGHTED_ROLES]
+                           if criterion.startswith("group_") else g.producers)
+                out[g.name] = _norm(model, members, g.size, 1 if criterion.endswith("l1") else 2)
     return out
