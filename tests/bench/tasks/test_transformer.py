@@ -24,10 +24,13 @@ def _tiny_teacher():
     return minilm.SentenceEncoder(transformers.BertModel(config, add_pooling_layer=False)).eval()
 
 
-def test_cosine_loss_is_zero_at_the_target_and_one_when_orthogonal():
+def test_the_pruning_loss_is_the_distillation_loss():
     a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
-    assert transformer._cosine_loss(a, 3 * a).item() == pytest.approx(0.0, abs=1e-6)
-    assert transformer._cosine_loss(a, a.flip(1)).item() == pytest.approx(1.0)
+    cosine = transformer._distill_loss({"loss": "cosine"})
+    assert cosine(a, 3 * a).item() == pytest.approx(0.0, abs=1e-6)
+    assert cosine(a, a.flip(1)).item() == pytest.approx(1.0)
+    assert transformer._distill_loss({"loss": "embedding_mse"})(a, 3 * a).item() == \
+        pytest.approx(((2 * a) ** 2).mean().item())
 
 
 @needs_text
@@ -37,10 +40,10 @@ def test_taylor_data_is_the_teacher_s_embeddings_of_training_sentences(monkeypat
     p = {**transformer.PRUNE_DEFAULTS, "max_tokens": 16}
     inputs, targets = transformer._taylor_data(teacher, p)
     assert targets.shape == (12, 32) and inputs["input_ids"].shape == (12, 16)
-    heldout = set(transformer._texts(p)[2])
-    assert not heldout & set(transformer._texts(p)[0][:12])
+    expected = minilm.token_inputs(transformer._texts(p)[0][:12], 16)  # training sentences
+    assert all(torch.equal(inputs[k], expected[k]) for k in expected)
     with torch.no_grad():
-        assert transformer._cosine_loss(teacher(**inputs), targets).item() < 1e-5
+        assert torch.allclose(teacher(**inputs), targets, atol=1e-6)
 
 
 @needs_text
@@ -56,7 +59,7 @@ def test_taylor_removes_heads_and_neurons_of_a_student_by_the_distillation_loss(
     for target in ("heads", "ffn"):
         netshrink.prune_(student, StructuredConfig(criterion="taylor", sparsity=0.5,
                                                    targets=(target,)),
-                         data, loss_fn=transformer._cosine_loss)
+                         data, loss_fn=transformer._distill_loss(p))
     layer = student.bert.encoder.layer[0]
     assert layer.attention.self.num_attention_heads == 2
     assert layer.intermediate.dense.out_features == 32

@@ -176,23 +176,23 @@ def check_prune(params: dict) -> None:
         raise NetshrinkError("a transformer_prune trial needs params.base (the distill trial)")
 
 
-def _cosine_loss(embeddings: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return (1 - torch.nn.functional.cosine_similarity(embeddings, targets, dim=-1)).mean()
-
-
-@torch.no_grad()
 def _taylor_data(teacher, p: dict) -> tuple[dict, torch.Tensor]:
     """(token inputs, the teacher's embeddings) of the first training sentences: the taylor
-    criterion ranks units by the first-order change of 1 - cosine to the teacher, the loss
-    the student is distilled with, not by a classification loss it never had."""
+    criterion ranks units by the first-order change of the distillation loss to the teacher,
+    not by a classification loss the student never had."""
+    from netshrink.distill.cache import compute_logits
     from netshrink.models import minilm
     from netshrink.prune.criteria import TAYLOR_EXAMPLES
 
     inputs = minilm.token_inputs(_texts(p)[0][:TAYLOR_EXAMPLES], p["max_tokens"])
-    teacher.eval()
-    targets = torch.cat([teacher(**{k: v[i:i + 128] for k, v in inputs.items()})
-                         for i in range(0, len(inputs["input_ids"]), 128)])
-    return inputs, targets
+    return inputs, compute_logits(teacher, inputs, batch_size=128)[0]
+
+
+def _distill_loss(p: dict):
+    """The distillation's own loss (p["loss"]: cosine or embedding_mse), batch-averaged."""
+    from netshrink.distill.losses import output_loss
+
+    return lambda embeddings, targets: output_loss(embeddings, targets, p["loss"]).mean()
 
 
 def prune_task(spec: TrialSpec, workdir: Path) -> dict:
@@ -208,16 +208,12 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
     student = netshrink.load(_trial_file(workdir, p["base"]))
     example = minilm.tokenize(list(_corpus().train[:4]))
     before = measure.count_parameters(student)
-    data, loss = (_taylor_data(teacher, p), _cosine_loss) if p["criterion"] == "taylor" \
-        else (None, None)
+    data = _taylor_data(teacher, p) if p["criterion"] == "taylor" else None
     for target, rate in (("heads", p["heads_sparsity"]), ("ffn", p["ffn_sparsity"])):
         if rate:
-            config = StructuredConfig(criterion=p["criterion"], sparsity=rate,
-                                      targets=(target,))
-            if data is None:
-                netshrink.prune_(student, config, example=example)
-            else:
-                netshrink.prune_(student, config, data, loss_fn=loss, example=example)
+            netshrink.prune_(student, StructuredConfig(criterion=p["criterion"], sparsity=rate,
+                                                       targets=(target,)),
+                             data, loss_fn=_distill_loss(p), example=example)
     pruned_cosine = _initial_cosine(student, teacher, p)
     metrics = distill_student(student, teacher, p, workdir)
     netshrink.save(student, workdir / "model.safetensors")
