@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from netshrink.bench import TrialSpec
 from netshrink.bench.report import aggregate, new_figure, save_figure, write_csv
+from netshrink.prune import StructuredConfig
+from netshrink.prune.speedup import RUNTIMES
 from netshrink.reproduce import ReproOptions
 from netshrink.reproduce.template import Run, find, pm
 
-RUNTIMES = ("torch", "torchscript", "onnxruntime")  # as the latency task times them
 PAPER = ("Network slimming (Liu et al. 2017, Table 1): VGGNet on CIFAR-10 with 70% of the "
          "channels removed: 93.77% -> 93.78% test accuracy, 20.04M -> 2.30M parameters "
          "(the issue quotes 2.25M), trained with lambda = 1e-4 and fine-tuned after pruning. "
@@ -203,19 +204,19 @@ def markdown(table: list[dict], latency: list[dict], s: dict, note: str) -> str:
 def findings(table: list[dict], latency: list[dict], s: dict) -> list[str]:
     lines = []
     if 0.5 in s["sparsities"]:
-        key = "netshrink:group_l1:layerwise"  # the default criterion
+        default = StructuredConfig().criterion
+        key = f"netshrink:{default}:layerwise"
         for runtime in RUNTIMES:
             b64 = find(latency, model="resnet", sparsity=0.5, key=key, runtime=runtime,
                        batch=64)
             b1 = find(latency, model="resnet", sparsity=0.5, key=key, runtime=runtime, batch=1)
             if b64 and b1:
                 lines.append(
-                    f"- ResNet-20, 50%, netshrink group_l1, {runtime}: {b64['speedup']:.2f}x at "
-                    "batch "
-                    f"64 (target 3x: {'met' if b64['speedup'] >= 3 else 'not met'}), "
+                    f"- ResNet-20, 50%, netshrink {default}, {runtime}: {b64['speedup']:.2f}x "
+                    f"at batch 64 (target 3x: {'met' if b64['speedup'] >= 3 else 'not met'}), "
                     f"{b1['speedup']:.2f}x at batch 1 (target 1.4x: "
                     f"{'met' if b1['speedup'] >= 1.4 else 'not met'})")
-        for criterion in ("l1", "group_l1"):
+        for criterion in dict.fromkeys(("l1", default)):
             lost = find(aggregate([r for r in table
                                    if r["key"] == f"netshrink:{criterion}:layerwise"],
                                   ["model", "sparsity"], ["accuracy_lost"]),

@@ -24,13 +24,14 @@ from netshrink import checks
 from netshrink.bench.spec import TrialSpec
 from netshrink.bench.tasks import Task, known_keys, trial_model
 from netshrink.errors import NetshrinkError
+from netshrink.prune.speedup import RUNTIMES
 
 ENGINES = ("netshrink", "torch-pruning", "unstructured")
 BASE_DEFAULTS = {"train_size": None, "test_size": None, "slimming": 0.0}
 PRUNE_DEFAULTS = {"engine": "netshrink", "criterion": "l1", "scope": "layerwise",
                   "finetune": {}, "train_size": None, "test_size": None}
 LATENCY_DEFAULTS = {"batches": [1, 64], "threads": 2, "repeats": 20, "settle": 1,
-                    "runtimes": ["torch", "torchscript", "onnxruntime"], "train_size": None}
+                    "runtimes": list(RUNTIMES), "train_size": None}
 
 
 def splits_of(spec: TrialSpec, train_size: int | None, test_size: int | None):
@@ -165,8 +166,6 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
 
 
 def check_latency(params: dict) -> None:
-    from netshrink.prune.speedup import RUNTIMES
-
     known_keys(params, {"base", "arms", "sparsity", *LATENCY_DEFAULTS}, "structured_latency")
     p = {**LATENCY_DEFAULTS, **params}
     for key in ("batches", "runtimes", "arms"):
