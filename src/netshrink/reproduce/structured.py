@@ -40,6 +40,18 @@ def settings(options: ReproOptions) -> dict:
         "train": {"optimizer": "adam", "lr": 2e-3, "batch_size": 128,
                   "epochs": 15.0 if full else 4.0, "lr_schedule": "cosine"},
         "finetune": {"lr": 1e-3, "epochs": 5.0 if full else 2.0},
+        # recovery arms: the default criterion distilled from the dense base at the same
+        # budget, and three times the budget for it and Torch-Pruning (ResNet-20 only)
+        "recovery_arms": [
+            {"engine": "netshrink", "criterion": "group_l1", "recovery": "distill",
+             "budget": 1, "models": ["resnet", "vgg"]},
+            {"engine": "netshrink", "criterion": "group_l1", "recovery": "finetune",
+             "budget": 3, "models": ["resnet"]},
+            {"engine": "torch-pruning", "criterion": "l1", "recovery": "finetune",
+             "budget": 3, "models": ["resnet"]},
+            {"engine": "netshrink", "criterion": "group_l1", "recovery": "distill",
+             "budget": 3, "models": ["resnet"]},
+        ],
         "slimming": 1e-5 if full else 0.0,
         "latency": {"batches": [1, 64], "threads": 2, "repeats": 30 if full else 20},
     }
@@ -80,6 +92,20 @@ def _arms(s: dict) -> list[list[str]]:
     return [*arms, ["unstructured", "l1", "layerwise"]]
 
 
+def _recovery_key(arm: dict) -> str:
+    """The table key of a recovery arm: its base arm's, then how it recovered."""
+    key = f"{arm['engine']}:{arm['criterion']}:{_scope(arm['criterion'])}"
+    if arm["recovery"] == "distill":
+        key += ":distill"
+    return key + (f":x{arm['budget']:g}" if arm["budget"] != 1 else "")
+
+
+def _recovery_name(arm: dict, s: dict) -> str:
+    how = "distilled from the dense net" if arm["recovery"] == "distill" else "fine-tuned"
+    return (f"{_arm_name(arm['engine'], arm['criterion'])}, {how} "
+            f"{arm['budget'] * s['finetune']['epochs']:g} epochs")
+
+
 def _subset(s: dict) -> dict:
     return {"train_size": s["train_size"], "test_size": s["test_size"]}
 
@@ -100,6 +126,17 @@ def prune_trials(s: dict) -> list[TrialSpec]:
                     {"base": base.trial_id, "engine": engine, "criterion": criterion,
                      "scope": scope, "sparsity": sparsity, "finetune": s["finetune"],
                      **_subset(s)}, s["train"], seed))
+        for arm in s.get("recovery_arms", []):
+            if model not in arm["models"]:
+                continue
+            finetune = {**s["finetune"], "epochs": arm["budget"] * s["finetune"]["epochs"]}
+            for sparsity in s["sparsities"]:
+                out.append(TrialSpec(
+                    "structured", model, s["data"], s["models"][model], s["data_args"],
+                    {"base": base.trial_id, "engine": arm["engine"],
+                     "criterion": arm["criterion"], "scope": _scope(arm["criterion"]),
+                     "sparsity": sparsity, "finetune": finetune,
+                     "recovery": arm["recovery"], **_subset(s)}, s["train"], seed))
     return out
 
 
@@ -134,9 +171,13 @@ def rows_of(run: Run) -> tuple[list[dict], list[dict]]:
             continue
         p = spec.params
         base = base_accuracy[p["base"]]
+        key, name = f"{p['engine']}:{p['criterion']}:{p['scope']}", _arm_name(p["engine"],
+                                                                              p["criterion"])
+        if "recovery" in p:
+            arm = {**p, "budget": p["finetune"]["epochs"] / s["finetune"]["epochs"]}
+            key, name = _recovery_key(arm), _recovery_name(arm, s)
         accuracy.append({"model": spec.model, "seed": spec.seed, "sparsity": p["sparsity"],
-                         "arm": _arm_name(p["engine"], p["criterion"]),
-                         "key": f"{p['engine']}:{p['criterion']}:{p['scope']}",
+                         "arm": name, "key": key,
                          **row["metrics"], "base_test_accuracy": base,
                          "accuracy_lost": base - row["metrics"]["test_accuracy"]})
     latency = []
@@ -181,8 +222,11 @@ def markdown(table: list[dict], latency: list[dict], s: dict, note: str) -> str:
                 parts.append(f"| dense | {accuracy} | | {d['parameters_before_mean']:,.0f} | "
                              f"{d['flops_before_mean']:,.0f} | "
                              + " | ".join(["1.00x"] * 2 * len(RUNTIMES)) + " |")
-            for arm in _arms(s):
-                key = ":".join(arm)
+            arms = [(":".join(arm), ":".join(arm)) for arm in _arms(s)]
+            arms += [(_recovery_key(arm), ":".join([arm["engine"], arm["criterion"],
+                                                    _scope(arm["criterion"])]))
+                     for arm in s.get("recovery_arms", []) if model in arm["models"]]
+            for key, speed_key in arms:
                 a = find(aggregate([r for r in table if r["key"] == key],
                                    ["model", "sparsity", "arm"],
                                    ["test_accuracy", "accuracy_lost", "parameters_after",
@@ -193,7 +237,7 @@ def markdown(table: list[dict], latency: list[dict], s: dict, note: str) -> str:
                     a["arm"], pm(a["test_accuracy_mean"], a["test_accuracy_std"]),
                     pm(a["accuracy_lost_mean"], a["accuracy_lost_std"]),
                     f"{a['parameters_after_mean']:,.0f}", f"{a['flops_after_mean']:,.0f}",
-                    *[_speed(latency, model, sparsity, key, rt, b) for rt in RUNTIMES
+                    *[_speed(latency, model, sparsity, speed_key, rt, b) for rt in RUNTIMES
                       for b in s["latency"]["batches"]]]) + " |")
             parts.append("")
     parts += ["## The issue's targets", "", TARGETS, "", *findings(table, latency, s), "",
@@ -225,6 +269,15 @@ def findings(table: list[dict], latency: list[dict], s: dict) -> list[str]:
                 value = lost["accuracy_lost_mean"]
                 lines.append(f"- ResNet-20, 50%, netshrink {criterion}: {100 * value:.2f} points "
                              f"lost after fine-tuning, mean of {lost['n']} seeds (target <= 1: "
+                             f"{'met' if value <= 0.01 else 'not met'})")
+        for arm in s.get("recovery_arms", []):
+            lost = find(aggregate([r for r in table if r["key"] == _recovery_key(arm)],
+                                  ["model", "sparsity"], ["accuracy_lost"]),
+                        model="resnet", sparsity=0.5)
+            if lost and "resnet" in arm["models"]:
+                value = lost["accuracy_lost_mean"]
+                lines.append(f"- ResNet-20, 50%, {_recovery_name(arm, s)}: {100 * value:.2f} "
+                             f"points lost, mean of {lost['n']} seeds (target <= 1: "
                              f"{'met' if value <= 0.01 else 'not met'})")
     for model in s["models"]:
         for sparsity in s["sparsities"]:

@@ -4,7 +4,9 @@
                          L1 penalty) on a subset of the data, and save it
     structured           load a base, remove structure with netshrink or Torch-Pruning (or the
                          control: unstructured magnitude pruning to the same parameter count),
-                         fine-tune, measure accuracy, parameters and FLOPs
+                         fine-tune on the labels (or, with recovery "distill", distil from the
+                         dense base through netshrink.distill), measure accuracy, parameters
+                         and FLOPs
     structured_latency   load a base, prune it with every arm (the same architecture the
                          accuracy trials got: the criteria are deterministic given the base),
                          and time all of them and the dense net alternately, torch, TorchScript
@@ -30,6 +32,7 @@ ENGINES = ("netshrink", "torch-pruning", "unstructured")
 BASE_DEFAULTS = {"train_size": None, "test_size": None, "slimming": 0.0}
 PRUNE_DEFAULTS = {"engine": "netshrink", "criterion": "l1", "scope": "layerwise",
                   "finetune": {}, "train_size": None, "test_size": None}
+RECOVERIES = ("finetune", "distill")  # absent means "finetune": older trials keep their ids
 LATENCY_DEFAULTS = {"batches": [1, 64], "threads": 2, "repeats": 20, "settle": 1,
                     "runtimes": list(RUNTIMES), "train_size": None}
 
@@ -99,7 +102,8 @@ def check_prune(params: dict) -> None:
     from netshrink.prune.criteria import CRITERIA
     from netshrink.train import TrainConfig
 
-    known_keys(params, {"base", "sparsity", *PRUNE_DEFAULTS}, "structured")
+    known_keys(params, {"base", "sparsity", "recovery", "distill", *PRUNE_DEFAULTS},
+               "structured")
     if "base" not in params or "sparsity" not in params:
         raise NetshrinkError("a structured trial needs params.base (a base trial id) and "
                              "params.sparsity")
@@ -114,6 +118,21 @@ def check_prune(params: dict) -> None:
                      scope=params.get("scope", "layerwise"))
     _sizes(params)
     TrainConfig.from_dict(dict(checks.mapping(params.get("finetune", {}), "finetune")))
+    checks.choice(params.get("recovery", "finetune"), "recovery", RECOVERIES)
+    _distill_config(params)
+
+
+def _distill_config(params: dict):
+    """The DistillConfig of a "distill" recovery (refused on a "finetune" one)."""
+    from netshrink.distill import DistillConfig
+
+    given = dict(checks.mapping(params.get("distill", {}), "distill"))
+    if given and params.get("recovery", "finetune") != "distill":
+        raise NetshrinkError("distill settings need recovery: distill (or drop distill)")
+    try:
+        return DistillConfig(**given)
+    except TypeError as error:
+        raise NetshrinkError(f"distill: {error}; see netshrink.distill.DistillConfig") from None
 
 
 def prune_arm(model, splits, engine: str, criterion: str, sparsity: float, scope: str):
@@ -159,8 +178,13 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
     metrics.update(parameters_after=measure.count_nonzero(model)
                    if p["engine"] == "unstructured" else measure.count_parameters(model),
                    flops_after=measure.flops(model, splits.input_shape))
-    result = fit(model, splits, _train_config(spec, p["finetune"]),
-                 log_csv=workdir / "log.csv", progress=False)
+    config = _train_config(spec, p["finetune"])
+    if p.get("recovery", "finetune") == "distill":  # the dense base teaches its pruned self
+        teacher = netshrink.load(_base_path(workdir, p["base"]))
+        result = netshrink.distill(model, teacher, splits, _distill_config(p), config,
+                                   log_csv=workdir / "log.csv", progress=False)
+    else:
+        result = fit(model, splits, config, log_csv=workdir / "log.csv", progress=False)
     metrics.update(test_accuracy=result.test_accuracy, finetune_seconds=result.seconds)
     return metrics  # the accuracy lost is the base trial's test accuracy minus this one
 
@@ -228,7 +252,10 @@ def _resolver(defaults: dict):
     def resolve(params: dict) -> dict:
         """The params with the task's defaults filled in (a default written out is the
         same trial)."""
-        return {**defaults, **params}
+        resolved = {**defaults, **params}
+        if resolved.get("recovery") == "finetune":
+            del resolved["recovery"]  # the default, left out so older trial ids hold
+        return resolved
 
     return resolve
 
