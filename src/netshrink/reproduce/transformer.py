@@ -6,9 +6,13 @@ deployed against the original float32 model on held-out sentences.
 Stages (trials of netshrink.bench.tasks.transformer, resumable):
 1. distill: a 3-layer student initialized from the teacher's layers 0, 3 and 5, trained on
    the corpus's training sentences to the teacher's embeddings (cosine) and its last layer's
-   attention distributions and value relations (MiniLM), by netshrink.distill;
-2. prune: half of the heads and three quarters of the feed-forward neurons removed (l1 norms),
-   recovered by the same distillation;
+   attention distributions and value relations (MiniLM), by netshrink.distill (the unpruned
+   reference);
+2. prune: the same three layers of the teacher with half of their heads and three quarters
+   of their feed-forward neurons removed (taylor: the first-order change of the distillation
+   loss), then distilled the same way for the distillation's and the recovery's steps
+   together (the earlier order, distil, prune, recover, is a prune trial with the distill
+   trial as its base);
 3. GPTQ against round-to-nearest on the original model, 4 and 3 bits;
 4. measure: file bytes, agreement with the original (mean and 5th-percentile cosine, top-10
    neighbour overlap among 2,000 sentences, Spearman of pairwise similarities), latency at
@@ -45,8 +49,11 @@ def settings(options: ReproOptions) -> dict:
     return {
         "seed": (options.seeds or (0,))[0],
         "distill": {"layers": [0, 3, 5], "steps": 3000 if full else 500},
-        "prune": {"heads_sparsity": 0.5, "ffn_sparsity": 0.75, "criterion": "taylor",
-                  "steps": 1500 if full else 300},
+        # prune first: the teacher's layers lose heads and neurons, then the whole budget
+        # (the distilled student's steps + the recovery's) trains the final architecture
+        "prune": {"base": "teacher", "layers": [0, 3, 5], "heads_sparsity": 0.5,
+                  "ffn_sparsity": 0.75, "criterion": "taylor",
+                  "steps": 4500 if full else 800},
         "gptq": {"bits": [4, 3], "group_size": 128, "calibration_sentences": 128,
                  "eval_sentences": 2000},
         "measure": {"eval_sentences": 2000, "repeats": 30 if full else 10, "threads": 2,
@@ -56,20 +63,30 @@ def settings(options: ReproOptions) -> dict:
 
 def describe(options: ReproOptions, s: dict) -> str:
     d, p = s["distill"], s["prune"]
+    full = settings(ReproOptions(options.out, full=True))
+    removed = (f"{p['heads_sparsity']:.0%} of the heads and {p['ffn_sparsity']:.0%} of the "
+               f"feed-forward neurons removed ({p['criterion']}"
+               + (": first-order change of 1 - cosine to the teacher" if p["criterion"] ==
+                  "taylor" else "") + ")")
+    if p.get("base") == "teacher":
+        pipeline = (f"all-MiniLM-L6-v2 -> {len(p['layers'])} of its layers ({p['layers']}) "
+                    f"with {removed}, then distilled {p['steps']} steps of 32 sentences (the "
+                    f"unpruned {len(d['layers'])}-layer student, distilled {d['steps']} steps, "
+                    "is the reference row)")
+        budget = f"{full['prune']['steps']} steps"
+    else:
+        pipeline = (f"all-MiniLM-L6-v2 -> {len(d['layers'])} of its layers ({d['layers']}) "
+                    f"distilled {d['steps']} steps of 32 sentences; {removed}, recovered "
+                    f"{p['steps']} steps")
+        budget = f"{full['distill']['steps']} + {full['prune']['steps']} steps"
     return (f"reproduce transformer ({'full' if options.full else 'default'} run): "
-            f"all-MiniLM-L6-v2 -> {len(d['layers'])} of its layers ({d['layers']}) distilled "
-            f"{d['steps']} steps of 32 sentences; {p['heads_sparsity']:.0%} of the heads and "
-            f"{p['ffn_sparsity']:.0%} of the feed-forward neurons removed ({p['criterion']}"
-            + (": first-order change of 1 - cosine to the teacher" if p["criterion"] == "taylor"
-               else "") + "), recovered "
-            f"{p['steps']} steps; int8 layers with 4-bit embeddings; GPTQ against "
+            f"{pipeline}; int8 layers with 4-bit embeddings; GPTQ against "
             f"round-to-nearest at {' and '.join(map(str, s['gptq']['bits']))} bits. Corpus: the "
             "Python 3.11 documentation (Debian python3.11-doc), quality on 2,000 held-out "
             "sentences. "
             + ("" if options.full else "Scaled down to fit about an hour on the shared 2-core "
                "machine: distillation is far shorter than any published student's (--full: "
-               f"{settings(ReproOptions(options.out, full=True))['distill']['steps']} + "
-               f"{settings(ReproOptions(options.out, full=True))['prune']['steps']} steps)."))
+               f"{budget})."))
 
 
 def distill_trial(s: dict) -> TrialSpec:
@@ -77,8 +94,8 @@ def distill_trial(s: dict) -> TrialSpec:
 
 
 def prune_trial(s: dict) -> TrialSpec:
-    return TrialSpec("transformer_prune", MODEL, DATA,
-                     params={"base": distill_trial(s).trial_id, **s["prune"]}, seed=s["seed"])
+    params = {"base": distill_trial(s).trial_id, **s["prune"]}  # unless s names its base
+    return TrialSpec("transformer_prune", MODEL, DATA, params=params, seed=s["seed"])
 
 
 def gptq_trial(s: dict) -> TrialSpec:

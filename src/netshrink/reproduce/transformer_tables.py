@@ -84,7 +84,8 @@ def gptq_markdown(rows: list[dict], group_size) -> list[str]:
     return lines
 
 
-def training_markdown(distilled: dict | None, pruned: dict | None) -> list[str]:
+def training_markdown(distilled: dict | None, pruned: dict | None,
+                      prune_first: bool = False) -> list[str]:
     lines = ["| step | steps | sentences seen | seconds | cosine before | cosine after | "
              "parameters |", "|---|---|---|---|---|---|---|"]
     if distilled:
@@ -93,8 +94,10 @@ def training_markdown(distilled: dict | None, pruned: dict | None) -> list[str]:
                      f"{_fmt(distilled['initial_test_cosine'], 4)} | "
                      f"{_fmt(distilled['test_cosine'], 4)} | {distilled['parameters']:,} |")
     if pruned:
-        lines.append(f"| prune heads ({pruned['heads']} kept) and FFN ({pruned['ffn']} kept), "
-                     f"recover | {pruned['steps']} | {pruned['steps'] * 32:,} | "
+        what = (f"heads ({pruned['heads']} kept) and FFN ({pruned['ffn']} kept) of the "
+                "teacher's layers pruned, then distilled" if prune_first else
+                f"prune heads ({pruned['heads']} kept) and FFN ({pruned['ffn']} kept), recover")
+        lines.append(f"| {what} | {pruned['steps']} | {pruned['steps'] * 32:,} | "
                      f"{_fmt(pruned['train_seconds'], 0)} | "
                      f"{_fmt(pruned['pruned_test_cosine'], 4)} | "
                      f"{_fmt(pruned['test_cosine'], 4)} | {pruned['parameters']:,} |")
@@ -150,7 +153,8 @@ def write(run, distill_trial, prune_trial, gptq_trial, measure_trial, target_tex
         parts += ["## Training (netshrink.distill: cosine to the teacher's embeddings + MiniLM "
                   "attention relations of the last layer)", "",
                   "Cosine: mean on 256 held-out sentences (cut at 48 tokens), before and after "
-                  "the step's training.", "", *training_markdown(distilled, pruned), ""]
+                  "the step's training.", "", *training_markdown(distilled, pruned,
+                                                   s["prune"].get("base") == "teacher"), ""]
     if gptq:
         g_rows = gptq_rows(gptq)
         write_csv(g_rows, run.out / "gptq.csv")

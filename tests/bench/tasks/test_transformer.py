@@ -64,3 +64,17 @@ def test_taylor_removes_heads_and_neurons_of_a_student_by_the_distillation_loss(
     assert layer.attention.self.num_attention_heads == 2
     assert layer.intermediate.dense.out_features == 32
     assert student(**{k: v[:2] for k, v in data[0].items()}).shape == (2, 32)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"layers": [0, 3, 5]}, "needs params.base"),
+    ({"base": "teacher"}, "layers"),
+    ({"base": "abc123", "layers": [0]}, "only with it"),
+])
+def test_a_prune_trial_of_the_teacher_s_own_layers_is_checked(params, match):
+    from netshrink.errors import NetshrinkError
+
+    with pytest.raises(NetshrinkError, match=match):
+        transformer.check_prune(params)
+    transformer.check_prune({"base": "teacher", "layers": [0, 3, 5]})
+    transformer.check_prune({"base": "abc123"})

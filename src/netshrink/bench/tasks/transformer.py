@@ -4,9 +4,10 @@
                           the teacher's), distilled on the corpus's training sentences to the
                           teacher's embeddings (cosine) and its last layer's attention
                           relations (MiniLM), through netshrink.distill
-    transformer_prune     a distilled student with attention heads and feed-forward neurons
-                          removed (netshrink.prune_, StructuredConfig), recovered by the same
-                          distillation
+    transformer_prune     a distilled student (or, with base "teacher", the teacher's own
+                          `layers`) with attention heads and feed-forward neurons removed
+                          (netshrink.prune_, StructuredConfig), recovered (or trained) by the
+                          same distillation
     transformer_gptq      the original model's Linear and embedding weights at 4 and 3 bits,
                           GPTQ against round-to-nearest: agreement and file size
     transformer_measure   every stage as deployed: file bytes, agreement with the original on
@@ -45,6 +46,7 @@ MEASURE_DEFAULTS = {"eval_sentences": 2000, "repeats": 10, "threads": 2, "batche
                     "embedding_bits": 4, "group_size": 128, "calibration_sentences": 128,
                     "latency_tokens": [32, 64]}
 CORPUS = "python-docs"
+TEACHER_BASE = "teacher"  # a prune trial's base: prune the teacher's layers, then distil
 
 
 class TrimPadding(Callback):
@@ -171,9 +173,13 @@ def _initial_cosine(student, teacher, p: dict) -> float:
 
 
 def check_prune(params: dict) -> None:
-    known_keys(params, {"base", *PRUNE_DEFAULTS}, "transformer_prune")
+    known_keys(params, {"base", "layers", *PRUNE_DEFAULTS}, "transformer_prune")
     if "base" not in params:
-        raise NetshrinkError("a transformer_prune trial needs params.base (the distill trial)")
+        raise NetshrinkError("a transformer_prune trial needs params.base (the distill trial, "
+                             f"or {TEACHER_BASE!r} with layers: the teacher's layers to keep)")
+    if (params["base"] == TEACHER_BASE) != ("layers" in params):
+        raise NetshrinkError(f"transformer_prune: layers (the teacher's layers to keep) go with "
+                             f"base {TEACHER_BASE!r} and only with it")
 
 
 def _taylor_data(teacher, p: dict) -> tuple[dict, torch.Tensor]:
@@ -204,8 +210,12 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
     p = {**PRUNE_DEFAULTS, **spec.params}
     _threads(p["threads"])
     netshrink.train.seed_everything(spec.seed)
+    check_prune(spec.params)
     teacher = minilm.pretrained()
-    student = netshrink.load(_trial_file(workdir, p["base"]))
+    if p["base"] == TEACHER_BASE:  # prune first: every step trains the final architecture
+        student = minilm.student(teacher, p["layers"])
+    else:
+        student = netshrink.load(_trial_file(workdir, p["base"]))
     example = minilm.tokenize(list(_corpus().train[:4]))
     before = measure.count_parameters(student)
     data = _taylor_data(teacher, p) if p["criterion"] == "taylor" else None
