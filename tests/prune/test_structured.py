@@ -251,3 +251,38 @@ def test_random_criterion_is_seeded():
         netshrink.prune_(model, StructuredConfig(criterion="random", seed=3), example=x)
         plans.append(_plan(model))
     assert plans[0] == plans[1]
+
+
+class _KeywordWithDefault(nn.Module):
+    """A forward of keyword tensors, one optional: what a user's encoder often looks like."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = nn.Linear(5, 16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, features, scale=None):
+        h = torch.relu(self.dense(features))
+        return self.head(h if scale is None else h * scale)
+
+
+def test_keyword_inputs_are_followed_through_the_graph():
+    original, model, x, result = _pruned("keyword_inputs", StructuredConfig(sparsity=0.5),
+                                         data=None)
+    kept = _plan(model)["dense"]["out"]
+    assert model.dense.out_features == 8 and model.embed.embedding_dim == 8
+    assert _plan(model)["embed"]["out"] == kept  # coupled through the addition
+    with torch.no_grad():
+        assert torch.allclose(model.dense(x["features"]),
+                              original.dense(x["features"])[:, kept], atol=1e-6)
+    assert call(model, x).shape == (64, 2) and result.flops_after < result.flops_before
+
+
+def test_a_keyword_left_out_takes_its_default_and_a_wrong_one_is_named():
+    model = _KeywordWithDefault().eval()
+    netshrink.prune_(model, StructuredConfig(sparsity=0.5),
+                     example={"features": torch.randn(4, 5)})
+    assert model.dense.out_features == 8
+    with pytest.raises(NetshrinkError, match=r"colour .*takes features, scale"):
+        netshrink.prune_(_KeywordWithDefault(), StructuredConfig(sparsity=0.5),
+                         example={"features": torch.randn(4, 5), "colour": torch.ones(1)})

@@ -23,6 +23,7 @@ not need the graph (netshrink.prune.blocks).
 
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 from dataclasses import dataclass, field
@@ -177,11 +178,12 @@ class _Tracer(fx.Tracer):
         return isinstance(m, ProjectedAttention) or super().is_leaf_module(m, qualname)
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
-    """The model's fx graph, or one clear error naming what stopped the tracer."""
+def trace(model: nn.Module, constants: dict | None = None) -> fx.GraphModule:
+    """The model's fx graph (the forward's `constants` arguments traced as those values), or
+    one clear error naming what stopped the tracer."""
     tracer = _Tracer()
     try:
-        graph = tracer.trace(model)
+        graph = tracer.trace(model, concrete_args=constants or None)
     except Exception as err:  # fx raises TraceError, TypeError, AttributeError, ...
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise NetshrinkError(
@@ -523,27 +525,51 @@ class _Propagation:
         return None
 
 
-def _as_args(example) -> tuple:
+def forward_args(model: nn.Module, example) -> tuple[tuple, dict]:
+    """(the forward's positional arguments, the keywords fx must trace as constants): the
+    example itself, or a dict of keyword tensors put in the forward's order, where a keyword
+    left out takes its default (traced as that constant, so `if mask is None:` holds)."""
     if isinstance(example, torch.Tensor):
-        return (example,)
+        return (example,), {}
     if isinstance(example, tuple | list):
-        return tuple(example)
-    raise NetshrinkError("the example must be a tensor or a tuple of tensors (the forward's "
-                         "positional arguments)")
+        return tuple(example), {}
+    if not isinstance(example, dict):
+        raise NetshrinkError("the example must be a tensor, a tuple of tensors (the forward's "
+                             "positional arguments) or a dict of keyword tensors, got "
+                             f"{type(example).__name__}")
+    parameters = [p for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY)]
+    names = [p.name for p in parameters]
+    unknown = sorted(set(example) - set(names))
+    if unknown:
+        raise NetshrinkError(f"the example's keywords {', '.join(unknown)} are not arguments "
+                             f"of the forward (it takes {', '.join(names)})")
+    args, constants = [], {}
+    for parameter in parameters:
+        if parameter.name in example:
+            args.append(example[parameter.name])
+        elif parameter.default is not parameter.empty:
+            args.append(parameter.default)
+            constants[parameter.name] = parameter.default
+        else:
+            raise NetshrinkError(f"the example has no {parameter.name!r}, an argument of the "
+                                 "forward without a default; add it to the dict")
+    return tuple(args), constants
 
 
 def channel_groups(model: nn.Module, example, skip_shared: bool = True) -> list[Group]:
     """Every group of coupled channels of `model` (prunable or fixed, with the reason).
 
-    example: inputs for one forward (a tensor, or a tuple of the forward's arguments), only
-    their shapes matter; the model runs once on them in eval mode.
+    example: inputs for one forward (a tensor, a tuple of the forward's arguments or a dict of
+    keyword tensors), only their shapes matter; the model runs once on them in eval mode.
     """
-    gm = trace(model)
+    args, constants = forward_args(model, example)
+    gm = trace(model, constants)
     was_training = model.training
     gm.eval()
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(*_as_args(example))
+            ShapeProp(gm).propagate(*args)
     except Exception as err:
         raise NetshrinkError(f"the example does not run through {type(model).__name__}: "
                              f"{type(err).__name__}: {err}") from None

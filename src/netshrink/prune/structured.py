@@ -372,6 +372,10 @@ def prune_structured(model: nn.Module, config: StructuredConfig, data=None, *,
     _check_model(model)
     inputs, labels = _examples(data)
     example = _example(model, inputs, example, input_shape, "channels" in config.targets)
+    if isinstance(example, dict) and "channels" in config.targets:
+        from netshrink.prune.graph import forward_args
+
+        forward_args(model, example)  # a keyword the forward does not take is named up front
     names = [n for n, _ in model.named_modules() if n]
     check_patterns(list(config.skip), names, "skip")
     check_patterns(list(config.layers), names, "layers")
