@@ -2,8 +2,9 @@
 
     PYTHONPATH=src python benchmarks/bench_quant_kernels.py [--threads 2] [--repeats 20]
 
-For MiniLM's matrix shapes (32 sentences x 64 tokens = 2048 rows), each candidate computes the
-same product, timed alternately (A B C ... A B C) in one run, medians:
+For MiniLM's matrix shapes (32 sentences x 64 tokens = 2048 rows) and LeNet-300-100's at a
+batch of 256, each candidate computes the same product, timed alternately (A B C ... A B C)
+in one run, medians:
   float32           torch.nn.functional.linear (MKL sgemm)
   onednn            netshrink's default CPU kernel: torch.ops.onednn.qlinear_pointwise
                     (u8 x s8, int32 sums, float output with the scales and bias fused)
@@ -32,7 +33,9 @@ from netshrink.fileio import atomic_write
 from netshrink.quant import kernels
 
 SHAPES = {"qkv 2048x384x1152": (2048, 384, 1152), "ffn-in 2048x384x1536": (2048, 384, 1536),
-          "ffn-out 2048x1536x384": (2048, 1536, 384)}
+          "ffn-out 2048x1536x384": (2048, 1536, 384),
+          # LeNet-300-100's first two layers at the demo's batch of 256
+          "lenet300-fc1 256x784x300": (256, 784, 300), "lenet300-fc2 256x300x100": (256, 300, 100)}
 
 
 def _ort_matmul_integer(k: int, n: int, weight: np.ndarray, threads: int):

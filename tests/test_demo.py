@@ -22,13 +22,15 @@ def test_every_row_is_a_recipe_measured_in_the_same_run(demo):
     by_name = {r["model"]: r for r in rows}
     assert list(by_name) == ["dense float32", "pruned 92%", "structured 50%", "int8",
                              "shared 4-bit .nsz", "student alone", "student distilled",
-                             "combined"]
+                             "combined", "combined, int8"]
     dense = by_name["dense float32"]
     assert by_name["pruned 92%"]["file_bytes"] * 5 < dense["file_bytes"]
     assert by_name["int8"]["file_bytes"] * 3 < dense["file_bytes"]
     assert by_name["shared 4-bit .nsz"]["file_bytes"] < by_name["pruned 92%"]["file_bytes"]
     assert by_name["combined"]["file_bytes"] * 25 < dense["file_bytes"]
     assert by_name["combined"]["file"].endswith(".nsz")
+    assert by_name["combined, int8"]["file"].endswith(".nsz")
+    assert "deployed_accuracy" in by_name["combined, int8"]  # run as an integer program
     for row in rows:
         assert row["latency_ms_b1"] > 0 and row["latency_ms_b256"] > 0
         assert row["x_smaller"] == pytest.approx(dense["file_bytes"] / row["file_bytes"])
@@ -42,7 +44,7 @@ def test_every_row_is_a_recipe_measured_in_the_same_run(demo):
 def test_each_rows_accuracy_is_that_of_its_file(demo):
     _, rows = demo
     test = data.load("digits", seed=0).test
-    for row in rows[:3] + rows[-1:]:
+    for row in rows[:3] + rows[-2:]:
         model = netshrink.load(row["file"])
         assert evaluate(model, test)[1] == pytest.approx(row["test_accuracy"], abs=1e-9)
 
@@ -64,3 +66,16 @@ def test_the_shipped_demo_recipes_are_the_demos(tmp_path):
     assert sorted(p.name for p in written) == sorted(p.name for p in shipped.glob("*.yaml"))
     for path in written:
         assert path.read_text() == (shipped / path.name).read_text(), path.name
+
+
+def test_the_combined_rows_differ_only_in_their_last_stage_but_one():
+    from netshrink.demo import COMBINED_RATES, combined_recipe, recipes
+
+    plan = recipes()
+    shared, integer = plan["combined"]["stages"], plan["combined, int8"]["stages"]
+    assert shared[:-2] == integer[:-2] and shared[-1] == integer[-1] == {"export":
+                                                                         {"format": "nsz"}}
+    assert "share" in shared[-2] and integer[-2] == {"quantize": {"method": "static"}}
+    assert shared[3]["prune"]["layers"] == COMBINED_RATES
+    with pytest.raises(ValueError, match="tail='int4'"):
+        combined_recipe(COMBINED_RATES, "int4")

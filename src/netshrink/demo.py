@@ -12,7 +12,9 @@ it: the demo resumes); every other row starts from its file. Rows:
 - shared (Deep Compression): pruned 92%, 4-bit k-means weight sharing, entropy-coded .nsz file;
 - student alone / distilled: a 784-100-10 MLP, trained on the labels or from the dense net;
 - combined: structured (recovered by distillation from the dense net), pruned, fine-tuned,
-  int8, .nsz.
+  4-bit k-means weight sharing, .nsz; "combined, int8" the same with static int8 instead of
+  the codebooks (the rates and the student's T and alpha chosen on validation by
+  benchmarks/demo_choices.py).
 
 Each row: test accuracy of the model loaded from its file, the file's bytes, latency at batch
 1 and 256 on the fastest runtime it can be deployed on (all rows and runtimes timed
@@ -32,9 +34,11 @@ BATCHES = (1, 256)
 # Deep Compression's LeNet-300-100 rates (fc1 92%, fc2 91%, fc3 74% removed: 92% overall);
 # a flat 90% of every layer leaves the 10-way output layer too few weights.
 DEEP_COMPRESSION = {"1": 0.92, "3": 0.91, "5": 0.74}
-# The half-width net of the combined row has less to spare in its small layers: at these rates
-# and 8 epochs of recovery it reached 88.0% against 87.7% at Deep Compression's (one seed).
-COMBINED_RATES = {"1": 0.9, "3": 0.8, "5": 0.5}
+# The combined row's rates and the distilled student's T and alpha were chosen on the
+# validation split by benchmarks/demo_choices.py (docs/results/demo/choices.csv).
+COMBINED_RATES = {"1": 0.8, "3": 0.7, "5": 0.4}
+COMBINED_SHARE = {"bits": 4, "train": {"epochs": 1.0, "lr": 1e-4, "batch_size": 60}}
+STUDENT_DISTILL = {"temperature": 1.0, "alpha": 0.5}
 THREADS = 2
 REPEATS = 30
 
@@ -42,45 +46,66 @@ REPEATS = 30
 TEACHER = "teacher.safetensors"  # the dense row's model, copied beside the demo's tables
 
 
-def recipes(epochs: float = 10.0, seed: int = 0, dataset: str = "fashion-mnist",
-            teacher: str = f"runs/demo/{TEACHER}") -> dict[str, dict]:
-    """{row: recipe} of the demo. The distilled student's teacher is the dense row's model
-    file (the demo copies it to OUT/teacher.safetensors once the dense recipe has run)."""
+def _base(epochs: float, seed: int, dataset: str) -> tuple[dict, dict, dict]:
+    """(the common recipe head, the training stage, the fine-tuning budget) of every row."""
     lr = {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60}
     train = {"train": {"epochs": epochs, "lr_schedule": "cosine", **lr}}
     tune = {"epochs": max(1.0, round(0.3 * epochs, 1)), "lr": 1e-3, "lr_schedule": "cosine",
             "batch_size": 60}
-    prune = {"prune": {"sparsity": 0.0, "scope": "layerwise", "layers": DEEP_COMPRESSION}}
-    base = {"data": dataset, "seed": seed, "model": "lenet300",
+    head = {"data": dataset, "seed": seed, "model": "lenet300",
             "measure": {"batch_sizes": list(BATCHES)}}
+    return head, train, tune
+
+
+def combined_recipe(rates: dict, tail: str, name: str = "combined", epochs: float = 10.0,
+                    seed: int = 0, dataset: str = "fashion-mnist") -> dict:
+    """Structured 50% (recovered by distillation from the dense net), magnitude pruning at
+    `rates` ({layer: fraction removed}), fine-tuning, then `tail`: "share4" (4-bit k-means
+    codebooks) or "int8" (static), written as .nsz."""
+    head, train, tune = _base(epochs, seed, dataset)
+    last = {"share4": {"share": dict(COMBINED_SHARE)},
+            "int8": {"quantize": {"method": "static"}}}
+    if tail not in last:
+        from netshrink.errors import NetshrinkError
+
+        raise NetshrinkError(f"tail={tail!r} must be one of {', '.join(last)}")
+    return {**head, "name": name, "stages": [
+        train, {"structured": {"sparsity": 0.5}},
+        {"distill": {"teacher": "train", "temperature": 4.0, "alpha": 0.9, "train": tune}},
+        {"prune": {"sparsity": 0.0, "scope": "layerwise", "layers": dict(rates)}},
+        {"finetune": {**tune, "epochs": max(1.0, round(0.8 * epochs, 1))}},
+        last[tail], {"export": {"format": "nsz"}}]}
+
+
+def recipes(epochs: float = 10.0, seed: int = 0, dataset: str = "fashion-mnist",
+            teacher: str = f"runs/demo/{TEACHER}") -> dict[str, dict]:
+    """{row: recipe} of the demo. The distilled student's teacher is the dense row's model
+    file (the demo copies it to OUT/teacher.safetensors once the dense recipe has run)."""
+    head, train, tune = _base(epochs, seed, dataset)
+    prune = {"prune": {"sparsity": 0.0, "scope": "layerwise", "layers": DEEP_COMPRESSION}}
 
     def recipe(name: str, *stages, model="lenet300") -> dict:
-        return {**base, "name": name, "model": model, "stages": [train, *stages]}
+        return {**head, "name": name, "model": model, "stages": [train, *stages]}
 
-    distill_tune = {"distill": {"teacher": "train", "temperature": 4.0, "alpha": 0.9,
-                                "train": tune}}
+    student = {"name": "mlp", "args": {"widths": [100]}}
     return {
         "dense float32": recipe("dense"),
         "pruned 92%": recipe("pruned", prune, {"finetune": tune}),
         "structured 50%": recipe("structured", {"structured": {"sparsity": 0.5}},
                                  {"finetune": tune}),
         "int8": recipe("int8", {"quantize": {"method": "static"}}),
-        "shared 4-bit .nsz": recipe(
-            "shared", prune, {"finetune": tune},
-            {"share": {"bits": 4, "train": {"epochs": 1.0, "lr": 1e-4, "batch_size": 60}}},
-            {"export": {"format": "nsz"}}),
-        "student alone": recipe("student", model={"name": "mlp", "args": {"widths": [100]}}),
-        "student distilled": {**recipe("distilled", model={"name": "mlp",
-                                                            "args": {"widths": [100]}}),
+        "shared 4-bit .nsz": recipe("shared", prune, {"finetune": tune},
+                                    {"share": dict(COMBINED_SHARE)},
+                                    {"export": {"format": "nsz"}}),
+        "student alone": recipe("student", model=student),
+        "student distilled": {**recipe("distilled", model=student),
                               "stages": [{"distill": {"teacher": {"file": teacher},
-                                                      "temperature": 4.0,
-                                                      "alpha": 0.9,
+                                                      **STUDENT_DISTILL,
                                                       "train": train["train"]}}]},
-        "combined": recipe(
-            "combined", {"structured": {"sparsity": 0.5}}, distill_tune,
-            {"prune": {"sparsity": 0.0, "scope": "layerwise", "layers": COMBINED_RATES}},
-            {"finetune": {**tune, "epochs": max(1.0, round(0.8 * epochs, 1))}},
-            {"quantize": {"method": "static"}}, {"export": {"format": "nsz"}}),
+        "combined": combined_recipe(COMBINED_RATES, "share4", "combined", epochs, seed,
+                                    dataset),
+        "combined, int8": combined_recipe(COMBINED_RATES, "int8", "combined-int8", epochs,
+                                          seed, dataset),
     }
 
 
@@ -95,7 +120,7 @@ def write_recipes(folder: Path) -> list[Path]:
     paths = []
     for label, recipe in recipes().items():
         name = recipe["name"]
-        head = (f"# The demo's row `{label}` (netshrink demo runs all eight rows sharing one "
+        head = (f"# The demo's row `{label}` (netshrink demo runs all nine rows sharing one "
                 "folder of\n# stages; written by netshrink.demo.write_recipes, checked by "
                 "tests/test_demo.py).\n")
         if label == "student distilled":

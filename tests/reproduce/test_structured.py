@@ -14,7 +14,7 @@ def test_default_plan_has_every_arm_for_every_seed_and_a_latency_run_per_model()
     recovery = sum(len(arm["models"]) for arm in s["recovery_arms"])
     assert len(prunes) == 3 * len(s["sparsities"]) * (2 * arms + recovery)
     assert {p.params["engine"] for p in prunes} == {"netshrink", "torch-pruning",
-                                                    "unstructured"}
+                                                    "unstructured", "dense"}
     assert len(latency) == 2 * len(s["sparsities"])
     assert all(p.params["base"] in {b.trial_id for b in bases} for p in prunes)
 
@@ -40,6 +40,8 @@ def test_tables_from_finished_rows(tmp_path):
     assert ("| netshrink group_l1, distilled from the dense net 2 epochs | 89.00 | 1.00 | 30 | "
             "300 | 1.50x | 3.50x |") in text  # the latency of its architecture, group_l1's
     assert "Torch-Pruning l1, fine-tuned 6 epochs: 1.00 points lost" in text
+    assert ("netshrink group_l1, fine-tuned 6 epochs: +0.00 points against the dense net "
+            "trained as long") in text
     assert "1 point" in text and (tmp_path / "accuracy_vs_speedup.png").is_file()
 
 

@@ -51,6 +51,9 @@ def settings(options: ReproOptions) -> dict:
              "budget": 3, "models": ["resnet"]},
             {"engine": "netshrink", "criterion": "group_l1", "recovery": "distill",
              "budget": 3, "models": ["resnet"]},
+            # the dense base trained as long again: what the longer budget gives unpruned
+            {"engine": "dense", "criterion": "l1", "recovery": "finetune", "budget": 3,
+             "models": ["resnet"]},
         ],
         "slimming": 1e-5 if full else 0.0,
         "latency": {"batches": [1, 64], "threads": 2, "repeats": 30 if full else 20},
@@ -69,6 +72,9 @@ def describe(options: ReproOptions, s: dict) -> str:
             f" of every channel group (layerwise; bn_scale global, as network slimming) and "
             f"fine-tunes {s['finetune']['epochs']:g} epoch(s); criteria {', '.join(s['criteria'])}"
             f"; Torch-Pruning {', '.join(s['torch_pruning'])} at the same ratios and budget; "
+            + "".join(f"{_recovery_name(arm, s)} ({', '.join(arm['models'])}); "
+                      for arm in s.get("recovery_arms", []))
+            +
             "the unstructured-magnitude control at the l1 architecture's parameter count; "
             f"seeds {s['seeds']}. Latency: seed {s['seeds'][0]}'s architectures, batch "
             f"{' and '.join(map(str, s['latency']['batches']))}, torch (eager), TorchScript "
@@ -156,7 +162,8 @@ def stages(s: dict, options: ReproOptions) -> list[list[TrialSpec]]:
 
 def _arm_name(engine: str, criterion: str) -> str:
     return {"netshrink": f"netshrink {criterion}", "torch-pruning": f"Torch-Pruning {criterion}",
-            "unstructured": "unstructured magnitude (control)"}[engine]
+            "unstructured": "unstructured magnitude (control)",
+            "dense": "dense, nothing removed (control)"}[engine]
 
 
 def rows_of(run: Run) -> tuple[list[dict], list[dict]]:
@@ -223,8 +230,8 @@ def markdown(table: list[dict], latency: list[dict], s: dict, note: str) -> str:
                              f"{d['flops_before_mean']:,.0f} | "
                              + " | ".join(["1.00x"] * 2 * len(RUNTIMES)) + " |")
             arms = [(":".join(arm), ":".join(arm)) for arm in _arms(s)]
-            arms += [(_recovery_key(arm), ":".join([arm["engine"], arm["criterion"],
-                                                    _scope(arm["criterion"])]))
+            arms += [(_recovery_key(arm), "dense" if arm["engine"] == "dense" else
+                      ":".join([arm["engine"], arm["criterion"], _scope(arm["criterion"])]))
                      for arm in s.get("recovery_arms", []) if model in arm["models"]]
             for key, speed_key in arms:
                 a = find(aggregate([r for r in table if r["key"] == key],
@@ -279,6 +286,21 @@ def findings(table: list[dict], latency: list[dict], s: dict) -> list[str]:
                 lines.append(f"- ResNet-20, 50%, {_recovery_name(arm, s)}: {100 * value:.2f} "
                              f"points lost, mean of {lost['n']} seeds (target <= 1: "
                              f"{'met' if value <= 0.01 else 'not met'})")
+        dense_arm = next((arm for arm in s.get("recovery_arms", []) if arm["engine"] ==
+                          "dense"), None)
+        control = dense_arm and find(aggregate(
+            [r for r in table if r["key"] == _recovery_key(dense_arm)], ["model"],
+            ["test_accuracy"]), model="resnet")
+        for arm in s.get("recovery_arms", []):
+            ours = find(aggregate([r for r in table if r["key"] == _recovery_key(arm)],
+                                  ["model", "sparsity"], ["test_accuracy"]),
+                        model="resnet", sparsity=0.5)
+            if (control and ours and arm["engine"] != "dense"
+                    and arm["budget"] == dense_arm["budget"]):
+                diff = ours["test_accuracy_mean"] - control["test_accuracy_mean"]
+                lines.append(f"- ResNet-20, 50%, {_recovery_name(arm, s)}: {100 * diff:+.2f} "
+                             "points against the dense net trained as long (the same budget, "
+                             "nothing removed)")
     for model in s["models"]:
         for sparsity in s["sparsities"]:
             acc = aggregate([r for r in table if r["model"] == model and

@@ -3,7 +3,8 @@
     structured_base      train the dense network (optionally with network slimming's BatchNorm
                          L1 penalty) on a subset of the data, and save it
     structured           load a base, remove structure with netshrink or Torch-Pruning (or the
-                         control: unstructured magnitude pruning to the same parameter count),
+                         controls: unstructured magnitude pruning to the same parameter count,
+                         or nothing removed: engine "dense"),
                          fine-tune on the labels (or, with recovery "distill", distil from the
                          dense base through netshrink.distill), measure accuracy, parameters
                          and FLOPs
@@ -28,7 +29,7 @@ from netshrink.bench.tasks import Task, known_keys, trial_model
 from netshrink.errors import NetshrinkError
 from netshrink.prune.speedup import RUNTIMES
 
-ENGINES = ("netshrink", "torch-pruning", "unstructured")
+ENGINES = ("netshrink", "torch-pruning", "unstructured", "dense")  # dense: nothing removed
 BASE_DEFAULTS = {"train_size": None, "test_size": None, "slimming": 0.0}
 PRUNE_DEFAULTS = {"engine": "netshrink", "criterion": "l1", "scope": "layerwise",
                   "finetune": {}, "train_size": None, "test_size": None}
@@ -143,6 +144,8 @@ def prune_arm(model, splits, engine: str, criterion: str, sparsity: float, scope
 
     x, y = tensors_of(splits.train)
     example = x[:2]
+    if engine == "dense":  # the control of a fine-tuning budget: the same training, unpruned
+        return model
     if engine == "netshrink":
         prune_(model, StructuredConfig(criterion=criterion, sparsity=sparsity, scope=scope,
                                        seed=0), (x, y))
