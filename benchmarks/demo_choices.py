@@ -30,8 +30,8 @@ import torch
 import netshrink
 from netshrink import demo
 from netshrink.bench.report import write_csv
-from netshrink.data import tensors_of
 from netshrink.fileio import atomic_write
+from netshrink.train import evaluate
 
 TEMPERATURES = (1.0, 2.0, 4.0)
 ALPHAS = (0.5, 0.9)
@@ -72,13 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    splits = netshrink.data.load("fashion-mnist", seed=args.seed)
-    x_val, y_val = tensors_of(splits.val)
+    val = netshrink.data.load("fashion-mnist", seed=args.seed).val
 
-    @torch.no_grad()
     def val_accuracy(path: str) -> float:
-        model = netshrink.load(path).eval()
-        return (torch.as_tensor(model(x_val)).argmax(1) == y_val).float().mean().item()
+        return evaluate(netshrink.load(path), val)[1]
 
     dense = netshrink.run(demo.recipes(args.epochs, args.seed)["dense float32"],
                           args.out / "dense", stages=args.stages, measure=False)

@@ -266,7 +266,7 @@ class _KeywordWithDefault(nn.Module):
         return self.head(h if scale is None else h * scale)
 
 
-def test_keyword_inputs_are_followed_through_the_graph():
+def test_keyword_inputs_are_followed_through_the_graph(tmp_path):
     original, model, x, result = _pruned("keyword_inputs", StructuredConfig(sparsity=0.5),
                                          data=None)
     kept = _plan(model)["dense"]["out"]
@@ -276,6 +276,10 @@ def test_keyword_inputs_are_followed_through_the_graph():
         assert torch.allclose(model.dense(x["features"]),
                               original.dense(x["features"])[:, kept], atol=1e-6)
     assert call(model, x).shape == (64, 2) and result.flops_after < result.flops_before
+    netshrink.save(model, tmp_path / "small.safetensors")
+    fresh = netshrink.load(tmp_path / "small.safetensors", model=user_models.KeywordInputs())
+    with torch.no_grad():
+        assert torch.allclose(call(fresh.eval(), x), call(model, x), atol=1e-6)
 
 
 def test_a_keyword_left_out_takes_its_default_and_a_wrong_one_is_named():

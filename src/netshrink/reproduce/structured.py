@@ -99,9 +99,19 @@ def _arms(s: dict) -> list[list[str]]:
     return [*arms, ["unstructured", "l1", "layerwise"]]
 
 
+def _base_key(arm: dict) -> str:
+    """The key of the plain arm a recovery arm shares its architecture with."""
+    return f"{arm['engine']}:{arm['criterion']}:{_scope(arm['criterion'])}"
+
+
+def _speed_key(arm: dict) -> str:
+    """The latency rows of a recovery arm's architecture (the dense net's own for "dense")."""
+    return "dense" if arm["engine"] == "dense" else _base_key(arm)
+
+
 def _recovery_key(arm: dict) -> str:
     """The table key of a recovery arm: its base arm's, then how it recovered."""
-    key = f"{arm['engine']}:{arm['criterion']}:{_scope(arm['criterion'])}"
+    key = _base_key(arm)
     if arm["recovery"] == "distill":
         key += ":distill"
     return key + (f":x{arm['budget']:g}" if arm["budget"] != 1 else "")
@@ -231,8 +241,7 @@ def markdown(table: list[dict], latency: list[dict], s: dict, note: str) -> str:
                              f"{d['flops_before_mean']:,.0f} | "
                              + " | ".join(["1.00x"] * 2 * len(RUNTIMES)) + " |")
             arms = [(":".join(arm), ":".join(arm)) for arm in _arms(s)]
-            arms += [(_recovery_key(arm), "dense" if arm["engine"] == "dense" else
-                      ":".join([arm["engine"], arm["criterion"], _scope(arm["criterion"])]))
+            arms += [(_recovery_key(arm), _speed_key(arm))
                      for arm in s.get("recovery_arms", []) if model in arm["models"]]
             for key, speed_key in arms:
                 a = find(aggregate([r for r in table if r["key"] == key],
@@ -278,26 +287,19 @@ def findings(table: list[dict], latency: list[dict], s: dict) -> list[str]:
                 lines.append(f"- ResNet-20, 50%, netshrink {criterion}: {100 * value:.2f} points "
                              f"lost after fine-tuning, mean of {lost['n']} seeds (target <= 1: "
                              f"{'met' if value <= 0.01 else 'not met'})")
-        for arm in s.get("recovery_arms", []):
-            lost = find(aggregate([r for r in table if r["key"] == _recovery_key(arm)],
-                                  ["model", "sparsity"], ["accuracy_lost"]),
-                        model="resnet", sparsity=0.5)
-            if lost and "resnet" in arm["models"]:
+        arms = [arm for arm in s.get("recovery_arms", []) if "resnet" in arm["models"]]
+        dense = next((arm for arm in arms if arm["engine"] == "dense"), None)
+        control = dense and _resnet_half(table, _recovery_key(dense), "test_accuracy")
+        for arm in arms:
+            lost = _resnet_half(table, _recovery_key(arm), "accuracy_lost")
+            if lost:
                 value = lost["accuracy_lost_mean"]
                 lines.append(f"- ResNet-20, 50%, {_recovery_name(arm, s)}: {100 * value:.2f} "
                              f"points lost, mean of {lost['n']} seeds (target <= 1: "
                              f"{'met' if value <= 0.01 else 'not met'})")
-        dense_arm = next((arm for arm in s.get("recovery_arms", []) if arm["engine"] ==
-                          "dense"), None)
-        control = dense_arm and find(aggregate(
-            [r for r in table if r["key"] == _recovery_key(dense_arm)], ["model"],
-            ["test_accuracy"]), model="resnet")
-        for arm in s.get("recovery_arms", []):
-            ours = find(aggregate([r for r in table if r["key"] == _recovery_key(arm)],
-                                  ["model", "sparsity"], ["test_accuracy"]),
-                        model="resnet", sparsity=0.5)
-            if (control and ours and arm["engine"] != "dense"
-                    and arm["budget"] == dense_arm["budget"]):
+        for arm in arms:
+            ours = _resnet_half(table, _recovery_key(arm), "test_accuracy")
+            if control and ours and arm is not dense and arm["budget"] == dense["budget"]:
                 diff = ours["test_accuracy_mean"] - control["test_accuracy_mean"]
                 lines.append(f"- ResNet-20, 50%, {_recovery_name(arm, s)}: {100 * diff:+.2f} "
                              "points against the dense net trained as long (the same budget, "
@@ -315,6 +317,12 @@ def findings(table: list[dict], latency: list[dict], s: dict) -> list[str]:
                                  f"{100 * diff:+.2f} points against Torch-Pruning l1 (same "
                                  "ratio, same budget, same bases)")
     return lines
+
+
+def _resnet_half(table: list[dict], key: str, metric: str) -> dict | None:
+    """The seeds' mean of `metric` for arm `key` on ResNet-20 at 50% (None if not run)."""
+    return find(aggregate([r for r in table if r["key"] == key], ["model", "sparsity"],
+                          [metric]), model="resnet", sparsity=0.5)
 
 
 def plot(table: list[dict], latency: list[dict], s: dict, out) -> None:

@@ -51,7 +51,7 @@ def settings(options: ReproOptions) -> dict:
         "distill": {"layers": [0, 3, 5], "steps": 3000 if full else 500},
         # prune first: the teacher's layers lose heads and neurons, then the whole budget
         # (the distilled student's steps + the recovery's) trains the final architecture
-        "prune": {"base": "teacher", "layers": [0, 3, 5], "heads_sparsity": 0.5,
+        "prune": {"base": tasks.TEACHER_BASE, "layers": [0, 3, 5], "heads_sparsity": 0.5,
                   "ffn_sparsity": 0.75, "criterion": "taylor",
                   "steps": 4500 if full else 800},
         "gptq": {"bits": [4, 3], "group_size": 128, "calibration_sentences": 128,
@@ -68,7 +68,7 @@ def describe(options: ReproOptions, s: dict) -> str:
                f"feed-forward neurons removed ({p['criterion']}"
                + (": first-order change of 1 - cosine to the teacher" if p["criterion"] ==
                   "taylor" else "") + ")")
-    if p.get("base") == "teacher":
+    if p.get("base") == tasks.TEACHER_BASE:
         pipeline = (f"all-MiniLM-L6-v2 -> {len(p['layers'])} of its layers ({p['layers']}) "
                     f"with {removed}, then distilled {p['steps']} steps of 32 sentences (the "
                     f"unpruned {len(d['layers'])}-layer student, distilled {d['steps']} steps, "

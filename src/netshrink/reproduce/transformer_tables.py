@@ -6,6 +6,8 @@ failed or did not run leaves its rows out (the template lists it below the table
 
 from __future__ import annotations
 
+from netshrink.bench.tasks.transformer import TEACHER_BASE
+
 ORIGINAL = "original float32"
 ONNXRUNTIME = "original, onnxruntime int8"
 FIGURES = ("cosine_mean", "cosine_p5", "neighbours", "spearman")
@@ -154,7 +156,7 @@ def write(run, distill_trial, prune_trial, gptq_trial, measure_trial, target_tex
                   "attention relations of the last layer)", "",
                   "Cosine: mean on 256 held-out sentences (cut at 48 tokens), before and after "
                   "the step's training.", "", *training_markdown(distilled, pruned,
-                                                   s["prune"].get("base") == "teacher"), ""]
+                                                   s["prune"].get("base") == TEACHER_BASE), ""]
     if gptq:
         g_rows = gptq_rows(gptq)
         write_csv(g_rows, run.out / "gptq.csv")

@@ -142,10 +142,10 @@ def prune_arm(model, splits, engine: str, criterion: str, sparsity: float, scope
     from netshrink.prune import StructuredConfig, prune_
     from netshrink.prune import torch_pruning as tp
 
-    x, y = tensors_of(splits.train)
-    example = x[:2]
     if engine == "dense":  # the control of a fine-tuning budget: the same training, unpruned
         return model
+    x, y = tensors_of(splits.train)
+    example = x[:2]
     if engine == "netshrink":
         prune_(model, StructuredConfig(criterion=criterion, sparsity=sparsity, scope=scope,
                                        seed=0), (x, y))
