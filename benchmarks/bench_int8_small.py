@@ -14,7 +14,8 @@ per-channel int8 weights, uint8 activations); netshrink Static as quantized (the
 PyTorch), its integer ONNX export (mode="integer") in onnxruntime, and its integer program
 (netshrink.quant.compile_int8) on onnxruntime with each choice of kernels (integer; mixed:
 float kernels on the dequantized weights for layers with small reductions; float: for all, the
-same integers either way) and on PyTorch's oneDNN ops; "netshrink best" is the one
+same integers either way) and on PyTorch (oneDNN's ops; with fbgemm kernels: its Linear
+layers on fbgemm, what torch.ao runs, convolutions still on oneDNN); "netshrink best" is the one
 compile_int8 picks on its own (runtime="auto", timed on the same batch size), its ratio taken
 from this run. Every quantized side calibrates on the same 256 random images.
 
@@ -46,6 +47,7 @@ from netshrink.fileio import atomic_write
 from netshrink.models import registry
 from netshrink.quant import OnnxRunner, Static, compile_int8, export_onnx, kernels
 from netshrink.quant.int8.onnx_backend import KERNELS
+from netshrink.quant.int8.torch_backend import KERNELS as TORCH_KERNELS
 
 MODELS = {"LeNet-300-100": ("lenet300", {}), "LeNet-5": ("lenet5", {}),
           "ResNet-20": ("resnet", {"depth": 20, "width": 16})}
@@ -55,7 +57,8 @@ BASELINES = ("torch.ao x86 static (FX)", "onnxruntime static QDQ")
 PROGRAM = "netshrink int8 program"
 COLUMNS = ("onnxruntime fp32", *BASELINES, "netshrink Static (torch)", "netshrink integer ONNX",
            f"{PROGRAM} (onnxruntime)", f"{PROGRAM} (onnxruntime, float kernels)",
-           f"{PROGRAM} (onnxruntime, mixed kernels)", f"{PROGRAM} (torch)", "netshrink best")
+           f"{PROGRAM} (onnxruntime, mixed kernels)", f"{PROGRAM} (torch)",
+           f"{PROGRAM} (torch, fbgemm kernels)", "netshrink best")
 FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
          "amx_int8")
 
@@ -129,8 +132,11 @@ def build_sides(name: str, builder: tuple, work: Path, threads: int, calibration
         if graph not in graphs:
             graphs.add(graph)
             sides[f"netshrink int8 program ({compiled.variant})"] = compiled
-    sides["netshrink int8 program (torch)"] = compile_int8(ours, example, data=calibration,
-                                                           runtime="torch", threads=threads)
+    for choice in TORCH_KERNELS:
+        compiled = compile_int8(ours, example, data=calibration, runtime="torch",
+                                threads=threads, kernels=choice)
+        if compiled.code not in {getattr(side, "code", None) for side in sides.values()}:
+            sides[f"netshrink int8 program ({compiled.variant})"] = compiled
     return {"model": model, "quantized": ours, "sides": sides}
 
 
@@ -236,9 +242,9 @@ def prune_row(built: dict, calibration, args, results: dict, name: str) -> None:
     for batch in (1, 256):
         variant = results["rows"][f"{name}, {batch}"]["auto_variant"]
         runtime, _, kernels = variant.partition(", ")
+        default = "integer" if runtime == "onnxruntime" else "onednn"
         options = {"runtime": runtime, "threads": args.threads,
-                   "kernels": (kernels.split()[0] if kernels else "integer")
-                   if runtime == "onnxruntime" else None}
+                   "kernels": kernels.split()[0] if kernels else default}
         x = torch.rand(batch, *SHAPE)
         sides = {"dense": compile_int8(built["quantized"], x, data=calibration, **options),
                  "pruned": compile_int8(pruned, x, data=calibration, **options),

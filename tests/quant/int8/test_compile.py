@@ -20,8 +20,8 @@ pytest.importorskip("onnxruntime")
 def test_auto_times_both_runtimes_and_keeps_the_faster():
     model, data, _ = build_case("resnet8")
     compiled = compile_int8(model, data[:4], data=data, repeats=3)
-    assert set(compiled.timings) == {"torch", "onnxruntime", "onnxruntime, float kernels",
-                                     "onnxruntime, mixed kernels"}
+    assert set(compiled.timings) == {"torch", "torch, fbgemm kernels", "onnxruntime",
+                                     "onnxruntime, float kernels", "onnxruntime, mixed kernels"}
     assert compiled.variant == min(compiled.timings, key=compiled.timings.get)
     assert compiled.runtime in ("torch", "onnxruntime")
     x = data[:4]
@@ -32,7 +32,7 @@ def test_auto_times_both_runtimes_and_keeps_the_faster():
 @pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
 def test_a_named_runtime_is_used_as_asked(runtime, tmp_path):
     model, data, _ = build_case("lenet5")
-    kernels = "integer" if runtime == "onnxruntime" else None
+    kernels = "integer" if runtime == "onnxruntime" else "onednn"
     compiled = compile_int8(model, data[:2], runtime=runtime, kernels=kernels)
     assert compiled.runtime == runtime and compiled.timings == {}
     x = torch.rand(3, 1, 16, 16)
@@ -63,6 +63,11 @@ def test_bad_arguments_are_refused_by_name():
         compile_int8(model, data[:2], runtime="tensorrt")
     with pytest.raises(NetshrinkError, match="kernels='float'"):
         compile_int8(model, data[:2], runtime="torch", kernels="float")
+    with pytest.raises(NetshrinkError, match="kernels='fbgemm' is not a choice of runtime "
+                                             "'onnxruntime'"):
+        compile_int8(model, data[:2], runtime="onnxruntime", kernels="fbgemm")
+    with pytest.raises(NetshrinkError, match="kernels='cuda'"):
+        compile_int8(model, data[:2], kernels="cuda")
     with pytest.raises(NetshrinkError, match="threads=0"):
         compile_int8(model, data[:2], threads=0)
     with pytest.raises(NetshrinkError, match="example"):
@@ -101,7 +106,7 @@ def test_a_compiled_model_is_a_module_that_evaluate_takes():
     from netshrink.train import evaluate
 
     model, data, _ = build_case("lenet300")
-    compiled = compile_int8(model, data[:8], runtime="torch")
+    compiled = compile_int8(model, data[:8], runtime="torch", kernels="onednn")
     labels = torch.randint(0, 10, (32,))
     splits = from_tensors((data[:32], labels), (data[:32], labels))
     with torch.no_grad():

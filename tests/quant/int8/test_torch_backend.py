@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from netshrink.errors import NetshrinkError
 from netshrink.quant.int8 import lower, reference, torch_backend
 
 from .conftest import assert_matches_reference, build_case
@@ -32,7 +33,7 @@ def test_the_generated_function_gives_the_same_outputs_as_every_value_mode(case)
 def test_relu_and_7_bit_bounds_are_the_kernels_post_ops_and_flatten_reads_channels_last():
     _, _, program = build_case("lenet5")
     code = torch_backend.TorchProgram(program).code
-    assert "clamp" not in code.split("\n", 2)[2]  # after the input's quantization
+    assert code.count("clamp") == 1  # only the input's integers; the layers' are post-ops
     assert code.count("'hardtanh'") + code.count("'relu'") == 4
     assert ".permute(0, 2, 3, 1).flatten(1)" in code  # no copy before the first Linear
 
@@ -47,3 +48,53 @@ def test_a_residual_read_later_is_copied_before_onednn_adds_into_it():
     for _ in range(2):
         got = compiled(x)
         assert (got - expected).abs().max() < 0.05 * expected.abs().max()
+
+
+fbgemm = pytest.mark.skipif(not torch_backend.fbgemm_available(),
+                            reason="fbgemm's quantized Linear needs an x86 build of torch")
+
+
+@fbgemm
+def test_linear_layers_on_fbgemm_match_the_reference_arithmetic(case):
+    _, _, data, program = case
+    fused = lower.fuse_residual_adds(program)
+    on_fbgemm = torch_backend.layers_on_fbgemm(fused, "fbgemm")
+    linears = [op.output for op in fused.ops if op.kind == "Dense" and not op.conv
+               and not op.residual]
+    assert on_fbgemm == frozenset(linears)
+    x = torch.rand(6, *data.shape[1:])
+    everything = torch_backend.run_values(fused, x, on_fbgemm=on_fbgemm)
+    assert_matches_reference(fused, everything, (x,))
+    compiled = torch_backend.TorchProgram(fused, on_fbgemm)
+    torch.testing.assert_close(compiled(x), everything[fused.outputs[0]], rtol=0, atol=0)
+
+
+@fbgemm
+def test_fbgemm_layers_pass_quantized_tensors_on_and_keep_7_bit_bounds():
+    _, data, program = build_case("lenet300")
+    on_fbgemm = torch_backend.layers_on_fbgemm(program, "fbgemm")
+    code = torch_backend.TorchProgram(program, on_fbgemm).code
+    assert code.count("torch.ops.quantized.linear") == 2  # the two hidden layers
+    assert "_make_per_tensor_quantized_tensor" not in code  # quint8 from the input on
+    assert "int_repr" not in code and "onednn" not in code
+    assert "F.linear(" in code  # the output layer, on the dequantized weights
+    # 7-bit activations: each hidden output is clamped to its calibrated [0, 127]
+    x = torch.rand(16, *data.shape[1:]) * 50  # far beyond the calibrated range
+    values = torch_backend.run_values(program, x, on_fbgemm=on_fbgemm)
+    for name in on_fbgemm:
+        if program.values[name].integer:
+            op = program.producer(name)
+            assert int(values[name].max()) <= op.hi and int(values[name].min()) >= op.lo
+    assert_matches_reference(program, values, (x,))
+
+
+@fbgemm
+def test_a_layer_fbgemm_cannot_take_is_refused_by_name():
+    _, _, program = build_case("resnet8")
+    fused = lower.fuse_residual_adds(program)
+    conv = next(op.output for op in fused.ops if op.kind == "Dense" and op.conv)
+    with pytest.raises(NetshrinkError, match=f"{conv} is not one"):
+        torch_backend.TorchProgram(fused, frozenset([conv]))
+    with pytest.raises(NetshrinkError, match="kernels='mkl'"):
+        torch_backend.layers_on_fbgemm(fused, "mkl")
+    assert torch_backend.layers_on_fbgemm(fused, "onednn") == frozenset()

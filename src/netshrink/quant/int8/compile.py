@@ -141,13 +141,23 @@ def _check_against(runner, expected, args, runtime: str) -> None:
 
 def _static_runners(program: Program, wanted: Sequence[str], threads: int | None,
                     kernels: str | None):
-    """{label: runner} of every way asked for to run the program, and {runtime: why not}."""
+    """{label: runner} of every way asked for to run the program, and {runtime: why not}.
+    Choices of kernels that give the same program as an earlier choice are left out."""
     from netshrink.quant.int8 import onnx_backend, torch_backend
 
     runners, skipped = {}, {}
     if "torch" in wanted:
         if torch_backend.available():
-            runners["torch"] = torch_backend.TorchProgram(lower.fuse_residual_adds(program))
+            fused = lower.fuse_residual_adds(program)
+            choices = (kernels,) if kernels in torch_backend.KERNELS else torch_backend.KERNELS
+            seen = set()
+            for variant in choices:
+                on_fbgemm = torch_backend.layers_on_fbgemm(fused, variant)
+                if on_fbgemm in seen:
+                    continue
+                seen.add(on_fbgemm)
+                label = "torch" if variant == "onednn" else f"torch, {variant} kernels"
+                runners[label] = torch_backend.TorchProgram(fused, on_fbgemm)
         else:
             skipped["torch"] = "this build of torch has no oneDNN quantized ops (x86 only)"
     if "onnxruntime" in wanted:
@@ -157,7 +167,8 @@ def _static_runners(program: Program, wanted: Sequence[str], threads: int | None
             skipped["onnxruntime"] = "onnxruntime is not installed (pip install netshrink[onnx])"
         else:
             seen = set()
-            for variant in (kernels,) if kernels else onnx_backend.KERNELS:
+            choices = (kernels,) if kernels in onnx_backend.KERNELS else onnx_backend.KERNELS
+            for variant in choices:
                 on_float = frozenset(op.output for op in program.ops if isinstance(op, Dense)
                                      and onnx_backend.uses_float_kernel(op, variant))
                 if on_float in seen:  # the same graph as a choice already made
@@ -227,16 +238,23 @@ def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
     threads: intra-op threads for onnxruntime and for timing (None: torch's current count).
     repeats: timed calls of each candidate when there is more than one (None: as many as
         fit in about TIMING_BUDGET seconds each, 10 to 200).
-    kernels: onnxruntime only: "integer", "float" or "mixed" (onnx_backend.KERNELS; None:
-        time all three and keep the fastest).
+    kernels: one runtime's choice of kernels (None: time every choice and keep the fastest).
+        onnxruntime: "integer", "float" or "mixed" (onnx_backend.KERNELS); torch: "onednn"
+        or "fbgemm" (for its Linear layers; torch_backend.KERNELS). Under "auto" it
+        fixes that runtime's choice, and the other runtime is timed with all of its own.
     """
-    from netshrink.quant.int8.onnx_backend import KERNELS
+    from netshrink.quant.int8 import onnx_backend, torch_backend
 
     if runtime not in RUNTIMES:
         raise NetshrinkError(f"runtime={runtime!r} is not one of {', '.join(RUNTIMES)}")
-    if kernels is not None and (kernels not in KERNELS or runtime == "torch"):
-        raise NetshrinkError(f"kernels={kernels!r}: onnxruntime's choice of kernels is one of "
-                             f"{', '.join(KERNELS)} (and the torch runtime has no such choice)")
+    if kernels is not None:
+        allowed = {"torch": torch_backend.KERNELS, "onnxruntime": onnx_backend.KERNELS,
+                   "auto": torch_backend.KERNELS + onnx_backend.KERNELS}[runtime]
+        if kernels not in allowed:
+            raise NetshrinkError(
+                f"kernels={kernels!r} is not a choice of runtime {runtime!r}; onnxruntime's "
+                f"are {', '.join(onnx_backend.KERNELS)} and torch's "
+                f"{', '.join(torch_backend.KERNELS)}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                 or threads < 1):
         raise NetshrinkError(f"threads={threads!r} must be a positive integer (or None)")

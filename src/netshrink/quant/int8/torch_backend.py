@@ -13,12 +13,26 @@ numbers and the layers' post-ops chosen, so a call runs one line per op and noth
   Linear reads them as they lie and the Linear's weight columns are permuted once instead.
 - Max pooling of uint8 runs as one amax over the pooling windows (kernel = stride) or in float;
   adds that are not fused, requantizations and average pools run in float32 and round once.
+- The input is quantized by `torch.quantize_per_tensor` (one vectorized pass) and its
+  integers then clamped to [lo, hi]; a quint8 value is read by oneDNN through a uint8 view of
+  the same memory (`int_repr` copies, and took as long as a small layer).
+- kernels="fbgemm" runs every Linear without a residual on fbgemm (what torch.ao's x86
+  Linear runs): quint8 in, quint8 out at the next value's scale and zero point
+  (`quantized::linear[_relu]`, a narrower clamp after), and the float output layer as
+  float32 kernels on the dequantized weights. Without VNNI fbgemm's GEMM was about twice as
+  fast as oneDNN's on LeNet-300-100's 784 x 300 at batch 256 and slower on small products;
+  compile_int8's auto times both choices. Choosing per layer by timing each layer alone gave
+  a slower program (the conversions between the two are not free), so it is not offered.
+  Convolutions stay on oneDNN, faster than fbgemm's on every conv shape timed here.
 
-oneDNN's output stage computes in float32, so an integer it writes is the reference's or one
-unit off it (reference.py).
+oneDNN's and fbgemm's output stages compute in float32, so an integer they write is the
+reference's or one unit off it (reference.py).
 """
 
 from __future__ import annotations
+
+import contextlib
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +58,9 @@ from netshrink.quant.int8.program import (
 
 _LINEAR = "torch.ops.onednn.qlinear_pointwise"
 _CONV = "torch.ops.onednn.qconv2d_pointwise"
+# "onednn": every layer on oneDNN; "fbgemm": every Linear without a residual on fbgemm (the
+# float output layer on float32 kernels), convolutions on oneDNN.
+KERNELS = ("onednn", "fbgemm")
 
 
 def available() -> bool:
@@ -51,13 +68,41 @@ def available() -> bool:
     return kernels.onednn_available() and kernels.is_x86()
 
 
+def fbgemm_available() -> bool:
+    """fbgemm's quantized Linear is in this build of torch (x86 CPU builds)."""
+    return (kernels.is_x86() and "fbgemm" in torch.backends.quantized.supported_engines
+            and hasattr(torch.ops.quantized, "linear_relu"))
+
+
+@contextlib.contextmanager
+def _fbgemm_engine():
+    """fbgemm as the quantized engine while packing (it chooses the packed format), and
+    PyTorch's deprecation notice of quantized tensors kept quiet."""
+    previous = torch.backends.quantized.engine
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        torch.backends.quantized.engine = "fbgemm"
+        try:
+            yield
+        finally:
+            torch.backends.quantized.engine = previous
+
+
+def fbgemm_eligible(program: Program, op: Op) -> bool:
+    """A Linear that adds no residual: what the fbgemm choice can take (an integer output on
+    fbgemm's kernel, the float output layer on float32 kernels over the dequantized weights)."""
+    return isinstance(op, Dense) and not op.conv and op.residual is None
+
+
 class _Codegen:
     """Lines of the generated function, the constants they name, and each value's layout."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, on_fbgemm: frozenset[str] = frozenset()):
         self.program = program
+        self.on_fbgemm = on_fbgemm  # outputs of the Linear layers that run on fbgemm
+        self.quantized: set[str] = set()  # values held as quint8 tensors, not plain uint8
         self.lines: list[str] = []
-        self.constants: dict[str, object] = {"torch": torch, "F": F}
+        self.constants: dict[str, object] = {"torch": torch, "F": F, "_u8": _uint8_view}
         self.names: dict[str, str] = {}
         self.channels_last: set[str] = set()
         self.hwc_flat: set[str] = set()  # flattened from channels-last: columns in h, w, c order
@@ -75,6 +120,20 @@ class _Codegen:
 
     def emit(self, line: str) -> None:
         self.lines.append("    " + line)
+
+
+def _uint8_view(q: torch.Tensor) -> torch.Tensor:
+    """A quint8 tensor's integers as a plain uint8 tensor on the same memory (int_repr copies,
+    and was as slow here as a small layer)."""
+    return torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), q.storage_offset(),
+                                                  q.size(), q.stride())
+
+
+def _as_plain(g: _Codegen, value: str) -> None:
+    """From here on, `value` is a plain uint8 tensor (a view when it was a quint8 one)."""
+    if value in g.quantized:
+        g.quantized.discard(value)
+        g.emit(f"{g.var(value)} = _u8({g.var(value)})")
 
 
 def _post_op(qparams: QParams, lo: int, hi: int) -> tuple[str, list]:
@@ -108,6 +167,9 @@ def _dense(g: _Codegen, op: Dense, index: int) -> None:
     if not op.conv and x in g.hwc_flat:
         source = program.producer(x).inputs[0]
         weight = _permuted_weight(weight, program.values[source].shape[1:])
+    if op.output in g.on_fbgemm:
+        _dense_fbgemm(g, op, weight, g.var(x), g.var(op.output))
+        return
     s_in, z_in = op.input_qparams.scale, op.input_qparams.zero_point
     n = weight.shape[0]
     zeros = g.const(torch.zeros(n, dtype=torch.long), "wz")
@@ -150,6 +212,42 @@ def _dense(g: _Codegen, op: Dense, index: int) -> None:
                    "'')")
     if op.conv:
         g.channels_last.add(op.output)
+
+
+def _dense_fbgemm(g: _Codegen, op: Dense, weight: torch.Tensor, xv: str, out: str) -> None:
+    """A Linear on fbgemm: quint8 in, quint8 out at the next value's qparams; the float
+    output layer as float32(w * w_scale) applied to the dequantized input (the same real
+    products, summed in float32: oneDNN's output stage on a 10-column layer took longer
+    than the whole float product)."""
+    s_in, z_in = op.input_qparams.scale, op.input_qparams.zero_point
+    value = g.program.values[op.output]
+    if not value.integer:
+        real = g.const((weight.float() * op.weight_scale.float()[:, None]).contiguous(), "fw")
+        bias = "None" if op.bias is None else g.const(op.bias.float().contiguous(), "b")
+        x = f"{xv}.dequantize()" if op.inputs[0] in g.quantized else \
+            f"torch.add({-z_in * s_in!r}, {xv}, alpha={s_in!r})"
+        g.emit(f"{out} = F.linear({x}, {real}, {bias})")
+        return
+    q = value.qparams
+    n = weight.shape[0]
+    with _fbgemm_engine():
+        qweight = torch._make_per_channel_quantized_tensor(
+            weight.contiguous(), op.weight_scale.double().contiguous(),
+            torch.zeros(n, dtype=torch.long), 0)
+        bias = None if op.bias is None else op.bias.float().contiguous()
+        packed = g.const(torch.ops.quantized.linear_prepack(qweight, bias), "fw")
+    relu = op.lo >= q.zero_point
+    kernel = "linear_relu" if relu else "linear"
+    x = xv if op.inputs[0] in g.quantized else \
+        f"torch._make_per_tensor_quantized_tensor({xv}.contiguous(), {s_in!r}, {z_in})"
+    g.emit(f"{out} = torch.ops.quantized.{kernel}({x}, {packed}, {q.scale!r}, {q.zero_point})")
+    if (op.lo, op.hi) != ((q.zero_point if relu else 0), 255):
+        g.emit(f"{out} = torch.clamp({out}, {_real(q, op.lo)!r}, {_real(q, op.hi)!r})")
+    g.quantized.add(op.output)
+
+
+def _real(q: QParams, level: int) -> float:
+    return (level - q.zero_point) * q.scale
 
 
 def _dense_residual(g: _Codegen, op: Dense, index: int, xv, out, packed, w_scale, zeros, bias,
@@ -236,10 +334,19 @@ def _reshape(g: _Codegen, op: Reshape) -> None:
 
 def _emit(g: _Codegen, op: Op, index: int) -> None:
     program = g.program
+    if not (isinstance(op, Dense) and op.output in g.on_fbgemm):
+        for name in op.inputs:
+            _as_plain(g, name)
     out = g.var(op.output)
     if isinstance(op, Quantize):
+        # quantize_per_tensor rounds x * (1 / scale) half to even in one vectorized pass;
+        # the clamp to [lo, hi] is applied to the real values first
         q = program.qparams(op.output)
-        g.emit(f"{out} = {_affine(g, g.var(op.inputs[0]), 1 / q.scale, float(q.zero_point), op)}")
+        g.emit(f"{out} = torch.quantize_per_tensor({g.var(op.inputs[0])}, {q.scale!r}, "
+               f"{q.zero_point}, torch.quint8)")
+        if (op.lo, op.hi) != (0, 255):  # integers clamped (the bounds are exact levels)
+            g.emit(f"{out} = torch.clamp({out}, {_real(q, op.lo)!r}, {_real(q, op.hi)!r})")
+        g.quantized.add(op.output)
     elif isinstance(op, Dequantize):
         q = program.qparams(op.inputs[0])
         g.emit(f"{out} = torch.add({-q.zero_point * q.scale!r}, {g.var(op.inputs[0])}, "
@@ -280,19 +387,28 @@ def _emit(g: _Codegen, op: Op, index: int) -> None:
         g.channels_last.add(op.output)
 
 
-def generate(program: Program, every_value: bool = False) -> tuple[str, dict]:
+def generate(program: Program, every_value: bool = False,
+             on_fbgemm: frozenset[str] = frozenset()) -> tuple[str, dict]:
     """(source of `forward`, the constants it refers to); with every_value, forward returns
-    a dict of every value (residuals copied before oneDNN adds into them)."""
-    g = _generate(program, every_value)
+    a dict of every value (residuals copied before oneDNN adds into them). on_fbgemm: the
+    outputs of the Linear layers to run on fbgemm (fbgemm_eligible)."""
+    g = _generate(program, every_value, on_fbgemm)
     return g.source, g.constants
 
 
-def _generate(program: Program, every_value: bool) -> _Codegen:
-    g = _Codegen(program)
+def _generate(program: Program, every_value: bool,
+              on_fbgemm: frozenset[str] = frozenset()) -> _Codegen:
+    bad = [name for name in on_fbgemm if not fbgemm_eligible(program, program.producer(name))]
+    if bad:
+        raise NetshrinkError(f"the fbgemm choice runs Linear layers without a residual; "
+                             f"{', '.join(bad)} is not one")
+    g = _Codegen(program, frozenset(on_fbgemm))
     g.every_value = every_value
     args = [g.var(name) for name in program.inputs]
     for index, op in enumerate(program.ops):
         _emit(g, op, index)
+    for name in list(g.quantized) if every_value else program.outputs:
+        _as_plain(g, name)
     if every_value:
         ret = "{" + ", ".join(f"{name!r}: {var}" for name, var in g.names.items()) + "}"
     else:
@@ -304,16 +420,23 @@ def _generate(program: Program, every_value: bool) -> _Codegen:
 
 
 class TorchProgram:
-    """An integer program as one generated function of PyTorch's oneDNN ops (x86 CPUs)."""
+    """An integer program as one generated function of PyTorch's oneDNN ops (x86 CPUs), the
+    Linear layers named in on_fbgemm on fbgemm's."""
 
     runtime = "torch"
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, on_fbgemm: frozenset[str] = frozenset()):
         if not available():
             raise NetshrinkError("the torch runtime needs oneDNN's quantized ops (an x86 CPU "
                                  "build of torch); use runtime='onnxruntime'")
+        if on_fbgemm and not fbgemm_available():
+            raise NetshrinkError("this build of torch has no fbgemm quantized Linear; use "
+                                 "kernels='onednn'")
+        with _fbgemm_engine():  # PyTorch's notice fires once per process: here, quietly
+            torch.quantize_per_tensor(torch.zeros(1), 1.0, 0, torch.quint8)
         self.program = program
-        self.code, constants = generate(program)
+        self.on_fbgemm = frozenset(on_fbgemm)
+        self.code, constants = generate(program, on_fbgemm=self.on_fbgemm)
         namespace = dict(constants)
         exec(compile(self.code, "<netshrink int8 program>", "exec"), namespace)
         self._forward = namespace["forward"]
@@ -322,10 +445,21 @@ class TorchProgram:
         return self._forward(*inputs)
 
 
-def run_values(program: Program, *inputs: torch.Tensor) -> dict:
+def layers_on_fbgemm(program: Program, kernels: str) -> frozenset[str]:
+    """The outputs of the Linear layers that run on fbgemm under `kernels` (KERNELS): none,
+    or every eligible one (nothing where this build has no fbgemm)."""
+    if kernels not in KERNELS:
+        raise NetshrinkError(f"kernels={kernels!r} is not one of {', '.join(KERNELS)}")
+    if kernels == "onednn" or not fbgemm_available():
+        return frozenset()
+    return frozenset(op.output for op in program.ops if fbgemm_eligible(program, op))
+
+
+def run_values(program: Program, *inputs: torch.Tensor,
+               on_fbgemm: frozenset[str] = frozenset()) -> dict:
     """Every value of the program as the torch backend computes it, in the program's own
     layout (a flatten the backend reads in h, w, c order is given back in c, h, w order)."""
-    g = _generate(program, every_value=True)
+    g = _generate(program, every_value=True, on_fbgemm=on_fbgemm)
     namespace = dict(g.constants)
     exec(compile(g.source, "<netshrink int8 program, every value>", "exec"), namespace)
     env = {k: v.contiguous() for k, v in namespace["forward"](*inputs).items()}
