@@ -7,7 +7,8 @@ cosine schedule, as the quantization reproduction trains them; the default budge
 reproduction's scaled-down one: 6, 6 and 2 epochs), quantized post-training with Static()
 (8-bit per-channel weights, inputs calibrated with the mse observer on 2,048 training images;
 7-bit inputs on x86 CPUs without VNNI) and compiled with netshrink.quant.compile_int8 on each
-runtime and choice of onnxruntime kernels; every side is evaluated on the 10,000 test images.
+runtime and choice of kernels (torch: oneDNN, fbgemm for the Linear layers; onnxruntime:
+integer, float, mixed); every side is evaluated on the 10,000 test images.
 A trained float model is kept in --cache and reused by the next run. Writes JSON to --out.
 """
 
@@ -27,6 +28,7 @@ from netshrink.fileio import atomic_write
 from netshrink.models import registry
 from netshrink.quant import Static, compile_int8
 from netshrink.quant.int8.onnx_backend import KERNELS
+from netshrink.quant.int8.torch_backend import KERNELS as TORCH_KERNELS
 from netshrink.train import TrainConfig, fit
 
 MODELS = {"LeNet-300-100": ("lenet300", {}), "LeNet-5": ("lenet5", {}),
@@ -76,9 +78,9 @@ def main(argv=None) -> int:
     images, labels = splits.test.tensors[0], splits.test.tensors[1]
     rows = {}
     print("| model | epochs | float32 | Static (integer modules) | int8 program: torch | "
-          "onnxruntime | onnxruntime, float kernels | onnxruntime, mixed kernels | "
-          "worst program - float32 (points) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "torch, fbgemm kernels | onnxruntime | onnxruntime, float kernels | "
+          "onnxruntime, mixed kernels | worst program - float32 (points) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, epochs in zip(args.models, args.epochs, strict=True):
         torch.set_num_threads(args.train_threads)
         model, seconds = trained(name, MODELS[name], epochs, splits, cache)
@@ -86,8 +88,10 @@ def main(argv=None) -> int:
         quantized = copy.deepcopy(model)
         netshrink.quantize_(quantized, Static(observer="mse"), data=splits)
         sides = {"float32": model, "Static (integer modules)": quantized}
-        sides["int8 program (torch)"] = compile_int8(quantized, images[:500], data=splits,
-                                                     runtime="torch")
+        for kernels in TORCH_KERNELS:
+            compiled = compile_int8(quantized, images[:500], data=splits, runtime="torch",
+                                    kernels=kernels)
+            sides[f"int8 program ({compiled.variant})"] = compiled
         for kernels in KERNELS:
             compiled = compile_int8(quantized, images[:500], data=splits, runtime="onnxruntime",
                                     kernels=kernels)

@@ -27,12 +27,40 @@ def test_task_measures_every_stage_from_its_file(tmp_path):
     assert m["sparser_coded_bytes"] < m["paper_coded_bytes"]
 
 
+def test_a_distilled_setting_retrains_from_the_dense_net(tmp_path, monkeypatch):
+    import netshrink
+
+    calls = []
+    real = netshrink.distill
+
+    def recording(student, teacher, *args, **kwargs):
+        calls.append((teacher, args[1]))
+        return real(student, teacher, *args, **kwargs)
+
+    monkeypatch.setattr(netshrink, "distill", recording)
+    setting = {**SETTINGS[1], "name": "taught", "density": {"1": 0.3, "3": 0.5, "5": 0.8},
+               "distill": {"temperature": 2.0, "alpha": 0.7}}
+    spec = TrialSpec(task="deep_compression", model="lenet300", data="digits",
+                     train={"epochs": 2, "batch_size": 64, "lr": 3e-3, "device": "cpu"},
+                     params={"settings": [setting], "retrain": {"epochs": 0.5},
+                             "finetune": {"epochs": 0.5, "lr": 1e-4}})
+    m = run_trial(spec, tmp_path)["metrics"]
+    assert m["taught_density"] < 0.6 and m["taught_coded_bytes"] < m["dense_bytes"] / 5
+    assert m["taught_coded_accuracy"] > 0.5  # 10 classes: far above chance
+    # every pruning round and the centroid fine-tuning, taught by one frozen dense net
+    assert len(calls) == setting["rounds"] + 1
+    assert len({id(teacher) for teacher, _ in calls}) == 1
+    assert all(config.temperature == 2.0 and config.alpha == 0.7 for _, config in calls)
+
+
 @pytest.mark.parametrize(("params", "words"), [
     ({"settings": []}, "non-empty list"),
     ({"settings": [{**SETTINGS[0], "density": {"1": 1.5}}]}, "densities in"),
     ({"settings": [{**SETTINGS[0], "bits": {"1": 12}}]}, r"layers\['1'\]=12"),
     ({"settings": [{**SETTINGS[0], "depth": 3}]}, "unknown deep_compression settings"),
     ({"settings": SETTINGS, "retrain": {"epochz": 1}}, "unknown training option"),
+    ({"settings": [{**SETTINGS[0], "distill": {"temprature": 2}}]}, "temprature"),
+    ({"settings": [{**SETTINGS[0], "distill": 4}]}, "mapping of DistillConfig"),
 ])
 def test_bad_params_are_refused_before_anything_runs(tmp_path, params, words):
     with pytest.raises(NetshrinkError, match=words):

@@ -131,3 +131,17 @@ def test_a_quantized_sentence_encoder_compiles_through_its_own_integer_onnx_expo
     with torch.no_grad():
         expected = encoder(*batch)
     assert torch.nn.functional.cosine_similarity(compiled(*batch), expected).min() > 0.99
+
+
+def test_a_runtime_that_disagrees_with_the_reference_is_left_out_under_auto(monkeypatch):
+    from netshrink.quant.int8 import torch_backend
+
+    model, data, _ = build_case("lenet5")
+    right = torch_backend.TorchProgram.__call__
+    monkeypatch.setattr(torch_backend.TorchProgram, "__call__",
+                        lambda self, *x: right(self, *x) + 100.0)
+    compiled = compile_int8(model, data[:4], data=data, repeats=3)
+    assert compiled.runtime == "onnxruntime"
+    assert "disagrees" in compiled.skipped["torch"] and "torch" not in compiled.timings
+    with pytest.raises(NetshrinkError, match="runtime 'torch' disagrees"):
+        compile_int8(model, data[:4], data=data, runtime="torch")

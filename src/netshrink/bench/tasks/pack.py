@@ -11,6 +11,10 @@ share each layer's weights (netshrink.pack.share_, the setting's bits), fine-tun
 coded (ANS, and Huffman for comparison). Every training keeps its early-stopping weights (the
 lowest validation loss). Every accuracy is that of the model loaded back from its file; every
 size is the file's size in bytes. Built on the methods' public API.
+
+A setting with "distill" (netshrink.distill.DistillConfig fields) retrains and fine-tunes by
+distillation from the dense model of the same trial (Hinton et al.'s soft targets beside the
+labels) instead of the labels alone: netshrink's combination, not the paper's protocol.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from netshrink.pack import ShareConfig, baselines, nsz, share_
 from netshrink.train import TrainConfig, evaluate, fit
 
 DEFAULTS = {"settings": [], "retrain": {}, "finetune": {}}
-SETTING_KEYS = {"name", "density", "bits", "rounds"}
+SETTING_KEYS = {"name", "density", "bits", "rounds", "distill"}
 
 
 def check_deep_compression(params: dict) -> None:
@@ -56,8 +60,31 @@ def check_deep_compression(params: dict) -> None:
         ShareConfig(layers=bits)
         if not isinstance(s.get("rounds"), int) or s["rounds"] < 1:
             raise NetshrinkError(f"params.settings[{i}].rounds must be a positive integer")
+        if "distill" in s:
+            _distill_config(s["distill"], f"params.settings[{i}].distill")
     for key in ("retrain", "finetune"):
         TrainConfig.from_dict(dict(params.get(key, {})))
+
+
+def _distill_config(given, where: str):
+    from netshrink.distill import DistillConfig
+
+    if not isinstance(given, dict):
+        raise NetshrinkError(f"{where} must be a mapping of DistillConfig fields, e.g. "
+                             "{temperature: 4, alpha: 0.9}")
+    try:
+        return DistillConfig(**given)
+    except TypeError as error:
+        raise NetshrinkError(f"{where}: {error}; see netshrink.distill.DistillConfig") from None
+
+
+def _retrain(model, splits, config, log_csv: Path, teacher=None, distill=None) -> None:
+    """Train on the labels, or (a setting with distill) from the dense teacher as well."""
+    if distill is None:
+        fit(model, splits, config, log_csv=log_csv, progress=False, restore_best=True)
+    else:
+        netshrink.distill(model, teacher, splits, distill, config, log_csv=log_csv,
+                          progress=False, restore_best=True)
 
 
 def resolve_deep_compression(params: dict) -> dict:
@@ -75,7 +102,7 @@ def _densities(model, patterns: dict) -> dict[str, float]:
 
 
 def _prune_rounds(model, splits, targets: dict[str, float], rounds: int, retrain,
-                  workdir: Path, tag: str) -> None:
+                  workdir: Path, tag: str, teacher=None, distill=None) -> None:
     start = {n: float(keep.float().mean()) for n, keep in netshrink.prune.current_mask(model)
              .items()}
     for r in range(1, rounds + 1):
@@ -84,8 +111,7 @@ def _prune_rounds(model, splits, targets: dict[str, float], rounds: int, retrain
             begin = start.get(name, 1.0)
             layers[name] = 1 - begin * (target / begin) ** (r / rounds)
         netshrink.prune_(model, "magnitude", sparsity=0.0, scope="layerwise", layers=layers)
-        fit(model, splits, retrain, log_csv=workdir / f"{tag}_round{r}.csv", progress=False,
-            restore_best=True)
+        _retrain(model, splits, retrain, workdir / f"{tag}_round{r}.csv", teacher, distill)
 
 
 def _file_stage(model, path: Path, coder: str, splits) -> tuple[int, float]:
@@ -108,10 +134,13 @@ def deep_compression_task(spec: TrialSpec, workdir: Path) -> dict:
     metrics: dict = {"dense_bytes": dense_file.stat().st_size,
                      "dense_accuracy": evaluate(netshrink.load(dense_file), splits.test)[1],
                      "weights": sum(w.numel() for w in netshrink.prune.prunable(model).values())}
+    teacher = copy.deepcopy(model).eval() if any("distill" in s for s in params["settings"]) \
+        else None
     for setting in params["settings"]:
         tag = setting["name"]
+        distill = _distill_config(setting["distill"], tag) if "distill" in setting else None
         _prune_rounds(model, splits, _densities(model, setting["density"]), setting["rounds"],
-                      retrain, workdir, tag)
+                      retrain, workdir, tag, teacher, distill)
         metrics[f"{tag}_density"] = netshrink.prune.density(model)
         metrics[f"{tag}_pruned_bytes"], metrics[f"{tag}_pruned_accuracy"] = _file_stage(
             model, workdir / f"{tag}_pruned.nsz", "bits", splits)
@@ -119,8 +148,7 @@ def deep_compression_task(spec: TrialSpec, workdir: Path) -> dict:
         report = share_(shared, ShareConfig(bits=8, layers=setting["bits"]))
         metrics[f"{tag}_clusters"] = " ".join(str(r.clusters) for r in report.layers)
         metrics[f"{tag}_shared_untuned_accuracy"] = evaluate(shared, splits.test)[1]
-        fit(shared, splits, finetune, log_csv=workdir / f"{tag}_finetune.csv", progress=False,
-            restore_best=True)
+        _retrain(shared, splits, finetune, workdir / f"{tag}_finetune.csv", teacher, distill)
         for stage, coder in (("shared", "bits"), ("huffman", "huffman"), ("coded", "ans")):
             metrics[f"{tag}_{stage}_bytes"], metrics[f"{tag}_{stage}_accuracy"] = _file_stage(
                 shared, workdir / f"{tag}_{stage}.nsz", coder, splits)

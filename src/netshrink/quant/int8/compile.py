@@ -13,7 +13,8 @@ PyTorch or as integer ONNX in onnxruntime (quant/onnx_export.py, mode="integer")
 runtime="auto" builds every runtime that can run the model, checks each against the reference
 integer arithmetic on the example, times them alternately on the example (its batch size
 matters: compile with the batch you will run) and keeps the fastest; a runtime that cannot run
-the model is left out with its reason in `skipped`.
+the model, or whose outputs disagree with the reference, is left out with its reason in
+`skipped` (an error only when none is left).
 """
 
 from __future__ import annotations
@@ -280,8 +281,16 @@ def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
     if not runners:
         reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
         raise NetshrinkError(f"no runtime can run this model ({reasons})")
-    for name, runner in runners.items():
-        _check_against(runner, expected, check_args, name)
+    failures = {}
+    for name, runner in list(runners.items()):
+        try:
+            _check_against(runner, expected, check_args, name)
+        except NetshrinkError as err:  # left out, with the reason; an error if none is left
+            failures[name] = err
+            skipped[name] = str(err)
+            del runners[name]
+    if not runners:
+        raise next(iter(failures.values()))
     timings = {}
     if len(runners) > 1:
         timings = _fastest(runners, args, threads, repeats)

@@ -220,11 +220,15 @@ def _dense_fbgemm(g: _Codegen, op: Dense, weight: torch.Tensor, xv: str, out: st
     products, summed in float32: oneDNN's output stage on a 10-column layer took longer
     than the whole float product)."""
     s_in, z_in = op.input_qparams.scale, op.input_qparams.zero_point
+    source = op.inputs[0]
+    if source in g.quantized and g.program.qparams(source) != op.input_qparams:
+        _as_plain(g, source)  # held at other qparams than the layer reads: rewrap below
+    held = source in g.quantized
     value = g.program.values[op.output]
     if not value.integer:
         real = g.const((weight.float() * op.weight_scale.float()[:, None]).contiguous(), "fw")
         bias = "None" if op.bias is None else g.const(op.bias.float().contiguous(), "b")
-        x = f"{xv}.dequantize()" if op.inputs[0] in g.quantized else \
+        x = f"{xv}.dequantize()" if held else \
             f"torch.add({-z_in * s_in!r}, {xv}, alpha={s_in!r})"
         g.emit(f"{out} = F.linear({x}, {real}, {bias})")
         return
@@ -238,7 +242,7 @@ def _dense_fbgemm(g: _Codegen, op: Dense, weight: torch.Tensor, xv: str, out: st
         packed = g.const(torch.ops.quantized.linear_prepack(qweight, bias), "fw")
     relu = op.lo >= q.zero_point
     kernel = "linear_relu" if relu else "linear"
-    x = xv if op.inputs[0] in g.quantized else \
+    x = xv if held else \
         f"torch._make_per_tensor_quantized_tensor({xv}.contiguous(), {s_in!r}, {z_in})"
     g.emit(f"{out} = torch.ops.quantized.{kernel}({x}, {packed}, {q.scale!r}, {q.zero_point})")
     if (op.lo, op.hi) != ((q.zero_point if relu else 0), 255):
