@@ -34,7 +34,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import tempfile
 import warnings
 from pathlib import Path
@@ -193,12 +192,13 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     flags = kernels.cpu_flags()
     shown = " ".join(f for f in FLAGS if f in flags)
-    print(f"CPU: {platform.processor() or platform.machine()}; flags: {shown}; "
+    print(f"CPU: {kernels.cpu_model()}; flags: {shown}; "
           f"VNNI: {kernels.has_vnni()}; {args.threads} threads (torch and onnxruntime); "
           f"medians of alternated calls; load average {_load():.2f}")
     torch.manual_seed(0)
     calibration = torch.rand(CALIBRATION, *SHAPE)
-    results = {"threads": args.threads, "cpu_flags": sorted(flags & set(FLAGS)),
+    results = {"threads": args.threads, "cpu": kernels.cpu_model(),
+               "cpu_flags": sorted(flags & set(FLAGS)),
                "vnni": kernels.has_vnni(), "torch": torch.__version__, "rows": {}}
     header = None
     with tempfile.TemporaryDirectory() as tmp:

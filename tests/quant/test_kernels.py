@@ -106,3 +106,10 @@ def test_int_mm_conv_on_cuda_matches_exact_integer_arithmetic():
                         bias.cuda(), geometry)
     acc = F.conv2d(q.double() - 200, w.double(), padding=1)
     assert torch.equal(out.cpu(), acc.float() * scale.view(-1, 1, 1) + bias.view(-1, 1, 1))
+
+
+def test_the_cpu_model_names_its_family_where_linux_says_it():
+    name = kernels.cpu_model()
+    assert isinstance(name, str) and name
+    if kernels.cpu_flags():  # /proc/cpuinfo was read
+        assert "family" in name or "model" not in name

@@ -131,7 +131,8 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def minilm_rows(protocol: dict) -> list[dict]:
     """float32 (PyTorch) and int8 MiniLM (integer ONNX on onnxruntime): cosine to float32,
-    latency (batch 32, timed alternately), file size."""
+    latency (batch 32, timed alternately, one untimed call of the same side before each timed
+    one, so neither is timed beside the other library's still-spinning threads), file size."""
     import copy
     import tempfile
     from pathlib import Path
@@ -159,7 +160,7 @@ def minilm_rows(protocol: dict) -> list[dict]:
     stats = measure.compare_latency({"float": lambda: float_model(**batch),
                                      "ptq": lambda: runner(**batch)},
                                     repeats=settings["repeats"], warmup=2,
-                                    num_threads=settings["threads"])
+                                    num_threads=settings["threads"], settle=1)
     torch.set_num_threads(1)
     return [{"model": "minilm", "method": name, "seeds": 1,
              "top1": 1.0 if name == "float" else float(cosine.mean()),
