@@ -51,7 +51,8 @@ SETTINGS = {
 # netshrink's own settings beside the paper's (not its protocol): the same densities and bits,
 # every retraining and the centroid fine-tuning by distillation from the trial's dense model.
 # Their own trials (the dense net trained again with the same seed), so the paper's trials keep
-# their ids. T and alpha were chosen on the validation split (a pilot, seed 0, in NOTES).
+# their ids. T and alpha were chosen on the validation split, seed 0, Fashion-MNIST, by
+# benchmarks/deep_compression_distill_choice.py (docs/results/deep_compression/distill_choice).
 DISTILL = {"temperature": 4.0, "alpha": 0.9}
 DISTILLED = {
     "lenet300": [{**SETTINGS["lenet300"][0], "name": "paper_distilled", "distill": DISTILL},
