@@ -9,6 +9,9 @@ in one run, medians:
   onednn            netshrink's default CPU kernel: torch.ops.onednn.qlinear_pointwise
                     (u8 x s8, int32 sums, float output with the scales and bias fused)
   fbgemm            torch.ops.quantized.linear_dynamic (what torch.ao quantize_dynamic runs)
+  fbgemm static     torch.ops.quantized.linear_relu on quint8 (7-bit) inputs, quint8 out: what
+                    torch.ao's static Linear and netshrink's torch program (kernels="fbgemm")
+                    run
   onnxruntime       MatMulInteger (u8 x s8 -> int32) in an onnxruntime session (MLAS)
   int_mm            torch._int_mm (s8 x s8 -> int32), CUDA's integer GEMM; on CPUs without a
                     fast path it is a plain loop: timed on one shape only, with 3 runs
@@ -73,6 +76,9 @@ def candidates(m: int, k: int, n: int, threads: int, with_int_mm: bool) -> dict:
                                     torch.qint8)
     fbgemm = torch.ops.quantized.linear_prepack(qw, b)
     out["fbgemm"] = lambda: torch.ops.quantized.linear_dynamic(x, fbgemm, True)
+    # static: uint8 in and out, the product netshrink's torch program runs with kernels="fbgemm"
+    qx = torch._make_per_tensor_quantized_tensor(q, 1 / 64, 0)
+    out["fbgemm static"] = lambda: torch.ops.quantized.linear_relu(qx, fbgemm, 0.05, 0)
     ort_run = _ort_matmul_integer(k, n, w_int.t().contiguous().numpy(), threads)
     q_np = q.numpy()
     out["onnxruntime"] = lambda: ort_run(q_np)
@@ -119,9 +125,11 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     flags = kernels.cpu_flags()
-    print(f"CPU: avx2={'avx2' in flags} avx512f={'avx512f' in flags} vnni={kernels.has_vnni()}; "
+    print(f"CPU: {kernels.cpu_model()}; avx2={'avx2' in flags} avx512f={'avx512f' in flags} "
+          f"vnni={kernels.has_vnni()}; "
           f"{args.threads} threads, {args.repeats} alternating repeats, medians")
-    results = {"threads": args.threads, "repeats": args.repeats, "vnni": kernels.has_vnni(),
+    results = {"threads": args.threads, "repeats": args.repeats, "cpu": kernels.cpu_model(),
+               "vnni": kernels.has_vnni(),
                "avx2": "avx2" in flags, "shapes": {}}
     for i, (label, (m, k, n)) in enumerate(SHAPES.items()):
         fns = candidates(m, k, n, args.threads, with_int_mm=(i == 0))

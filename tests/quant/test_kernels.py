@@ -108,8 +108,16 @@ def test_int_mm_conv_on_cuda_matches_exact_integer_arithmetic():
     assert torch.equal(out.cpu(), acc.float() * scale.view(-1, 1, 1) + bias.view(-1, 1, 1))
 
 
-def test_the_cpu_model_names_its_family_where_linux_says_it():
-    name = kernels.cpu_model()
-    assert isinstance(name, str) and name
-    if kernels.cpu_flags():  # /proc/cpuinfo was read
-        assert "family" in name or "model" not in name
+def test_the_cpu_model_names_its_family_where_linux_says_it(monkeypatch, tmp_path):
+    text = ("processor\t: 0\nmodel name\t: AMD EPYC\ncpu family\t: 23\nmodel\t\t: 1\n"
+            "flags\t\t: fpu avx2 fma\n\nprocessor\t: 1\nflags\t\t: other\n")
+    (tmp_path / "cpuinfo").write_text(text)
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(
+        tmp_path / "cpuinfo" if path == "/proc/cpuinfo" else path, *a, **k))
+    kernels._first_cpu.cache_clear()
+    try:
+        assert kernels.cpu_model() == "AMD EPYC (family 23, model 1)"
+        assert kernels.cpu_flags() == frozenset({"fpu", "avx2", "fma"})  # the first CPU's
+    finally:
+        kernels._first_cpu.cache_clear()

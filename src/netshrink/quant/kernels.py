@@ -38,23 +38,8 @@ KERNELS = ("onednn", "int_mm", "reference")
 
 
 @functools.cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-@functools.cache
-def cpu_model() -> str:
-    """The CPU's name, family and model (Linux /proc/cpuinfo), e.g. "AMD EPYC (family 23,
-    model 1)": machines with the same flags differ (Zen 1 runs 256-bit AVX2 as two halves),
-    so benchmarks print it beside the flags."""
+def _first_cpu() -> dict[str, str]:
+    """The fields of the first processor in Linux's /proc/cpuinfo (empty elsewhere)."""
     fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as handle:
@@ -64,8 +49,21 @@ def cpu_model() -> str:
                 key, _, value = line.partition(":")
                 fields[key.strip()] = value.strip()
     except OSError:
-        return platform.processor() or platform.machine()
-    name = fields.get("model name", platform.machine())
+        pass
+    return fields
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    return frozenset(_first_cpu().get("flags", "").split())
+
+
+def cpu_model() -> str:
+    """The CPU's name, family and model, e.g. "AMD EPYC (family 23, model 1)": machines with
+    the same flags differ (Zen 1 runs 256-bit AVX2 as two halves), so benchmarks print it
+    beside the flags."""
+    fields = _first_cpu()
+    name = fields.get("model name") or platform.processor() or platform.machine()
     if "cpu family" in fields and "model" in fields:
         return f"{name} (family {fields['cpu family']}, model {fields['model']})"
     return name

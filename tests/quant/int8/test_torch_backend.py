@@ -98,3 +98,27 @@ def test_a_layer_fbgemm_cannot_take_is_refused_by_name():
     with pytest.raises(NetshrinkError, match="kernels='mkl'"):
         torch_backend.layers_on_fbgemm(fused, "mkl")
     assert torch_backend.layers_on_fbgemm(fused, "onednn") == frozenset()
+
+
+@fbgemm
+def test_a_two_input_user_model_saved_and_loaded_into_a_fresh_instance_runs_on_fbgemm(tmp_path):
+    import netshrink
+    from netshrink.quant import Static, compile_int8
+
+    from .conftest import TwoInputs
+
+    torch.manual_seed(0)
+    a, b = torch.randn(64, 6), torch.randn(64, 4)
+    model = TwoInputs().eval()
+    netshrink.quantize_(model, Static(observer="minmax"), data=[{"a": a, "b": b}])
+    path = netshrink.save(model, tmp_path / "two.safetensors")
+    loaded = netshrink.load(path, model=TwoInputs())
+    data = [{"a": a, "b": b}]
+    before = compile_int8(model, (a[:8], b[:8]), data=data, runtime="torch", kernels="fbgemm")
+    after = compile_int8(loaded, (a[:8], b[:8]), data=data, runtime="torch", kernels="fbgemm")
+    assert after.variant == "torch, fbgemm kernels"
+    assert after.code.count("torch.ops.quantized.linear") == 2  # left and right; out is float
+    torch.testing.assert_close(after(a[:8], b[:8]), before(a[:8], b[:8]), rtol=0, atol=0)
+    with torch.no_grad():
+        expected = model(a[:8], b[:8])
+    assert (after(a[:8], b[:8]) - expected).abs().max() < 0.05 * expected.abs().max()

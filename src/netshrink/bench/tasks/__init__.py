@@ -158,6 +158,20 @@ def field_defaults(cls) -> dict:
     return out
 
 
+def distill_config(given, where: str):
+    """A task's distillation settings (netshrink.distill.DistillConfig fields) as the config,
+    or a NetshrinkError naming `where` and the field."""
+    from netshrink.distill import DistillConfig
+
+    if not isinstance(given, dict):
+        raise NetshrinkError(f"{where} must be a mapping of DistillConfig fields, e.g. "
+                             "{temperature: 4, alpha: 0.9}")
+    try:
+        return DistillConfig(**given)
+    except TypeError as error:
+        raise NetshrinkError(f"{where}: {error}; see netshrink.distill.DistillConfig") from None
+
+
 def trial_model(workdir: Path, trial_id: str, what: str, hint: str) -> Path:
     """The model file an earlier trial of the same sweep wrote (found through
     `sweep.sweep_folder`, so it is the driver's folder on Ray too); refused with `hint` (what

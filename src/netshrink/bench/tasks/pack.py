@@ -27,7 +27,7 @@ import torch
 
 import netshrink
 from netshrink.bench.spec import TrialSpec
-from netshrink.bench.tasks import Task, known_keys
+from netshrink.bench.tasks import Task, distill_config, known_keys
 from netshrink.bench.tasks.train import build
 from netshrink.errors import NetshrinkError
 from netshrink.pack import ShareConfig, baselines, nsz, share_
@@ -61,21 +61,9 @@ def check_deep_compression(params: dict) -> None:
         if not isinstance(s.get("rounds"), int) or s["rounds"] < 1:
             raise NetshrinkError(f"params.settings[{i}].rounds must be a positive integer")
         if "distill" in s:
-            _distill_config(s["distill"], f"params.settings[{i}].distill")
+            distill_config(s["distill"], f"params.settings[{i}].distill")
     for key in ("retrain", "finetune"):
         TrainConfig.from_dict(dict(params.get(key, {})))
-
-
-def _distill_config(given, where: str):
-    from netshrink.distill import DistillConfig
-
-    if not isinstance(given, dict):
-        raise NetshrinkError(f"{where} must be a mapping of DistillConfig fields, e.g. "
-                             "{temperature: 4, alpha: 0.9}")
-    try:
-        return DistillConfig(**given)
-    except TypeError as error:
-        raise NetshrinkError(f"{where}: {error}; see netshrink.distill.DistillConfig") from None
 
 
 def _retrain(model, splits, config, log_csv: Path, teacher=None, distill=None) -> None:
@@ -138,7 +126,7 @@ def deep_compression_task(spec: TrialSpec, workdir: Path) -> dict:
         else None
     for setting in params["settings"]:
         tag = setting["name"]
-        distill = _distill_config(setting["distill"], tag) if "distill" in setting else None
+        distill = distill_config(setting["distill"], tag) if "distill" in setting else None
         _prune_rounds(model, splits, _densities(model, setting["density"]), setting["rounds"],
                       retrain, workdir, tag, teacher, distill)
         metrics[f"{tag}_density"] = netshrink.prune.density(model)

@@ -25,7 +25,7 @@ import torch
 
 from netshrink import checks
 from netshrink.bench.spec import TrialSpec
-from netshrink.bench.tasks import Task, known_keys, trial_model
+from netshrink.bench.tasks import Task, distill_config, known_keys, trial_model
 from netshrink.errors import NetshrinkError
 from netshrink.prune.speedup import RUNTIMES
 
@@ -125,15 +125,10 @@ def check_prune(params: dict) -> None:
 
 def _distill_config(params: dict):
     """The DistillConfig of a "distill" recovery (refused on a "finetune" one)."""
-    from netshrink.distill import DistillConfig
-
     given = dict(checks.mapping(params.get("distill", {}), "distill"))
     if given and params.get("recovery", "finetune") != "distill":
         raise NetshrinkError("distill settings need recovery: distill (or drop distill)")
-    try:
-        return DistillConfig(**given)
-    except TypeError as error:
-        raise NetshrinkError(f"distill: {error}; see netshrink.distill.DistillConfig") from None
+    return distill_config(given, "distill")
 
 
 def prune_arm(model, splits, engine: str, criterion: str, sparsity: float, scope: str):

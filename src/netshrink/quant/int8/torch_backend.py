@@ -19,10 +19,11 @@ numbers and the layers' post-ops chosen, so a call runs one line per op and noth
 - kernels="fbgemm" runs every Linear without a residual on fbgemm (what torch.ao's x86
   Linear runs): quint8 in, quint8 out at the next value's scale and zero point
   (`quantized::linear[_relu]`, a narrower clamp after), and the float output layer as
-  float32 kernels on the dequantized weights. Without VNNI fbgemm's GEMM was about twice as
-  fast as oneDNN's on LeNet-300-100's 784 x 300 at batch 256 and slower on small products;
-  compile_int8's auto times both choices. Choosing per layer by timing each layer alone gave
-  a slower program (the conversions between the two are not free), so it is not offered.
+  float32 kernels on the dequantized weights. On an AVX2 CPU without VNNI LeNet-300-100's
+  program at batch 256 ran in half the time of the all-oneDNN one
+  (benchmarks/bench_int8_small.py); compile_int8's auto times both choices. Choosing per
+  layer by timing each layer alone gave a slower program (the conversions between the two
+  are not free), so it is not offered.
   Convolutions stay on oneDNN, faster than fbgemm's on every conv shape timed here.
 
 oneDNN's and fbgemm's output stages compute in float32, so an integer they write is the
@@ -88,7 +89,7 @@ def _fbgemm_engine():
             torch.backends.quantized.engine = previous
 
 
-def fbgemm_eligible(program: Program, op: Op) -> bool:
+def fbgemm_eligible(op: Op) -> bool:
     """A Linear that adds no residual: what the fbgemm choice can take (an integer output on
     fbgemm's kernel, the float output layer on float32 kernels over the dequantized weights)."""
     return isinstance(op, Dense) and not op.conv and op.residual is None
@@ -402,7 +403,7 @@ def generate(program: Program, every_value: bool = False,
 
 def _generate(program: Program, every_value: bool,
               on_fbgemm: frozenset[str] = frozenset()) -> _Codegen:
-    bad = [name for name in on_fbgemm if not fbgemm_eligible(program, program.producer(name))]
+    bad = [name for name in on_fbgemm if not fbgemm_eligible(program.producer(name))]
     if bad:
         raise NetshrinkError(f"the fbgemm choice runs Linear layers without a residual; "
                              f"{', '.join(bad)} is not one")
@@ -456,7 +457,7 @@ def layers_on_fbgemm(program: Program, kernels: str) -> frozenset[str]:
         raise NetshrinkError(f"kernels={kernels!r} is not one of {', '.join(KERNELS)}")
     if kernels == "onednn" or not fbgemm_available():
         return frozenset()
-    return frozenset(op.output for op in program.ops if fbgemm_eligible(program, op))
+    return frozenset(op.output for op in program.ops if fbgemm_eligible(op))
 
 
 def run_values(program: Program, *inputs: torch.Tensor,
