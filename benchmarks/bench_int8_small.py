@@ -147,7 +147,7 @@ def time_row(sides: dict, x, threads: int, repeats: int) -> dict:
     calls = {name: (lambda fn=fn: fn(x)) for name, fn in sides.items()}
     load = _load()
     stats = measure.compare_latency(calls, repeats=repeats, warmup=5, num_threads=threads,
-                                    settle=1)
+                                    settle=1, isolate=True)
     return {"stats": {k: v.to_dict() for k, v in stats.items()},
             "load_before": load, "load_after": _load()}
 

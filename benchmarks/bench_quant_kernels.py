@@ -135,7 +135,8 @@ def main(argv=None) -> int:
         fns = candidates(m, k, n, args.threads, with_int_mm=(i == 0))
         slow = {name: fns.pop(name) for name in ("int_mm",) if name in fns}
         stats = measure.compare_latency(fns, repeats=args.repeats, warmup=3,
-                                        num_threads=args.threads)
+                                        num_threads=args.threads, settle=1,
+                                        isolate=True)
         if slow:
             stats.update(measure.compare_latency(slow, repeats=3, warmup=1,
                                                  num_threads=args.threads))

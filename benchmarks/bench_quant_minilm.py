@@ -146,7 +146,8 @@ def time_sides(sides: dict[str, Side], threads: int, repeats: int, warmup: int,
     fns = {name: side.runner(threads) for name, side in sides.items()}
     return measure.compare_latency({name: (lambda fn=fn: fn(batch)) for name, fn in
                                     fns.items()}, repeats=repeats, warmup=warmup,
-                                   num_threads=threads, settle=settle)
+                                   num_threads=threads, settle=settle,
+                                   isolate=bool(settle))
 
 
 def verdict(rows: dict) -> dict:

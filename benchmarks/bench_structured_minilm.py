@@ -52,7 +52,8 @@ def main() -> None:
     for batch in (1, 32):
         inputs = minilm.tokenize(EVALUATION[:batch])
         stats = compare_latency({k: (lambda m=m, x=inputs: m(**x)) for k, m in sides.items()},
-                                repeats=args.repeats, num_threads=args.threads)
+                                repeats=args.repeats, num_threads=args.threads, settle=1,
+                                isolate=True)
         timings[batch] = {k: s.median for k, s in stats.items()}
     print(f"MiniLM, {args.sparsity:.0%} of heads and FFN neurons removed, no fine-tuning; "
           f"{args.threads} threads; load average {os.getloadavg()[0]:.2f}")

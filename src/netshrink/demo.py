@@ -212,7 +212,8 @@ def _measure(rows: list[dict], dataset: str, seed: int) -> None:
                     row["deployed_accuracy"] = evaluate(program, test)[1]
             labels = {f"{name} | {runtime}": (name, runtime) for name, runtime in sides}
             stats = compare_latency({label: sides[key] for label, key in labels.items()},
-                                    repeats=REPEATS, warmup=3, num_threads=THREADS, settle=1)
+                                    repeats=REPEATS, warmup=3, num_threads=THREADS, settle=1,
+                                    isolate=True)
             for row in rows:
                 timed = {key[1]: 1e3 * stats[label].median for label, key in labels.items()
                          if key[0] == row["model"]}

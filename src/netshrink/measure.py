@@ -2,7 +2,8 @@
 
 Latency follows the rules for a shared machine: fixed thread count, warm-up, many repetitions,
 median and spread; `compare_latency` alternates candidates (A B A B ...) so that a burst of load
-from elsewhere hits every side alike.
+from elsewhere hits every side alike, and can wait between them until the last one's runtime
+threads stop spinning, so that no side is timed sharing the cores with another's.
 """
 
 from __future__ import annotations
@@ -135,23 +136,54 @@ def _stats(samples: list[float], n_threads: int) -> LatencyStats:
     return LatencyStats(statistics.median(ordered), q[0], q[-1], len(ordered), n_threads)
 
 
+IDLE_WAIT = 0.25
+"""Seconds an isolated timing waits at most for the last candidate's threads to go idle."""
+SETTLE_SECONDS = 0.02
+"""Seconds of untimed calls before each isolated timed call."""
+
+
+def wait_until_idle(max_wait: float = IDLE_WAIT, step: float = 0.002) -> float:
+    """Sleep until this process's threads stop using the CPU, or `max_wait` seconds pass;
+    returns the seconds waited.
+
+    Runtimes keep their worker threads spinning after a call, waiting for the next one: on the
+    2-core machine of 2026-12-02, onnxruntime's for about 55 ms of CPU and OpenMP's (PyTorch)
+    for about 9 ms. A model of another runtime started in that window shares the cores with
+    them: PyTorch's 256 x 784 x 300 product took 6-16 ms right after an onnxruntime call
+    against 1.95 ms alone.
+    """
+    start = time.perf_counter()
+    while True:
+        cpu, wall = time.process_time(), time.perf_counter()
+        time.sleep(step)
+        now = time.perf_counter()
+        if (time.process_time() - cpu) < 0.1 * (now - wall) or now - start >= max_wait:
+            return now - start
+
+
 def compare_latency(
     candidates: dict[str, Callable[[], object]],
     repeats: int = 50,
     warmup: int = 5,
     num_threads: int | None = None,
     settle: int = 0,
+    isolate: bool = False,
 ) -> dict[str, LatencyStats]:
     """Time each zero-argument callable, interleaved A B A B ..., after `warmup` calls each.
 
-    settle: untimed calls of each candidate just before each of its timed calls, so that the
-    previous candidate's threads (onnxruntime's and OpenMP's spin after their work) have
-    handed the cores back before the clock starts.
+    settle: untimed calls of each candidate just before each of its timed calls, so that its
+    own threads are awake when the clock starts, as they are for a model called repeatedly.
+    isolate: time each candidate as if it ran alone, for candidates on different runtimes
+    (PyTorch, onnxruntime): before its turn, wait for the previous candidate's threads to stop
+    spinning (`wait_until_idle`), then settle it for at least SETTLE_SECONDS of calls. One
+    settle call was not enough: onnxruntime right after PyTorch took 3.7 ms against 2.5 alone
+    on LeNet-300-100 at batch 256 (2026-12-02), and 20 ms of calls brought it back.
     """
     if not candidates:
         raise ValueError("compare_latency needs at least one candidate")
     if settle < 0:
         raise ValueError(f"settle={settle} must be 0 or more")
+    isolate = isolate and len(candidates) > 1
     with threads(num_threads) as n, torch.inference_mode():
         for fn in candidates.values():
             for _ in range(warmup):
@@ -159,7 +191,12 @@ def compare_latency(
         samples: dict[str, list[float]] = {name: [] for name in candidates}
         for _ in range(repeats):
             for name, fn in candidates.items():
+                if isolate:
+                    wait_until_idle()
+                started = time.perf_counter()
                 for _ in range(settle):
+                    fn()
+                while isolate and time.perf_counter() - started < SETTLE_SECONDS:
                     fn()
                 t0 = time.perf_counter()
                 fn()

@@ -110,7 +110,8 @@ def latency_rows(models: dict[str, nn.Module], make_input: Callable[[int], objec
                 else:
                     sides = {n: _onnx_runner(s, inputs) for n, s in sessions.items()}
                 stats = compare_latency(sides, repeats=repeats, warmup=warmup,
-                                        num_threads=threads, settle=settle)
+                                        num_threads=threads, settle=settle,
+                                        isolate=bool(settle))
                 first = stats[next(iter(models))].median
                 for name, s in stats.items():
                     rows.append({"runtime": runtime, "batch": batch, "model": name,

@@ -86,7 +86,8 @@ def measure_rows(recipe, rows: list[dict], files: dict[str, Path], splits, model
                 row["runtime_accuracy"] = evaluate(timed[name], splits.test)[1]
         stats = compare_latency({n: (lambda m=m, x=example: m(x)) for n, m in timed.items()},
                                 repeats=settings["repeats"], warmup=settings["warmup"],
-                                num_threads=settings["threads"], settle=1)
+                                num_threads=settings["threads"], settle=1,
+                                isolate=True)
         for row in rows:
             s = stats[row["stage"]]
             row[f"latency_ms_b{batch}"] = 1e3 * s.median

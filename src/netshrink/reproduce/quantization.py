@@ -160,7 +160,8 @@ def minilm_rows(protocol: dict) -> list[dict]:
     stats = measure.compare_latency({"float": lambda: float_model(**batch),
                                      "ptq": lambda: runner(**batch)},
                                     repeats=settings["repeats"], warmup=2,
-                                    num_threads=settings["threads"], settle=1)
+                                    num_threads=settings["threads"], settle=1,
+                                    isolate=True)
     torch.set_num_threads(1)
     return [{"model": "minilm", "method": name, "seeds": 1,
              "top1": 1.0 if name == "float" else float(cosine.mean()),

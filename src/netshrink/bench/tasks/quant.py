@@ -78,7 +78,8 @@ def _latency(models: dict, example: torch.Tensor, repeats: int, splits
     deployed = {k: as_deployed(m, example, data=splits, threads=1, repeats=repeats)
                 for k, m in models.items()}
     stats = measure.compare_latency({k: (lambda m=d[0]: m(example)) for k, d in deployed.items()},
-                                    repeats=repeats, warmup=3, num_threads=1)
+                                    repeats=repeats, warmup=3, num_threads=1, settle=1,
+                                    isolate=True)
     return ({k: 1000 * s.median for k, s in stats.items()},
             {k: d[1] for k, d in deployed.items()}, {k: d for k, d in deployed.items()})
 

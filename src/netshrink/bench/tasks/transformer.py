@@ -386,7 +386,8 @@ def measure_task(spec: TrialSpec, workdir: Path) -> dict:
         inputs = minilm.tokenize(timed)
         stats = measure.compare_latency(
             {name: (lambda m=model, x=inputs: m(**x)) for name, (model, _, _) in stages.items()},
-            repeats=p["repeats"], warmup=2, num_threads=p["threads"], settle=1)
+            repeats=p["repeats"], warmup=2, num_threads=p["threads"], settle=1,
+            isolate=True)
         for name, s in stats.items():
             metrics[f"{name}|b{batch}_ms"] = 1000 * s.median
             metrics[f"{name}|b{batch}_p10_ms"] = 1000 * s.p10

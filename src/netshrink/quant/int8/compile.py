@@ -38,6 +38,7 @@ RUNTIMES = ("auto", "torch", "onnxruntime")
 CHECK_ROWS = 4
 # Seconds of timed calls per candidate that runtime="auto" aims for.
 TIMING_BUDGET = 0.5
+MAX_REPEATS = 30
 
 
 class CompiledModel(nn.Module):
@@ -213,15 +214,16 @@ def _export_integer(model: nn.Module, args, path: Path) -> Path:
 
 def _fastest(runners: dict, args, threads: int | None, repeats: int | None) -> dict:
     """Median seconds of each runner on `args`, timed alternately (one settle call before
-    each timed one). repeats None: as many as fit in about TIMING_BUDGET seconds per
-    candidate, from 10 to 200 (a choice made on a loaded machine needs many)."""
+    each timed one, after the last runner's threads stop spinning). repeats None: as many as
+    fit in about TIMING_BUDGET seconds of calls per candidate, from 10 to MAX_REPEATS (a
+    choice made on a loaded machine needs many; each turn also waits for the threads)."""
     calls = {name: (lambda r=r: r(*args)) for name, r in runners.items()}
     if repeats is None:
         probe = measure.compare_latency(calls, repeats=3, warmup=2, num_threads=threads)
         slowest = max(s.median for s in probe.values())
-        repeats = int(min(200, max(10, TIMING_BUDGET / max(slowest, 1e-6))))
+        repeats = int(min(MAX_REPEATS, max(10, TIMING_BUDGET / max(slowest, 1e-6))))
     stats = measure.compare_latency(calls, repeats=repeats, warmup=3, num_threads=threads,
-                                    settle=1)
+                                    settle=1, isolate=True)
     return {name: s.median for name, s in stats.items()}
 
 
@@ -238,7 +240,7 @@ def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
     runtime: "auto" (the fastest on `example`), "torch" or "onnxruntime".
     threads: intra-op threads for onnxruntime and for timing (None: torch's current count).
     repeats: timed calls of each candidate when there is more than one (None: as many as
-        fit in about TIMING_BUDGET seconds each, 10 to 200).
+        fit in about TIMING_BUDGET seconds each, 10 to MAX_REPEATS).
     kernels: one runtime's choice of kernels (None: time every choice and keep the fastest).
         onnxruntime: "integer", "float" or "mixed" (onnx_backend.KERNELS); torch: "onednn"
         or "fbgemm" (for its Linear layers; torch_backend.KERNELS). Under "auto" it
