@@ -258,9 +258,9 @@ def _runtimes(row: dict) -> str:
 
 def _note() -> str:
     return ("\nAccuracy of the model loaded from each row's file; bytes of that file; latency: "
-            f"median of {REPEATS} alternated calls per batch size, {THREADS} threads, real test "
-            "images, each model as deployed (masks and codebooks computed into plain weights) "
-            "on every runtime it can run on (float: PyTorch and onnxruntime; static int8: "
+            f"median of {REPEATS} alternated, isolated calls per batch size, {THREADS} threads, "
+            "real test images, each model as deployed (masks and codebooks computed into plain "
+            "weights) on every runtime it can run on (float: PyTorch and onnxruntime; static int8: "
             "netshrink's integer program, compile_int8 choosing its runtime), all sides in one "
             "run; each row shows its fastest, and the ratios are to the dense model on its "
             "fastest runtime. demo.json has every side's time and the int8 programs' accuracy "

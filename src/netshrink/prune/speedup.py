@@ -88,7 +88,8 @@ def latency_rows(models: dict[str, nn.Module], make_input: Callable[[int], objec
     against the first model of `models`, all sides of a (runtime, batch) timed alternately;
     settle: untimed calls of a side just before each of its timed ones (its weights back in
     cache and the previous side's threads gone: without it, identical architectures timed
-    in one run differed by up to 2x at batch 1)."""
+    in one run differed by up to 2x at batch 1); with settle, sides are also timed isolated
+    (measure.compare_latency(isolate=True))."""
     rows = []
     for model in models.values():
         model.eval()

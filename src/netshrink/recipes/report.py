@@ -145,9 +145,9 @@ def markdown(recipe, rows: list[dict]) -> str:
     reference = rows[0].get("reference")
     if reference:
         lines += ["", f"Ratios to stage `{reference}`; latency: median of "
-                  f"{recipe.measure['repeats']} alternated calls, {recipe.measure['threads']} "
-                  "threads, on test examples; accuracy of the model loaded from each stage's "
-                  "file."]
+                  f"{recipe.measure['repeats']} alternated, isolated calls, "
+                  f"{recipe.measure['threads']} threads, on test examples; accuracy of the model "
+                  "loaded from each stage's file."]
     compiled = [r for r in rows if "runtime_accuracy" in r]
     if compiled:
         lines += ["", f"Statically quantized stages are timed as `netshrink.quant.compile_int8` "

