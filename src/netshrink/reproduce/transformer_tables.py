@@ -145,7 +145,7 @@ def write(run, distill_trial, prune_trial, gptq_trial, measure_trial, target_tex
         parts += [f"## Every stage as deployed ({measured['eval_sentences']:,} held-out "
                   "sentences)", "",
                   f"Latency: median ms of {s['measure']['repeats']} runs, every stage timed "
-                  f"alternately in one run, {measured['threads']} threads (CPU: "
+                  f"alternately and isolated in one run, {measured['threads']} threads (CPU: "
                   f"{measured['cpu_flags']}), a batch of 1 and of 32 held-out sentences of "
                   f"32-64 tokens (padded to {measured.get('latency_tokens_b32')}); speed-ups "
                   "and sizes against the original float32 model in PyTorch. Quality: "
