@@ -5,10 +5,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("transformers")
-from netshrink.bench.tasks import transformer as tasks  # noqa: E402
-from netshrink.reproduce import ReproOptions  # noqa: E402
-from netshrink.reproduce import transformer  # noqa: E402
+from netshrink.bench.tasks import transformer as tasks
+from netshrink.reproduce import ReproOptions, transformer
 
 
 @pytest.mark.parametrize("full", [False, True])
