@@ -142,15 +142,18 @@ SETTLE_SECONDS = 0.02
 """Seconds of untimed calls before each isolated timed call."""
 
 
-def wait_until_idle(max_wait: float = IDLE_WAIT, step: float = 0.002) -> float:
+def wait_until_idle(max_wait: float = IDLE_WAIT, step: float = 0.01) -> float:
     """Sleep until this process's threads stop using the CPU, or `max_wait` seconds pass;
     returns the seconds waited.
 
-    Runtimes keep their worker threads spinning after a call, waiting for the next one: on the
-    2-core machine of 2026-12-02, onnxruntime's for about 55 ms of CPU and OpenMP's (PyTorch)
-    for about 9 ms. A model of another runtime started in that window shares the cores with
-    them: PyTorch's 256 x 784 x 300 product took 6-16 ms right after an onnxruntime call
-    against 1.95 ms alone.
+    Runtimes keep their worker threads spinning after a call, waiting for the next one
+    (onnxruntime's for tens of milliseconds of CPU on the 2-core machine of 2026-12-02, see
+    benchmarks/bench_timing_isolation.py); a model of another runtime started in that window
+    shares the cores with them.
+
+    step: the window over which the process's CPU time is read. Linux accounts the time of a
+    thread running on another core at its scheduler ticks (4 ms here), so a 2 ms window could
+    read zero beside a spinning thread; 10 ms spans at least two ticks.
     """
     start = time.perf_counter()
     while True:
@@ -175,9 +178,8 @@ def compare_latency(
     own threads are awake when the clock starts, as they are for a model called repeatedly.
     isolate: time each candidate as if it ran alone, for candidates on different runtimes
     (PyTorch, onnxruntime): before its turn, wait for the previous candidate's threads to stop
-    spinning (`wait_until_idle`), then settle it for at least SETTLE_SECONDS of calls. One
-    settle call was not enough: onnxruntime right after PyTorch took 3.7 ms against 2.5 alone
-    on LeNet-300-100 at batch 256 (2026-12-02), and 20 ms of calls brought it back.
+    spinning (`wait_until_idle`), then settle it for at least SETTLE_SECONDS of calls
+    (benchmarks/bench_timing_isolation.py compares the protocols with each side timed alone).
     """
     if not candidates:
         raise ValueError("compare_latency needs at least one candidate")

@@ -131,7 +131,7 @@ def distill_student(student, teacher, p: dict, workdir: Path) -> dict:
     hint_weight = p.get("hint_weight", 0.0)
     hints = layer_hints(teacher, student) if hint_weight else ()
     config = DistillConfig(loss=p["loss"], relations=relations, hints=hints,
-                           hint_weight=hint_weight or 1.0)
+                           hint_weight=hint_weight)
     train_config = TrainConfig(optimizer="adamw", lr=p["lr"], batch_size=p["batch_size"],
                                iterations=p["steps"], lr_schedule="cosine",
                                eval_every=max(1, p["steps"] // p["evaluations"]), device="cpu")
