@@ -4,6 +4,12 @@ The public verbs live here (prune_, quantize_, distill, share_, save, load); eac
 its own subpackage (data, models, train, measure, prune, quant, distill, pack, bench).
 """
 
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 # distill is a callable module: netshrink.distill(student, teacher, data, config, train_config)
@@ -14,8 +20,16 @@ from netshrink.prune import prune_
 from netshrink.quant import quantize_
 from netshrink.serialize import load, save
 
+if TYPE_CHECKING:
+    from netshrink.recipes.runner import RunResult
+    from netshrink.recipes.schema import Recipe
 
-def run(recipe, out, **options):
+
+def run(
+    recipe: Recipe | Mapping[str, Any] | str | os.PathLike,
+    out: str | os.PathLike,
+    **options: Any,
+) -> RunResult:
     """Run a recipe (a YAML path, a mapping or a Recipe) into folder `out`; see
     netshrink.recipes.run (imported here on first use: recipes read YAML)."""
     from netshrink.recipes import run as run_recipe

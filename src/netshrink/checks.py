@@ -18,7 +18,7 @@ from netshrink.errors import NetshrinkError
 SEED_LIMIT = 2**63  # seeds are int64 for torch.Generator.manual_seed
 
 
-def show(value) -> str:
+def show(value: object) -> str:
     """`value`'s repr, cut short: a message names the culprit, it does not echo a megabyte."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -37,7 +37,7 @@ def _rule(low, high, low_open: bool, high_open: bool) -> str:
     return "any value"
 
 
-def real(value, name: str, low: float | None = None, high: float | None = None, *,
+def real(value: object, name: str, low: float | None = None, high: float | None = None, *,
          low_open: bool = False, high_open: bool = False) -> float:
     """A finite number (not a bool) within the bounds; returned as a float."""
     rule = _rule(low, high, low_open, high_open)
@@ -52,7 +52,7 @@ def real(value, name: str, low: float | None = None, high: float | None = None, 
     return number
 
 
-def integer(value, name: str, low: int | None = None, high: int | None = None) -> int:
+def integer(value: object, name: str, low: int | None = None, high: int | None = None) -> int:
     """A whole number (not a bool, not a float) within [low, high]; returned as an int."""
     if low == 1 and high is None:
         kind = "a positive integer"
@@ -66,16 +66,16 @@ def integer(value, name: str, low: int | None = None, high: int | None = None) -
     return int(value)
 
 
-def optional_integer(value, name: str, low: int | None = None, high: int | None = None
+def optional_integer(value: object, name: str, low: int | None = None, high: int | None = None
                      ) -> int | None:
     return None if value is None else integer(value, name, low, high)
 
 
-def positive_integer(value, name: str, high: int | None = None) -> int:
+def positive_integer(value: object, name: str, high: int | None = None) -> int:
     return integer(value, name, 1, high)
 
 
-def seed(value, name: str = "seed") -> int:
+def seed(value: object, name: str = "seed") -> int:
     """A seed: an integer in [0, 2**63) (what torch.Generator.manual_seed takes)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or \
             not 0 <= int(value) < SEED_LIMIT:
@@ -83,14 +83,14 @@ def seed(value, name: str = "seed") -> int:
     return int(value)
 
 
-def boolean(value, name: str) -> bool:
+def boolean(value: object, name: str) -> bool:
     """True or False, and nothing else ("no", 0 and None are not booleans)."""
     if not isinstance(value, bool):
         raise NetshrinkError(f"{name}={show(value)} must be true or false")
     return value
 
 
-def choice(value, name: str, options: Iterable[str]) -> str:
+def choice(value: object, name: str, options: Iterable[str]) -> str:
     """One of `options` (text)."""
     options = tuple(options)
     if not isinstance(value, str) or value not in options:
@@ -98,18 +98,18 @@ def choice(value, name: str, options: Iterable[str]) -> str:
     return value
 
 
-def optional_choice(value, name: str, options: Iterable[str]) -> str | None:
+def optional_choice(value: object, name: str, options: Iterable[str]) -> str | None:
     return None if value is None else choice(value, name, options)
 
 
-def text(value, name: str) -> str:
+def text(value: object, name: str) -> str:
     """Non-empty text."""
     if not isinstance(value, str) or not value:
         raise NetshrinkError(f"{name}={show(value)} must be non-empty text")
     return value
 
 
-def patterns(value, name: str) -> tuple[str, ...]:
+def patterns(value: object, name: str) -> tuple[str, ...]:
     """A list of layer name patterns (a lone string is refused: it is not a list of names)."""
     if isinstance(value, str | bytes | dict) or not isinstance(value, Iterable):
         raise NetshrinkError(f"{name}={show(value)} must be a list of layer name patterns")
@@ -120,7 +120,7 @@ def patterns(value, name: str) -> tuple[str, ...]:
     return items
 
 
-def mapping(value, name: str) -> dict:
+def mapping(value: object, name: str) -> dict:
     """A mapping with text keys."""
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise NetshrinkError(f"{name}={show(value)} must be a mapping of names to values")

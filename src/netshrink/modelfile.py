@@ -20,13 +20,18 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from netshrink.errors import NetshrinkError
+
+if TYPE_CHECKING:
+    from safetensors import safe_open
 
 MAX_DEPTH = 64  # metadata nested deeper than this is refused before it is walked
 CHECKSUM_SINCE = 4  # files of this format version and later must carry a checksum
@@ -43,13 +48,13 @@ BUILD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, Run
                 OverflowError, RecursionError, AssertionError, NotImplementedError)
 
 
-def corrupt(path, what: str) -> NetshrinkError:
+def corrupt(path: str | os.PathLike, what: str) -> NetshrinkError:
     return NetshrinkError(f"{path}: corrupt netshrink metadata ({what})")
 
 
 # ---- 1. the metadata --------------------------------------------------------------------
 
-def parse_metadata(raw, path) -> dict:
+def parse_metadata(raw: object, path: str | os.PathLike) -> dict:
     """The metadata JSON text `raw` as a dict, refusing invalid or too deeply nested JSON."""
     if not isinstance(raw, str):
         raise corrupt(path, "not text")
@@ -64,7 +69,7 @@ def parse_metadata(raw, path) -> dict:
     return header
 
 
-def depth(value) -> int:
+def depth(value: object) -> int:
     """How deeply lists and dicts nest in `value` (iterative: no recursion to exhaust)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -78,7 +83,7 @@ def depth(value) -> int:
     return deepest
 
 
-def check_header(header: dict, path, current_version: int) -> None:
+def check_header(header: dict, path: str | os.PathLike, current_version: int) -> None:
     """Refuse metadata that is not of the shape netshrink writes (the field named)."""
     from netshrink.core import transforms
 
@@ -118,7 +123,7 @@ def _check_sparse(sparse, path) -> None:
             raise NetshrinkError(f"{path}: corrupt sparse tensor {name!r} (its shape)")
 
 
-def is_shape(shape) -> bool:
+def is_shape(shape: object) -> bool:
     """A tensor shape as a file may hold it: a short list of non-negative integers."""
     return isinstance(shape, list) and len(shape) <= 16 and all(
         isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in shape)
@@ -126,8 +131,13 @@ def is_shape(shape) -> bool:
 
 # ---- 2. the tensors the file holds ------------------------------------------------------
 
-def file_layout(handle, header: dict, path, mask_suffix: str, values_suffix: str
-                ) -> dict[str, tuple[str, tuple[int, ...]]]:
+def file_layout(
+    handle: safe_open,
+    header: dict,
+    path: str | os.PathLike,
+    mask_suffix: str,
+    values_suffix: str,
+) -> dict[str, tuple[str, tuple[int, ...]]]:
     """{name: (dtype, shape)} of the tensors a file holds, sparse ones as they load (dense),
     from the safetensors header of the open `handle` alone (nothing is read)."""
     stored = {}
@@ -162,7 +172,7 @@ def model_layout(model: nn.Module) -> dict[str, tuple[str | None, tuple[int, ...
             if isinstance(v, torch.Tensor)}
 
 
-def check_layout(model: nn.Module, stored: dict, path) -> None:
+def check_layout(model: nn.Module, stored: dict, path: str | os.PathLike) -> None:
     """Refuse a file whose tensors are not exactly the model's (names, shapes, dtypes)."""
     expected = model_layout(model)
     missing = sorted(set(expected) - set(stored))
@@ -190,7 +200,7 @@ def _names(names: list[str]) -> str:
 
 
 @contextlib.contextmanager
-def rebuilding(path) -> Iterator[None]:
+def rebuilding(path: str | os.PathLike) -> Iterator[None]:
     """Report an error that metadata caused while a model is built or replayed from it as a
     corrupt file (the schema checks catch the usual ones; this catches what they cannot)."""
     try:
@@ -203,7 +213,7 @@ def rebuilding(path) -> Iterator[None]:
                              f"cannot be built ({type(err).__name__}: {message})") from None
 
 
-def on_meta(build: Callable[[], nn.Module], path) -> nn.Module:
+def on_meta(build: Callable[[], nn.Module], path: str | os.PathLike) -> nn.Module:
     """`build()` run on the meta device: the architecture's shapes without its memory."""
     with rebuilding(path), torch.device("meta"):
         return build()
@@ -222,7 +232,11 @@ def checksum(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def verify_checksum(tensors: dict[str, torch.Tensor], header: dict, path) -> None:
+def verify_checksum(
+    tensors: dict[str, torch.Tensor],
+    header: dict,
+    path: str | os.PathLike,
+) -> None:
     """Refuse tensors whose checksum differs from the one the file recorded (none: an older
     file, loaded as before)."""
     recorded = header.get("checksum")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -218,8 +219,13 @@ def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
                           lambda: _read(path, header))
 
 
-def build_and_fill(header: dict, stored: dict, model: nn.Module | None, path,
-                   read_tensors) -> nn.Module:
+def build_and_fill(
+    header: dict,
+    stored: dict,
+    model: nn.Module | None,
+    path: str | os.PathLike,
+    read_tensors: Callable[[], tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]],
+) -> nn.Module:
     """The model of a file (safetensors or .nsz) from its header: the architecture built
     (zoo: on the meta device first) or the user's instance replayed, checked against the
     file's tensor layout `stored` before `read_tensors()` decodes anything, then the weights

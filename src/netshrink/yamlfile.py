@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -24,12 +25,12 @@ MAX_ALIASES = 100
 class SafeLoader(yaml.SafeLoader):
     """yaml.SafeLoader with YAML 1.2 floats, no duplicate keys, and bounds on aliases/depth."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: str | bytes):
         super().__init__(stream)
         self._aliases = 0
         self._depth = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
@@ -73,7 +74,7 @@ SafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                            _mapping_without_duplicates)
 
 
-def parse_yaml(text: str, source: str = "yaml"):
+def parse_yaml(text: str, source: str = "yaml") -> Any:
     """The document in `text`; errors start with `source`."""
     if len(text) > MAX_BYTES:
         raise NetshrinkError(f"{source}: larger than {MAX_BYTES:,d} bytes")
@@ -87,7 +88,7 @@ def parse_yaml(text: str, source: str = "yaml"):
         raise NetshrinkError(f"{source}: nested too deep") from None
 
 
-def read_yaml(path: str | os.PathLike):
+def read_yaml(path: str | os.PathLike) -> Any:
     """The document in the YAML file at `path` (a missing, unreadable, too large or non-UTF-8
     file is one clear error)."""
     path = Path(path)

@@ -38,7 +38,7 @@ def check_patterns(patterns: Iterable[str], names: Iterable[str], option: str) -
             raise NetshrinkError(f"{option}: {pattern!r} matches no layer of the model{hint}")
 
 
-def last_match(name: str, table: Mapping[str, object]):
+def last_match(name: str, table: Mapping[str, object]) -> object:
     """The value of the last pattern of `table` that matches `name` (None if none does), so
     a general pattern written first is refined by specific ones after it."""
     found = None

@@ -57,7 +57,7 @@ def _replay_function(kind: str):
     return getattr(importlib.import_module(module), name)
 
 
-def check_entries(entries) -> list[dict]:
+def check_entries(entries: object) -> list[dict]:
     """The transform list of a file, refused unless it is a list of entries with known kinds,
     each of the shape its kind writes."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):

@@ -103,7 +103,7 @@ def count(inputs: Inputs) -> int:
     return len(tensors(inputs)[0])
 
 
-def take(inputs: Inputs, index) -> Inputs:
+def take(inputs: Inputs, index: int | slice | torch.Tensor) -> Inputs:
     """The examples at `index` (an int keeps the batch dimension out, as tensor[i] does)."""
     if isinstance(index, torch.Tensor):
         index = index.to(tensors(inputs)[0].device)
@@ -125,7 +125,7 @@ def arguments(inputs: Inputs) -> tuple[tuple, dict]:
     return (inputs,), {}
 
 
-def call(model: nn.Module | Callable, inputs: Inputs):
+def call(model: nn.Module | Callable, inputs: Inputs) -> Any:
     """model(x), model(*x) or model(**x), as `inputs` is a tensor, a tuple or a dict."""
     args, kwargs = arguments(inputs)
     return model(*args, **kwargs)
@@ -276,7 +276,7 @@ class Examples(Dataset):
     def __getitem__(self, index):
         return take(self.inputs, index), self.labels[index]
 
-    def subset(self, index) -> Examples:
+    def subset(self, index: torch.Tensor | slice) -> Examples:
         """The examples at `index` (a tensor of positions, or a slice) as a new data set."""
         return Examples(take(self.inputs, index), self.labels[index])
 

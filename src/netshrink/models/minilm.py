@@ -13,14 +13,18 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from netshrink.errors import NetshrinkError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 
@@ -70,7 +74,11 @@ def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return F.normalize(mean, dim=-1)
 
 
-def minilm(input_shape=None, num_classes=None, layers: int | None = None):
+def minilm(
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+    layers: int | None = None,
+) -> SentenceEncoder:
     """all-MiniLM-L6-v2's architecture (random weights; see `pretrained()` for the real ones).
 
     layers: the number of transformer layers (None: the published 6); a student built by
@@ -140,7 +148,7 @@ def pretrained() -> SentenceEncoder:
 
 
 @functools.cache
-def tokenizer():
+def tokenizer() -> PreTrainedTokenizerBase:
     return _transformers().AutoTokenizer.from_pretrained(str(model_dir()))
 
 
@@ -153,7 +161,11 @@ def tokenize(sentences: Sequence[str]) -> dict[str, torch.Tensor]:
 
 
 @torch.inference_mode()
-def encode(model, sentences: Sequence[str], batch_size: int = 32) -> torch.Tensor:
+def encode(
+    model: nn.Module | Callable[..., torch.Tensor],
+    sentences: Sequence[str],
+    batch_size: int = 32,
+) -> torch.Tensor:
     """Unit-length embeddings of `sentences`, computed `batch_size` at a time.
 
     model: the encoder (an nn.Module), or anything called the same way, such as an

@@ -7,6 +7,7 @@ import math
 import numbers
 import os
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -57,7 +58,7 @@ def create(
     input_shape: tuple[int, ...] = (1, 28, 28),
     num_classes: int = 10,
     init: str = "default",
-    **kwargs,
+    **kwargs: Any,
 ) -> nn.Module:
     """Build model `name` for inputs of `input_shape` (C, H, W) and `num_classes` outputs.
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from netshrink import checks
@@ -34,12 +36,18 @@ def _mlp(sizes: list[int], dropout: float = 0.0, input_dropout: float = 0.0) -> 
     return nn.Sequential(*layers)
 
 
-def lenet300(input_shape, num_classes):
+def lenet300(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """LeNet-300-100 (LeCun et al. 1998), the Lottery Ticket and Deep Compression MLP."""
     return _mlp([_flat(input_shape), 300, 100, num_classes])
 
 
-def mlp(input_shape, num_classes, widths=(1200, 1200), dropout=0.0, input_dropout=0.0):
+def mlp(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    widths: Sequence[int] = (1200, 1200),
+    dropout: float = 0.0,
+    input_dropout: float = 0.0,
+) -> nn.Sequential:
     """Fully connected ReLU net; Hinton et al. distilled 2x1200 (dropout) into 2x800."""
     if not isinstance(widths, list | tuple) or not widths or not all(
             isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1
@@ -52,7 +60,7 @@ def mlp(input_shape, num_classes, widths=(1200, 1200), dropout=0.0, input_dropou
     return _mlp([_flat(input_shape), *widths, num_classes], dropout, input_dropout)
 
 
-def lenet5(input_shape, num_classes):
+def lenet5(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """LeNet-5: conv 6 -> pool -> conv 16 -> pool -> fc 120 -> 84 -> classes (ReLU, max-pool).
 
     On 28x28 inputs the first conv pads by 2 as in the original 32x32 setting; on small inputs
@@ -74,7 +82,7 @@ def lenet5(input_shape, num_classes):
     )
 
 
-def lenet5_caffe(input_shape, num_classes):
+def lenet5_caffe(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """LeNet-5 as Caffe's MNIST example builds it, the network of Deep Compression's LeNet-5
     row: conv 20 (5x5) -> max-pool -> conv 50 (5x5) -> max-pool -> fc 500 -> ReLU -> classes
     (no ReLU after the convolutions, as in Caffe's prototxt); 431k weights on 28x28 inputs.
@@ -117,19 +125,19 @@ def _lottery_conv(input_shape, num_classes, plan):
     return nn.Sequential(*features, *_mlp([flat, 256, 256, num_classes])[1:])
 
 
-def conv2(input_shape, num_classes):
+def conv2(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     return _lottery_conv(input_shape, num_classes, [64, 64, "M"])
 
 
-def conv4(input_shape, num_classes):
+def conv4(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     return _lottery_conv(input_shape, num_classes, [64, 64, "M", 128, 128, "M"])
 
 
-def conv6(input_shape, num_classes):
+def conv6(input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
     return _lottery_conv(input_shape, num_classes, [64, 64, "M", 128, 128, "M", 256, 256, "M"])
 
 
-def vgg(input_shape, num_classes, width=16):
+def vgg(input_shape: tuple[int, ...], num_classes: int, width: int = 16) -> nn.Sequential:
     """A small VGG-11-style net with BatchNorm: 8 conv layers in 4 stages, global pooling, fc.
 
     `width` is the first stage's channel count (VGG-11 uses 64; 16 is a quarter width).
@@ -157,7 +165,7 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
                                           nn.BatchNorm2d(cout))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(out + self.shortcut(x))
@@ -166,7 +174,7 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """CIFAR-style ResNet (He et al. 2016): depth = 6n + 2, three stages of n blocks."""
 
-    def __init__(self, input_shape, num_classes, depth: int, width: int):
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, depth: int, width: int):
         super().__init__()
         if (depth - 2) % 6 or depth < 8:
             raise NetshrinkError(f"resnet depth={depth} must be 6n+2 with n >= 1 (8, 14, 20, 32)")
@@ -185,11 +193,16 @@ class ResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(self.blocks(self.stem(x))).flatten(1))
 
 
-def resnet(input_shape, num_classes, depth=20, width=16):
+def resnet(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    depth: int = 20,
+    width: int = 16,
+) -> ResNet:
     """A small ResNet with BatchNorm and residual connections (ResNet-20 by default)."""
     return ResNet(input_shape, num_classes, checks.integer(depth, "resnet depth"),
                   checks.positive_integer(width, "resnet width"))
