@@ -14,17 +14,20 @@ through every swap (netshrink.core.swap). Each step is recorded on the model
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from netshrink.core import transforms
 from netshrink.core.attention import keep_encoders_on_slow_path
 from netshrink.core.masks import computed
 from netshrink.core.patterns import any_match, check_patterns
 from netshrink.core.swap import base_type, module_masks, replace_module
-from netshrink.data.inputs import call
+from netshrink.data.inputs import Inputs, call
 from netshrink.errors import NetshrinkError
 from netshrink.quant import kernels
 from netshrink.quant.bounds import check_layer
@@ -45,6 +48,9 @@ from netshrink.quant.observers import make_observer
 from netshrink.quant.report import LayerFate, QuantReport
 from netshrink.quant.scheme import Scheme
 from netshrink.quant.weight_only import HessianObserver, WeightOnly
+
+if TYPE_CHECKING:
+    from netshrink.data.splits import Splits
 
 TRANSFORM_KIND = "quantize"
 
@@ -67,7 +73,7 @@ def _weight_scheme(config) -> Scheme:
                   granularity="channel" if config.per_channel else "tensor")
 
 
-def activation_bits(config, device: torch.device) -> int:
+def activation_bits(config: Dynamic | Static | QAT, device: torch.device) -> int:
     """The input bits a config resolves to on `device`."""
     if config.activation_bits is not None:
         return config.activation_bits
@@ -170,8 +176,11 @@ def _entry(stage: str, config, folded, decomposed) -> dict:
             "folded": folded, "decomposed": decomposed, "layers": {}}
 
 
-def quantize_(model: nn.Module, config: Dynamic | Static | QAT | WeightOnly, data=None
-              ) -> QuantReport:
+def quantize_(
+    model: nn.Module,
+    config: Dynamic | Static | QAT | WeightOnly,
+    data: Inputs | Dataset | Splits | Iterable[Any] | None = None,
+) -> QuantReport:
     """Quantize `model` in place as `config` says; return the report of every layer's fate.
 
     data: calibration inputs for Static (required), WeightOnly with GPTQ rounding (required:

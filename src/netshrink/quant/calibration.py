@@ -12,6 +12,7 @@ integer) are fed as they are; a batch that does not fit the model is one clear e
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -31,12 +32,18 @@ from netshrink.data.inputs import (
 from netshrink.data.inputs import to_device as inputs_to
 from netshrink.errors import NetshrinkError
 
+if TYPE_CHECKING:
+    from netshrink.data.splits import Splits
+
 CALIBRATION_BATCH = 256
 # A Splits object calibrates on the first examples of its training set, as many as this.
 CALIBRATION_EXAMPLES = 2048
 
 
-def calibration_batches(data, device: torch.device) -> Iterator[Inputs]:
+def calibration_batches(
+    data: Inputs | Dataset | Splits | Iterable[Any],
+    device: torch.device,
+) -> Iterator[Inputs]:
     """Batches of calibration inputs (tensors, tuples or dicts of tensors) on `device`."""
     from netshrink.data import Splits, first_inputs
 
@@ -83,7 +90,11 @@ def _checked(inputs) -> Inputs:
 
 
 @torch.no_grad()
-def run_batches(model: nn.Module, data, device: torch.device) -> int:
+def run_batches(
+    model: nn.Module,
+    data: Inputs | Dataset | Splits | Iterable[Any],
+    device: torch.device,
+) -> int:
     """Feed the calibration batches through `model`; a batch that does not fit is one error."""
     done = 0
     for batch in calibration_batches(data, device):
@@ -93,7 +104,11 @@ def run_batches(model: nn.Module, data, device: torch.device) -> int:
 
 
 @torch.no_grad()
-def check_fits(model: nn.Module, data, device) -> None:
+def check_fits(
+    model: nn.Module,
+    data: Inputs | Dataset | Splits | Iterable[Any],
+    device: torch.device,
+) -> None:
     """Run the first calibration batch through the unchanged model (one clear error)."""
     _run(model, next(iter(calibration_batches(data, device))))
 

@@ -118,18 +118,30 @@ def _finish(layer: nn.Module, module: nn.Module, plan: WeightPlan) -> nn.Module:
 class LinearHandler(Handler):
     name = "linear"
 
-    def integer(self, module, name, weight, activation, kernel):
+    def integer(
+        self,
+        module: nn.Module,
+        name: str,
+        weight: WeightPlan,
+        activation: ActivationSpec,
+        kernel: str | None,
+    ) -> nn.Module:
         layer = QuantLinear(module.in_features, module.out_features, module.bias is not None,
                             weight.scheme.bits, activation, kernel, name)
         return _finish(layer, module, weight)
 
-    def qat(self, module, weight, activation, lsq):
+    def qat(self, module: nn.Module, weight: Scheme, activation: Scheme, lsq: bool) -> nn.Module:
         return QATLinear.from_float(module, weight_scheme=weight, input_scheme=activation,
                                     lsq=lsq)
 
     takes_weight_only = True
 
-    def weight_only(self, module, config, hessian):
+    def weight_only(
+        self,
+        module: nn.Module,
+        config: WeightOnly,
+        hessian: torch.Tensor | None,
+    ) -> nn.Module:
         return weight_only.quantize_linear(module, config, hessian)
 
 
@@ -140,7 +152,14 @@ class ConvHandler(Handler):
         self.dims, self.integer_cls, self.qat_cls = dims, integer_cls, qat_cls
         self.name = f"conv{dims}d"
 
-    def integer(self, module, name, weight, activation, kernel):
+    def integer(
+        self,
+        module: nn.Module,
+        name: str,
+        weight: WeightPlan,
+        activation: ActivationSpec,
+        kernel: str | None,
+    ) -> nn.Module:
         if activation.granularity != "tensor":
             activation = ActivationSpec(activation.bits, activation.symmetric, "tensor",
                                         activation.static)
@@ -151,7 +170,7 @@ class ConvHandler(Handler):
                                  kernel, name, pre_pad, module.padding_mode)
         return _finish(layer, module, weight)
 
-    def qat(self, module, weight, activation, lsq):
+    def qat(self, module: nn.Module, weight: Scheme, activation: Scheme, lsq: bool) -> nn.Module:
         return self.qat_cls.from_float(module, weight_scheme=weight, input_scheme=activation,
                                        lsq=lsq)
 
@@ -186,10 +205,17 @@ class EmbeddingHandler(Handler):
     name = "embedding"
     takes_input_range = False
 
-    def fan_ins(self, module):
+    def fan_ins(self, module: nn.Module) -> list[int]:
         return []
 
-    def integer(self, module, name, weight, activation, kernel):
+    def integer(
+        self,
+        module: nn.Module,
+        name: str,
+        weight: WeightPlan,
+        activation: ActivationSpec,
+        kernel: str | None,
+    ) -> nn.Module:
         if module.max_norm is not None or module.scale_grad_by_freq or module.sparse:
             raise NetshrinkError(f"layer {name!r}: embeddings with max_norm, "
                                  "scale_grad_by_freq or sparse have no integer form; skip it")
@@ -206,13 +232,18 @@ class EmbeddingHandler(Handler):
             layer.weight_scale.copy_(scale)
         return layer.to(module.weight.device)
 
-    def qat(self, module, weight, activation, lsq):
+    def qat(self, module: nn.Module, weight: Scheme, activation: Scheme, lsq: bool) -> nn.Module:
         row = Scheme(weight.bits, symmetric=True, granularity="channel")
         return QATEmbedding.from_float(module, weight_scheme=row, lsq=lsq)
 
     takes_weight_only = True
 
-    def weight_only(self, module, config, hessian):
+    def weight_only(
+        self,
+        module: nn.Module,
+        config: WeightOnly,
+        hessian: torch.Tensor | None,
+    ) -> nn.Module:
         return weight_only.quantize_embedding(module, config)
 
 
@@ -224,7 +255,7 @@ class AttentionHandler(Handler):
     name = "attention"
     expands = True
 
-    def fan_ins(self, module):
+    def fan_ins(self, module: nn.Module) -> list[int]:
         return [module.embed_dim, module.kdim, module.vdim, module.embed_dim]
 
     def expand(self, module: nn.MultiheadAttention) -> tuple[nn.Module, dict]:

@@ -28,6 +28,7 @@ import functools
 import os
 import platform
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -117,16 +118,39 @@ class Kernel:
     def pack_linear(self, weight: torch.Tensor) -> object:
         return weight
 
-    def linear(self, q, zero_point: int, packed, out_scale, bias) -> torch.Tensor:
+    def linear(
+        self,
+        q: torch.Tensor,
+        zero_point: int,
+        packed: Any,
+        out_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     def pack_conv(self, weight: torch.Tensor, geometry: ConvGeometry) -> object:
         return weight
 
-    def conv(self, q, zero_point: int, packed, out_scale, bias, geometry) -> torch.Tensor:
+    def conv(
+        self,
+        q: torch.Tensor,
+        zero_point: int,
+        packed: Any,
+        out_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        geometry: ConvGeometry,
+    ) -> torch.Tensor:
         raise NotImplementedError
 
-    def conv2d(self, q, zero_point: int, packed, out_scale, bias, geometry) -> torch.Tensor:
+    def conv2d(
+        self,
+        q: torch.Tensor,
+        zero_point: int,
+        packed: Any,
+        out_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        geometry: ConvGeometry,
+    ) -> torch.Tensor:
         return self.conv(q, zero_point, packed, out_scale, bias, geometry)
 
 
@@ -135,11 +159,26 @@ class Reference(Kernel):
 
     name = "reference"
 
-    def linear(self, q, zero_point, packed, out_scale, bias):
+    def linear(
+        self,
+        q: torch.Tensor,
+        zero_point: int,
+        packed: torch.Tensor,
+        out_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+    ) -> torch.Tensor:
         acc = (q.double() - zero_point) @ packed.double().t()
         return _finish(acc.float(), out_scale, bias)
 
-    def conv(self, q, zero_point, packed, out_scale, bias, geometry):
+    def conv(
+        self,
+        q: torch.Tensor,
+        zero_point: int,
+        packed: torch.Tensor,
+        out_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        geometry: ConvGeometry,
+    ) -> torch.Tensor:
         conv = _CONV_FUNCTIONS[geometry.dims]
         acc = conv(q.double() - zero_point, packed.double(), None, geometry.stride,
                    geometry.padding, geometry.dilation, geometry.groups)
@@ -158,25 +197,40 @@ class OneDNN(Kernel):
 
     name = "onednn"
 
-    def pairs_in_int16(self, device):
+    def pairs_in_int16(self, device: torch.device) -> bool:
         return device.type == "cpu" and is_x86() and not has_vnni()
 
-    def pack_linear(self, weight):
+    def pack_linear(self, weight: torch.Tensor) -> torch.Tensor:
         return torch.ops.onednn.qlinear_prepack(weight.contiguous(), None)
 
-    def linear(self, q, zero_point, packed, out_scale, bias):
+    def linear(
+        self,
+        q: torch.Tensor,
+        zero_point: int,
+        packed: torch.Tensor,
+        out_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+    ) -> torch.Tensor:
         n = out_scale.shape[0]
         return torch.ops.onednn.qlinear_pointwise(
             q, 1.0, int(zero_point), packed, out_scale, _zeros(n), bias, 1.0, 0,
             torch.float32, "none", [None], "")
 
-    def pack_conv(self, weight, geometry):
+    def pack_conv(self, weight: torch.Tensor, geometry: ConvGeometry) -> torch.Tensor:
         ones = torch.ones(weight.shape[0])
         return torch.ops.onednn.qconv_prepack(
             weight.contiguous(), ones, 1.0, 0, list(geometry.stride), list(geometry.padding),
             list(geometry.dilation), geometry.groups, None)
 
-    def conv(self, q, zero_point, packed, out_scale, bias, geometry):
+    def conv(
+        self,
+        q: torch.Tensor,
+        zero_point: int,
+        packed: torch.Tensor,
+        out_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        geometry: ConvGeometry,
+    ) -> torch.Tensor:
         n = out_scale.shape[0]
         out = torch.ops.onednn.qconv_pointwise(
             q, 1.0, int(zero_point), packed, out_scale, _zeros(n), bias, list(geometry.stride),
@@ -195,7 +249,7 @@ class IntMM(Kernel):
 
     name = "int_mm"
 
-    def pack_linear(self, weight):
+    def pack_linear(self, weight: torch.Tensor) -> dict[str, Any]:
         n, k = weight.shape
         # cuBLAS's int8 GEMM wants K and N multiples of 8 (zero rows and columns add nothing)
         padded = torch.zeros(_round_up(n, 8), max(_round_up(k, 8), 16), dtype=torch.int8,
@@ -203,7 +257,14 @@ class IntMM(Kernel):
         padded[:n, :k] = weight
         return {"w_t": padded.t(), "row_sum": weight.sum(1, dtype=torch.int32), "n": n, "k": k}
 
-    def linear(self, q, zero_point, packed, out_scale, bias):
+    def linear(
+        self,
+        q: torch.Tensor,
+        zero_point: int,
+        packed: dict[str, Any],
+        out_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+    ) -> torch.Tensor:
         shape = q.shape
         a = _shift_to_int8(q.reshape(-1, shape[-1]))
         acc = self._gemm(a, packed) + (128 - int(zero_point)) * packed["row_sum"]
@@ -220,7 +281,7 @@ class IntMM(Kernel):
             a = padded
         return torch._int_mm(a, w_t)[:m, : packed["n"]]
 
-    def pack_conv(self, weight, geometry):
+    def pack_conv(self, weight: torch.Tensor, geometry: ConvGeometry) -> dict[str, Any]:
         if geometry.groups != 1 or geometry.dims == 3:
             raise NetshrinkError("kernel 'int_mm' runs 1-D and 2-D convolutions with groups=1 "
                                  "only; use kernel='reference' for this one")
@@ -228,7 +289,15 @@ class IntMM(Kernel):
         packed["kernel_size"] = tuple(weight.shape[2:])
         return packed
 
-    def conv(self, q, zero_point, packed, out_scale, bias, geometry):
+    def conv(
+        self,
+        q: torch.Tensor,
+        zero_point: int,
+        packed: dict[str, Any],
+        out_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        geometry: ConvGeometry,
+    ) -> torch.Tensor:
         if geometry.dims == 1:  # as 2-D of height 1
             flat = ConvGeometry((1, *geometry.stride), (0, *geometry.padding),
                                 (1, *geometry.dilation), geometry.groups)

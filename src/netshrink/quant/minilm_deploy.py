@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -26,10 +27,13 @@ from netshrink.errors import NetshrinkError
 from netshrink.quant import minilm_onnx
 from netshrink.quant.onnx_runner import OnnxRunner
 
+if TYPE_CHECKING:
+    from netshrink.quant.config import Dynamic
+
 RUNTIME = "netshrink integer ONNX (minilm_onnx) on onnxruntime"
 
 
-def int8_config(keep_embeddings_float: bool = False):
+def int8_config(keep_embeddings_float: bool = False) -> Dynamic:
     """The quantization config of the int8 path (embeddings int8 unless kept as they are)."""
     import dataclasses
 

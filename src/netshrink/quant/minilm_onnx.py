@@ -118,7 +118,12 @@ class ExportableEncoder(nn.Module):
                    else torch.matmul(probabilities, v))
         return context.transpose(1, 2).flatten(2)
 
-    def forward(self, input_ids, attention_mask, token_type_ids):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+    ) -> torch.Tensor:
         states = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
         keep = attention_mask[:, None, None, :].to(states.dtype)
         mask = (1.0 - keep) * torch.finfo(states.dtype).min

@@ -64,14 +64,22 @@ def to_kernel_zero_point(spec: ActivationSpec, zero_point: torch.Tensor) -> torc
     return torch.full_like(zero_point, fixed) if fixed is not None else zero_point
 
 
-def quantize_input(x: torch.Tensor, scale, zero_point, spec: ActivationSpec) -> torch.Tensor:
+def quantize_input(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    spec: ActivationSpec,
+) -> torch.Tensor:
     """uint8 integers of `x` for the kernels: clamp(round(x / scale) + zero_point)."""
     qmin, qmax, _ = unsigned_range(spec)
     q = torch.round(x / scale).add_(zero_point).clamp_(qmin, qmax)
     return q.to(torch.uint8)
 
 
-def dynamic_qparams(x: torch.Tensor, spec: ActivationSpec):
+def dynamic_qparams(
+    x: torch.Tensor,
+    spec: ActivationSpec,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(scale, kernel zero point) from the input itself: per tensor, or per row (keepdim)."""
     scheme = spec.scheme
     if spec.granularity == "row":
@@ -251,10 +259,23 @@ class QuantConvNd(_IntegerLayer):
     dims = 2
     type_name = "conv2d"
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, weight_bits: int = 8,
-                 activation: ActivationSpec | None = None, kernel: str | None = None,
-                 name: str = "conv", pre_pad: tuple[int, ...] = (), pad_mode: str = "zeros"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] = 0,
+        dilation: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        weight_bits: int = 8,
+        activation: ActivationSpec | None = None,
+        kernel: str | None = None,
+        name: str = "conv",
+        pre_pad: tuple[int, ...] = (),
+        pad_mode: str = "zeros",
+    ):
         super().__init__()
         activation = activation or ActivationSpec()
         if activation.granularity != "tensor":

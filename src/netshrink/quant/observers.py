@@ -74,7 +74,7 @@ class MinMax(Observer):
         else:
             self.lo, self.hi = torch.minimum(self.lo, lo), torch.maximum(self.hi, hi)
 
-    def range(self):
+    def range(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.lo, self.hi
 
 
@@ -128,13 +128,13 @@ class _Sampled(Observer):
 class Percentile(_Sampled):
     """Clip at the `percentile`-th percentile of |x| (symmetric) or of each tail."""
 
-    def __init__(self, scheme: Scheme, percentile: float = 99.99, **kw):
+    def __init__(self, scheme: Scheme, percentile: float = 99.99, **kw: int):
         super().__init__(scheme, **kw)
         if not 50 < percentile <= 100:
             raise NetshrinkError(f"percentile={percentile} must be in (50, 100]")
         self.q = percentile / 100
 
-    def range(self):
+    def range(self) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.sample
         if self.scheme.symmetric:
             hi = torch.quantile(s.abs(), self.q, dim=1)
@@ -145,11 +145,11 @@ class Percentile(_Sampled):
 class MSE(_Sampled):
     """The clipping range [r*lo, r*hi] (r on a grid in (0, 1]) of least squared error."""
 
-    def __init__(self, scheme: Scheme, grid: int = 100, **kw):
+    def __init__(self, scheme: Scheme, grid: int = 100, **kw: int):
         super().__init__(scheme, **kw)
         self.grid = int(grid)
 
-    def range(self):
+    def range(self) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.sample
         lo, hi = s.amin(1), s.amax(1)
         best_err = torch.full_like(lo, float("inf"))
@@ -171,7 +171,7 @@ def _squared_error(x, scale, zero_point, scheme: Scheme) -> torch.Tensor:
     return q.sub_(zero_point).mul_(scale).sub_(x).pow_(2).mean(1)
 
 
-def make_observer(name: str, scheme: Scheme, **kw) -> Observer:
+def make_observer(name: str, scheme: Scheme, **kw: float) -> Observer:
     """An observer by name: minmax, moving_average, percentile or mse."""
     classes = {"minmax": MinMax, "moving_average": MovingAverageMinMax, "percentile": Percentile,
                "mse": MSE}

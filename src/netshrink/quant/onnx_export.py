@@ -23,8 +23,9 @@ import contextlib
 import inspect
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,9 @@ from netshrink.quant.modules import (
     to_kernel_zero_point,
     unsigned_range,
 )
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 OPSET = 17
 MODES = ("qdq", "integer")
@@ -117,7 +121,7 @@ def integer_layers(model: nn.Module) -> list[QuantLinear | QuantConvNd]:
 
 
 @contextlib.contextmanager
-def exporting(model: nn.Module, mode: str):
+def exporting(model: nn.Module, mode: str) -> Iterator[None]:
     """Prepare every integer layer of `model` for `mode` (refusing, by name, one that has no
     such form) and set the mode for the layers' forward while torch.onnx traces them."""
     if mode not in MODES:
@@ -205,7 +209,10 @@ def export_onnx(model: nn.Module, example: Inputs | Sequence[torch.Tensor],
     return path
 
 
-def example_arguments(model: nn.Module, example) -> tuple[tuple, dict, list[str]]:
+def example_arguments(
+    model: nn.Module,
+    example: Inputs | list[torch.Tensor],
+) -> tuple[tuple, dict, list[str]]:
     """(args, kwargs, graph input names) of an export example: a tensor, a tuple or a dict.
 
     A dict's entries are put in the order of the model's forward parameters, which is the
@@ -227,7 +234,7 @@ def example_arguments(model: nn.Module, example) -> tuple[tuple, dict, list[str]
 
 
 def onnx_session(path: str | os.PathLike, threads: int | None = None,
-                 optimized_path: str | os.PathLike | None = None):
+                 optimized_path: str | os.PathLike | None = None) -> ort.InferenceSession:
     """An onnxruntime CPU session for `path` (optionally writing the graph it optimized)."""
     import onnxruntime as ort
 

@@ -27,6 +27,7 @@ reference tests compare onnxruntime with.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -41,6 +42,11 @@ from netshrink.quant.modules import (
     unsigned_range,
 )
 from netshrink.quant.scheme import Scheme, choose_qparams
+
+if TYPE_CHECKING:
+    from torch.autograd.function import FunctionCtx
+
+    from netshrink.quant.kernels import ConvGeometry
 
 # ONNX TensorProto element types
 FLOAT, UINT8, INT8 = 1, 2, 3
@@ -103,7 +109,10 @@ def weight_operand(weight: torch.Tensor, signed: bool) -> tuple[torch.Tensor, to
 
 # ---------------------------------------------------------------- PyTorch reference arithmetic
 
-def quantize_reference(x: torch.Tensor, how: InputQuantization):
+def quantize_reference(
+    x: torch.Tensor,
+    how: InputQuantization,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(uint8 values as float64, scale, zero point) exactly as ONNX quantizes `x`."""
     if how.static:
         scale, zero_point = torch.tensor(how.scale), torch.tensor(float(how.zero_point))
@@ -151,14 +160,30 @@ class IntegerLinear(torch.autograd.Function):
     """x W^T + b with x quantized to uint8 and W integer; weight given as [K, N] for ONNX."""
 
     @staticmethod
-    def forward(ctx, x, weight_kn, weight_zero, weight_scale, bias, how: InputQuantization):
+    def forward(
+        ctx: FunctionCtx,
+        x: torch.Tensor,
+        weight_kn: torch.Tensor,
+        weight_zero: torch.Tensor,
+        weight_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        how: InputQuantization,
+    ) -> torch.Tensor:
         q, scale, zero_point = quantize_reference(x, how)
         w = weight_kn.double() - weight_zero.double()
         acc = (q - zero_point) @ w
         return _finish(acc, scale * weight_scale, bias)
 
     @staticmethod
-    def symbolic(g, x, weight_kn, weight_zero, weight_scale, bias, how: InputQuantization):
+    def symbolic(
+        g: torch.Graph,
+        x: torch.Value,
+        weight_kn: torch.Value,
+        weight_zero: torch.Value,
+        weight_scale: torch.Value,
+        bias: torch.Value,
+        how: InputQuantization,
+    ) -> torch.Value:
         q, scale, zero_point = _quantize_symbolic(g, x, how)
         acc = g.op("MatMulInteger", q, weight_kn, zero_point, weight_zero)
         return _scale_output(g, acc, scale, weight_scale, _present(bias))
@@ -168,8 +193,16 @@ class IntegerConv2d(torch.autograd.Function):
     """A convolution of uint8 inputs and integer weights, summed in int32 (ConvInteger)."""
 
     @staticmethod
-    def forward(ctx, x, weight, weight_zero, weight_scale, bias, how: InputQuantization,
-                geometry):
+    def forward(
+        ctx: FunctionCtx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        weight_zero: torch.Tensor,
+        weight_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        how: InputQuantization,
+        geometry: ConvGeometry,
+    ) -> torch.Tensor:
         q, scale, zero_point = quantize_reference(x, how)
         w = weight.double() - weight_zero.double()
         acc = _CONV_FUNCTIONS[geometry.dims](q - zero_point, w, None, geometry.stride,
@@ -180,8 +213,16 @@ class IntegerConv2d(torch.autograd.Function):
         return out if bias is None else out + bias.view(channel)
 
     @staticmethod
-    def symbolic(g, x, weight, weight_zero, weight_scale, bias, how: InputQuantization,
-                 geometry):
+    def symbolic(
+        g: torch.Graph,
+        x: torch.Value,
+        weight: torch.Value,
+        weight_zero: torch.Value,
+        weight_scale: torch.Value,
+        bias: torch.Value,
+        how: InputQuantization,
+        geometry: ConvGeometry,
+    ) -> torch.Value:
         q, scale, zero_point = _quantize_symbolic(g, x, how)
         kernel_shape = list(weight.type().sizes()[2:])
         pads = list(geometry.padding) * 2
@@ -198,13 +239,23 @@ class IntegerMatMul(torch.autograd.Function):
     """a @ b of two activations, each quantized to uint8 (dynamic, or `a_how`), int32 sums."""
 
     @staticmethod
-    def forward(ctx, a, b, a_how: InputQuantization):
+    def forward(
+        ctx: FunctionCtx,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        a_how: InputQuantization,
+    ) -> torch.Tensor:
         qa, sa, za = quantize_reference(a, a_how)
         qb, sb, zb = quantize_reference(b, DYNAMIC)
         return ((qa - za) @ (qb - zb)).float() * (sa * sb)
 
     @staticmethod
-    def symbolic(g, a, b, a_how: InputQuantization):
+    def symbolic(
+        g: torch.Graph,
+        a: torch.Value,
+        b: torch.Value,
+        a_how: InputQuantization,
+    ) -> torch.Value:
         qa, sa, za = _quantize_symbolic(g, a, a_how)
         qb, sb, zb = g.op("DynamicQuantizeLinear", b, outputs=3)
         acc = g.op("MatMulInteger", qa, qb, za, zb)

@@ -12,14 +12,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from netshrink.errors import NetshrinkError
 
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
-def session_options(threads: int | None = None, optimized_path: str | os.PathLike | None = None):
+
+def session_options(
+    threads: int | None = None,
+    optimized_path: str | os.PathLike | None = None,
+) -> ort.SessionOptions:
     """onnxruntime session options: `threads` intra-op threads, one inter-op thread, threads
     that do not spin after their work (a spinning pool takes the cores from whatever runs
     next, which skews every alternated timing and the model timed after it)."""
@@ -64,7 +71,11 @@ class OnnxRunner:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def feeds(self, *args, **kwargs) -> dict[str, np.ndarray]:
+    def feeds(
+        self,
+        *args: torch.Tensor | np.ndarray,
+        **kwargs: torch.Tensor | np.ndarray,
+    ) -> dict[str, np.ndarray]:
         """The session's inputs by name, from positional and keyword tensors."""
         if len(args) > len(self.input_names):
             raise NetshrinkError(f"{len(args)} inputs given; the model takes "

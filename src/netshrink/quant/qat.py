@@ -15,6 +15,7 @@ learned scales.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -122,18 +123,27 @@ class _QATMixin:
 class QATLinear(nn.Linear, _QATMixin):
     """nn.Linear whose weight and input are fake-quantized."""
 
-    def __init__(self, in_features, out_features, bias=True, *, weight_scheme: Scheme,
-                 input_scheme: Scheme, lsq: bool = False, averaging: float = 0.01):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        weight_scheme: Scheme,
+        input_scheme: Scheme,
+        lsq: bool = False,
+        averaging: float = 0.01,
+    ):
         super().__init__(in_features, out_features, bias)
         self._setup(weight_scheme, input_scheme, lsq, averaging)
 
     @classmethod
-    def from_float(cls, module: nn.Linear, **kw) -> QATLinear:
+    def from_float(cls, module: nn.Linear, **kw: Any) -> QATLinear:
         out = cls(module.in_features, module.out_features, module.bias is not None, **kw)
         out.load_state_dict(module.state_dict(), strict=False)
         return out.to(module.weight.device)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self.input_fq(x), self.weight_fq(self.weight), self.bias)
 
     def spec(self) -> dict:
@@ -198,20 +208,20 @@ QATConv3d = _qat_conv(nn.Conv3d, "qat_conv3d")
 class QATEmbedding(nn.Embedding):
     """nn.Embedding whose table is fake-quantized, one scale per row (as QuantEmbedding)."""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, *,
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, *,
                  weight_scheme: Scheme, lsq: bool = False):
         super().__init__(num_embeddings, embedding_dim, padding_idx)
         self.weight_fq = FakeQuantize(weight_scheme, num_embeddings, lsq, is_weight=True)
 
     @classmethod
     def from_float(cls, module: nn.Embedding, weight_scheme: Scheme, lsq: bool = False,
-                   **_) -> QATEmbedding:
+                   **_: object) -> QATEmbedding:
         out = cls(module.num_embeddings, module.embedding_dim, module.padding_idx,
                   weight_scheme=weight_scheme, lsq=lsq)
         out.load_state_dict(module.state_dict(), strict=False)
         return out.to(module.weight.device)
 
-    def forward(self, indices):
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
         return F.embedding(indices, self.weight_fq(self.weight), self.padding_idx)
 
     def spec(self) -> dict:

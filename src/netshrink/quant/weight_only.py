@@ -212,8 +212,16 @@ class WeightOnlyLinear(_Packed):
             self.register_parameter("bias", None)
 
     @classmethod
-    def from_codes(cls, module: nn.Linear, codes, scale, zero, bits: int, group_size: int,
-                   rounding: str) -> WeightOnlyLinear:
+    def from_codes(
+        cls,
+        module: nn.Linear,
+        codes: torch.Tensor,
+        scale: torch.Tensor,
+        zero: torch.Tensor,
+        bits: int,
+        group_size: int,
+        rounding: str,
+    ) -> WeightOnlyLinear:
         out = cls(module.in_features, module.out_features, module.bias is not None, bits,
                   group_size, rounding)
         out.set_codes(codes, scale, zero)

@@ -21,17 +21,23 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from netshrink import measure
+from netshrink.data.inputs import Inputs
 from netshrink.errors import NetshrinkError
 from netshrink.quant.int8 import lower, reference
 from netshrink.quant.int8.program import Dense, Program
 from netshrink.quant.modules import QuantConv2d, QuantLinear
+
+if TYPE_CHECKING:
+    from netshrink.data.splits import Splits
 
 RUNTIMES = ("auto", "torch", "onnxruntime")
 # Rows of the example the reference arithmetic checks each runtime on (float64: slow).
@@ -52,8 +58,14 @@ class CompiledModel(nn.Module):
     candidate's median seconds on the example; skipped: runtimes left out, and why.
     """
 
-    def __init__(self, variant: str, runner, program: Program | None = None,
-                 timings: dict | None = None, skipped: dict | None = None):
+    def __init__(
+        self,
+        variant: str,
+        runner: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]],
+        program: Program | None = None,
+        timings: dict | None = None,
+        skipped: dict | None = None,
+    ):
         super().__init__()
         self.variant, self.runner, self.program = variant, runner, program
         self.timings, self.skipped = dict(timings or {}), dict(skipped or {})
@@ -62,7 +74,7 @@ class CompiledModel(nn.Module):
     def __call__(self, *inputs: torch.Tensor):
         return self.runner(*inputs)
 
-    def forward(self, *inputs: torch.Tensor):
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         return self.runner(*inputs)
 
     def extra_repr(self) -> str:
@@ -228,9 +240,15 @@ def _fastest(runners: dict, args, threads: int | None, repeats: int | None) -> d
     return {name: s.median for name, s in stats.items()}
 
 
-def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
-                 threads: int | None = None, repeats: int | None = None,
-                 kernels: str | None = None) -> CompiledModel:
+def compile_int8(
+    model: nn.Module,
+    example: torch.Tensor | Sequence[torch.Tensor],
+    data: Inputs | Dataset | Splits | Iterable[Any] | None = None,
+    runtime: str = "auto",
+    threads: int | None = None,
+    repeats: int | None = None,
+    kernels: str | None = None,
+) -> CompiledModel:
     """The integer model `model` (quantized by netshrink.quantize_) as a fast callable.
 
     example: an input batch (or a tuple of them, one per forward argument) of the size you
@@ -303,9 +321,14 @@ def compile_int8(model: nn.Module, example, data=None, runtime: str = "auto",
     return CompiledModel(best, runners[best], program, timings, skipped)
 
 
-def as_deployed(model: nn.Module, example, data=None, runtime: str = "auto",
-                threads: int | None = None, repeats: int | None = None
-                ) -> tuple[nn.Module, str, str | None]:
+def as_deployed(
+    model: nn.Module,
+    example: torch.Tensor | Sequence[torch.Tensor],
+    data: Inputs | Dataset | Splits | Iterable[Any] | None = None,
+    runtime: str = "auto",
+    threads: int | None = None,
+    repeats: int | None = None,
+) -> tuple[nn.Module, str, str | None]:
     """(what to time or run, the runtime it runs on, why it is not compiled or None).
 
     For tables that time models as a user would deploy them: a statically quantized model

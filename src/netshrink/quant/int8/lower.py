@@ -24,14 +24,17 @@ is a layer's output is fused into that layer.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
+from netshrink.data.inputs import Inputs
 from netshrink.errors import NetshrinkError
 from netshrink.quant.calibration import calibration_batches
 from netshrink.quant.int8.program import (
@@ -60,6 +63,9 @@ from netshrink.quant.modules import (
 )
 from netshrink.quant.observers import make_observer
 from netshrink.quant.scheme import Scheme
+
+if TYPE_CHECKING:
+    from netshrink.data.splits import Splits
 
 DEFAULT_OBSERVER = "mse"
 
@@ -662,7 +668,12 @@ def fuse_residual_adds(program: Program) -> Program:
     return replace(program, ops=ops, values=values)
 
 
-def lower(model: nn.Module, example, data=None, observer: str | None = None) -> Program:
+def lower(
+    model: nn.Module,
+    example: torch.Tensor | Sequence[torch.Tensor],
+    data: Inputs | Dataset | Splits | Iterable[Any] | None = None,
+    observer: str | None = None,
+) -> Program:
     """The integer program of a statically quantized model (clamps fused, adds not).
 
     example: one input batch (or a tuple of them) that fixes the shapes; data: calibration

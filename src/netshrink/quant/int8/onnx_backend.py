@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,6 +45,9 @@ from netshrink.quant.int8.program import (
     Reshape,
 )
 from netshrink.quant.onnx_integer import weight_is_signed
+
+if TYPE_CHECKING:
+    import onnx
 
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
@@ -446,7 +450,7 @@ def _build(program: Program, every_value: bool = False, kernels: str = "integer"
     return model, builder
 
 
-def to_onnx(program: Program, kernels: str = "integer"):
+def to_onnx(program: Program, kernels: str = "integer") -> onnx.ModelProto:
     """The program as an onnx ModelProto (inputs and outputs float32, dimension 0 'batch')."""
     return _build(program, kernels=kernels)[0]
 

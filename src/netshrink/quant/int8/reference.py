@@ -111,7 +111,11 @@ def run_op(op: Op, args: list[torch.Tensor], program: Program) -> torch.Tensor:
     raise TypeError(f"no reference for op {op.kind}")
 
 
-def run(program: Program, *inputs: torch.Tensor, keep: bool = False):
+def run(
+    program: Program,
+    *inputs: torch.Tensor,
+    keep: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
     """Run the program: its outputs (one tensor or a tuple), or with keep=True every value."""
     env = dict(zip(program.inputs, (x.float() for x in inputs), strict=True))
     for op in program.ops:
