@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
 from netshrink.core import masks
 from netshrink.core.patterns import any_match, check_patterns, last_match
@@ -124,11 +126,11 @@ def as_config(config: PruneConfig | str | scores_mod.Score | None, short: dict
 def prune_(
     model: nn.Module,
     config: PruneConfig | StructuredConfig | str | scores_mod.Score | None = "magnitude",
-    data=None,
+    data: Splits | Dataset | tuple[Inputs, torch.Tensor | None] | None = None,
     *,
     loss_fn: Callable = F.cross_entropy,
     input_shape: tuple[int, ...] | None = None,
-    **short,
+    **short: Any,
 ) -> Mask | StructuredResult:
     """Prune `model` in place and return the mask now installed on it.
 
@@ -221,13 +223,13 @@ def _score(model, score, weights, inputs, targets, loss_fn, generator, shape, se
 def score_weights(
     model: nn.Module,
     method: str | scores_mod.Score = "magnitude",
-    data=None,
+    data: Splits | Dataset | tuple[Inputs, torch.Tensor | None] | None = None,
     *,
     skip: tuple[str, ...] = (),
     seed: int = 0,
     loss_fn: Callable = F.cross_entropy,
     input_shape: tuple[int, ...] | None = None,
-    **options,
+    **options: Any,
 ) -> dict[str, torch.Tensor]:
     """One scoring pass of `method` on the model's current (masked) weights, without pruning:
     {weight name: scores} (higher = more important). For studies that rank weights once."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,7 +28,7 @@ def measure(model: nn.Module, data: Splits) -> dict:
 
 
 def one_shot_curve(model: nn.Module, data: Splits, method: str, fractions: Sequence[float],
-                   seed: int = 0, **options) -> list[dict]:
+                   seed: int = 0, **options: Any) -> list[dict]:
     """Delete the lowest-scored weights (scored once, on `model`) at each fraction; no
     retraining. For OBD also the predicted loss: loss before + sum of deleted saliencies."""
     scores = score_weights(model, method, data, seed=seed, **options)
@@ -49,7 +50,7 @@ def one_shot_curve(model: nn.Module, data: Splits, method: str, fractions: Seque
 
 
 def iterative_curve(model: nn.Module, data: Splits, method: str, fractions: Sequence[float],
-                    retrain: TrainConfig, seed: int = 0, **options) -> list[dict]:
+                    retrain: TrainConfig, seed: int = 0, **options: Any) -> list[dict]:
     """For each fraction in increasing order: prune `model` to it (re-scored on the current,
     retrained weights), measure, retrain with `retrain`, measure again."""
     model = copy.deepcopy(model)

@@ -7,6 +7,8 @@ the Hessian estimators call the model here, so how the weights are passed change
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -14,7 +16,7 @@ from torch.func import functional_call
 from netshrink.data.inputs import Inputs, arguments
 
 
-def forward(model: nn.Module, weights: dict[str, torch.Tensor], inputs: Inputs):
+def forward(model: nn.Module, weights: dict[str, torch.Tensor], inputs: Inputs) -> Any:
     """model(inputs) with `weights` (name -> tensor) in place of the model's own tensors."""
     args, kwargs = arguments(inputs)
     return functional_call(model, weights, args, kwargs, strict=False)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -525,7 +526,10 @@ class _Propagation:
         return None
 
 
-def forward_args(model: nn.Module, example) -> tuple[tuple, dict]:
+def forward_args(
+    model: nn.Module,
+    example: torch.Tensor | Sequence[torch.Tensor] | dict[str, torch.Tensor],
+) -> tuple[tuple, dict]:
     """(the forward's positional arguments, the keywords fx must trace as constants): the
     example itself, or a dict of keyword tensors put in the forward's order, where a keyword
     left out takes its default (traced as that constant, so `if mask is None:` holds)."""
@@ -557,7 +561,11 @@ def forward_args(model: nn.Module, example) -> tuple[tuple, dict]:
     return tuple(args), constants
 
 
-def channel_groups(model: nn.Module, example, skip_shared: bool = True) -> list[Group]:
+def channel_groups(
+    model: nn.Module,
+    example: torch.Tensor | Sequence[torch.Tensor] | dict[str, torch.Tensor],
+    skip_shared: bool = True,
+) -> list[Group]:
     """Every group of coupled channels of `model` (prunable or fixed, with the reason).
 
     example: inputs for one forward (a tensor, a tuple of the forward's arguments or a dict of

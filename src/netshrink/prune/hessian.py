@@ -65,8 +65,13 @@ def available_memory(device: torch.device) -> int:
     return 4 * 2**30
 
 
-def saved_bytes_per_example(model: nn.Module, weights: dict[str, torch.Tensor], x, y,
-                            loss_fn: LossFn) -> float:
+def saved_bytes_per_example(
+    model: nn.Module,
+    weights: dict[str, torch.Tensor],
+    x: Inputs,
+    y: torch.Tensor,
+    loss_fn: LossFn,
+) -> float:
     """Bytes of activations one backward pass keeps per example (measured on `x`)."""
     total = 0
 
@@ -89,8 +94,16 @@ class Plan:
     chunk: int
 
 
-def plan(model: nn.Module, weights: dict[str, torch.Tensor], x, y, loss_fn: LossFn,
-         method: str, batch_size: int, budget: int | None = None) -> Plan | None:
+def plan(
+    model: nn.Module,
+    weights: dict[str, torch.Tensor],
+    x: Inputs,
+    y: torch.Tensor,
+    loss_fn: LossFn,
+    method: str,
+    batch_size: int,
+    budget: int | None = None,
+) -> Plan | None:
     """The largest batch (up to `batch_size`) and chunk that fit in `budget` bytes (default:
     a quarter of the free memory); None when even one example and one product do not."""
     device = next(iter(weights.values())).device

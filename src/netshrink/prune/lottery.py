@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -184,7 +185,7 @@ def _control(arm: str, make_model: Callable[[int], nn.Module], mask: Mask, rewin
     return model
 
 
-def zoo_factory(name: str, data: Splits, init: str = "glorot", **kwargs
+def zoo_factory(name: str, data: Splits, init: str = "glorot", **kwargs: Any
                 ) -> Callable[[int], nn.Module]:
     """make_model for find_ticket from the model zoo (the paper: Gaussian Glorot init)."""
     from netshrink import models

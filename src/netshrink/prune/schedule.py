@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from torch import nn
 
@@ -49,7 +50,7 @@ class GradualPruning(Callback):
 
     def __init__(self, final_sparsity: float, start: int = 0, end: int | None = None,
                  frequency: int = 100, initial_sparsity: float = 0.0,
-                 method: str = "magnitude", **prune_kwargs):
+                 method: str = "magnitude", **prune_kwargs: Any):
         self.final = target_sparsity(final_sparsity, None)
         self.initial = target_sparsity(initial_sparsity, None)
         if self.initial > self.final:
@@ -115,7 +116,7 @@ def iterative_prune(
     layer_rates: Mapping[str, float] | None = None,
     rewind_state: Mapping | None = None,
     callbacks: Sequence[Callback] = (),
-    **prune_kwargs,
+    **prune_kwargs: Any,
 ) -> list[RoundResult]:
     """`rounds` times: prune `rate` of the remaining weights, (rewind,) retrain.
 

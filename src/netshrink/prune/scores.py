@@ -22,6 +22,7 @@ import inspect
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -381,7 +382,7 @@ METHODS: dict[str, type[Score]] = {
 }
 
 
-def make(method: str | Score, **options) -> Score:
+def make(method: str | Score, **options: Any) -> Score:
     """A score from its name and options, or `method` itself when it is a Score already."""
     if isinstance(method, Score):
         if options:

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from netshrink.measure import compare_latency
 from netshrink.prune.structured import call
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 RUNTIMES = ("torch", "torchscript", "onnxruntime")
 
@@ -29,7 +33,11 @@ def _args(inputs) -> tuple:
     return tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
 
 
-def export_float(model: nn.Module, example, path: Path) -> Path:
+def export_float(
+    model: nn.Module,
+    example: torch.Tensor | Sequence[torch.Tensor],
+    path: Path,
+) -> Path:
     """The float model as ONNX (batch axis dynamic), for onnxruntime."""
     args = _args(example)
     names = ["input"] if len(args) == 1 else [f"input_{i}" for i in range(len(args))]
@@ -41,7 +49,10 @@ def export_float(model: nn.Module, example, path: Path) -> Path:
     return path
 
 
-def frozen(model: nn.Module, inputs) -> torch.jit.ScriptModule:
+def frozen(
+    model: nn.Module,
+    inputs: torch.Tensor | Sequence[torch.Tensor],
+) -> torch.jit.ScriptModule:
     """`model` traced on `inputs`, frozen and optimized for inference: PyTorch's own deployment
     path on CPU (BatchNorm folded into the convolutions, oneDNN layouts), traced per batch
     size so no shape is baked in wrongly."""
@@ -57,7 +68,7 @@ def frozen(model: nn.Module, inputs) -> torch.jit.ScriptModule:
                                  "with runtimes=('torch', 'onnxruntime')") from error
 
 
-def onnx_session(path: Path, threads: int):
+def onnx_session(path: Path, threads: int) -> ort.InferenceSession:
     """An onnxruntime CPU session with `threads` intra-op threads that do not spin after
     their work (so the next side timed gets the cores)."""
     import onnxruntime as ort

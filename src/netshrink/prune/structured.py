@@ -15,15 +15,18 @@ from netshrink.prune.criteria.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
 from netshrink.core.patterns import check_patterns, last_match, matches
 from netshrink.data import Splits, tensors_of
+from netshrink.data.inputs import Inputs
 from netshrink.errors import NetshrinkError, reject_unknown_fields
 from netshrink.prune import criteria, rewrite
 from netshrink.prune.blocks import block_groups, decompose_attention
@@ -167,7 +170,10 @@ class StructuredResult:
 
 
 # --- inputs ------------------------------------------------------------------------------
-def call(model: nn.Module, inputs):
+def call(
+    model: nn.Module,
+    inputs: torch.Tensor | Sequence[torch.Tensor] | dict[str, torch.Tensor],
+) -> Any:
     """model(inputs): a tensor, a tuple of positional tensors, or a dict of keyword tensors."""
     if isinstance(inputs, dict):
         return model(**inputs)
@@ -358,10 +364,15 @@ def _check_model(model: nn.Module) -> None:
                              "quantize")
 
 
-def prune_structured(model: nn.Module, config: StructuredConfig, data=None, *,
-                     loss_fn: Callable = F.cross_entropy,
-                     input_shape: tuple[int, ...] | None = None, example=None
-                     ) -> StructuredResult:
+def prune_structured(
+    model: nn.Module,
+    config: StructuredConfig,
+    data: Splits | Dataset | tuple[Inputs, torch.Tensor | None] | None = None,
+    *,
+    loss_fn: Callable = F.cross_entropy,
+    input_shape: tuple[int, ...] | None = None,
+    example: torch.Tensor | Sequence[torch.Tensor] | dict[str, torch.Tensor] | None = None,
+) -> StructuredResult:
     """Remove the least important units of `model` in place (see the module docstring).
 
     data: (inputs, labels) or a Splits / Dataset: the example input the graph is followed

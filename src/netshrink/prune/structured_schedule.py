@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -21,15 +22,24 @@ from netshrink.errors import NetshrinkError
 from netshrink.prune.structured import StructuredConfig, StructuredResult, prune_structured
 from netshrink.train import TrainConfig, fit
 
+if TYPE_CHECKING:
+    from netshrink.distill.config import DistillConfig
+
 
 def per_step(sparsity: float, steps: int) -> float:
     """The fraction removed at each of `steps` rounds that together remove `sparsity`."""
     return 1.0 - (1.0 - sparsity) ** (1.0 / steps)
 
 
-def iterative_structured(model: nn.Module, config: StructuredConfig, splits: Splits,
-                         train_config: TrainConfig, steps: int = 1, distill=None,
-                         **prune_options) -> list[tuple[StructuredResult, object]]:
+def iterative_structured(
+    model: nn.Module,
+    config: StructuredConfig,
+    splits: Splits,
+    train_config: TrainConfig,
+    steps: int = 1,
+    distill: DistillConfig | None = None,
+    **prune_options: Any,
+) -> list[tuple[StructuredResult, object]]:
     """[(what round k removed, its fine-tuning's TrainResult)] for k = 1..steps.
 
     distill: a DistillConfig to fine-tune by distillation from the unpruned model (a copy

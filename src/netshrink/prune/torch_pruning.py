@@ -9,12 +9,16 @@ the `structured` extra: pip install 'netshrink[structured]'.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from netshrink.errors import NetshrinkError
+
+if TYPE_CHECKING:
+    import torch_pruning as tp
 
 
 def available() -> bool:
@@ -32,7 +36,7 @@ def _module():
     return torch_pruning
 
 
-def importance(criterion: str):
+def importance(criterion: str) -> tp.importance.Importance:
     """Torch-Pruning's importance of the same name."""
     tp = _module()
     table = {"l1": lambda: tp.importance.MagnitudeImportance(p=1),
