@@ -56,5 +56,11 @@ class Jitter(Callback):
     def on_fit_start(self, state: TrainState) -> None:
         self.generator.manual_seed(int(getattr(state.config, "seed", 0)) + 7919)
 
-    def on_batch(self, state, inputs, targets, indices):
+    def on_batch(
+        self,
+        state: TrainState,
+        inputs: Inputs,
+        targets: torch.Tensor,
+        indices: torch.Tensor,
+    ) -> tuple[Inputs, torch.Tensor]:
         return shift_images(inputs, self.max_shift, self.generator), targets

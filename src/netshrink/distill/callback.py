@@ -85,7 +85,15 @@ class DistillationLoss(Callback):
                 FeatureCapture(self.teacher, _relation_names(self.config, "teacher"), "teacher"),
                 FeatureCapture(state.model, _relation_names(self.config, "student"), "student"))
 
-    def loss(self, state, inputs, targets, indices, outputs, loss):
+    def loss(
+        self,
+        state: TrainState,
+        inputs: Inputs,
+        targets: torch.Tensor,
+        indices: torch.Tensor,
+        outputs: torch.Tensor,
+        loss: torch.Tensor,
+    ) -> torch.Tensor:
         cfg = self.config
         teacher_logits = self._teacher_logits(inputs, indices)
         if teacher_logits.shape[-2:] != outputs.shape:

@@ -51,7 +51,7 @@ class Ensemble(nn.Module):
             )
         return torch.stack(outputs)
 
-    def forward(self, *args, **kwargs) -> torch.Tensor:
+    def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
         logits = self._stacked([member(*args, **kwargs) for member in self.members])
         probs = torch.softmax(logits.float(), dim=-1).mean(0)
         return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -284,8 +285,8 @@ def as_config(config: ShareConfig | dict | None, short: dict) -> ShareConfig:
     return config
 
 
-def share_(model: nn.Module, config: ShareConfig | dict | None = None, data=None,
-           **short) -> ShareReport:
+def share_(model: nn.Module, config: ShareConfig | dict | None = None, data: object = None,
+           **short: Any) -> ShareReport:
     """Share each layer's surviving weights (k-means) in place; return what was shared.
 
     The kept weights are those of the layer's mask (netshrink.prune_), else its non-zeros;
