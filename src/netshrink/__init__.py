@@ -7,7 +7,6 @@ its own subpackage (data, models, train, measure, prune, quant, distill, pack, b
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def run(
-    recipe: Recipe | Mapping[str, Any] | str | os.PathLike,
+    recipe: Recipe | dict | str | os.PathLike,
     out: str | os.PathLike,
     **options: Any,
 ) -> RunResult:

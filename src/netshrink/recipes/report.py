@@ -14,7 +14,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 from torch.nn.utils import parametrize
@@ -23,8 +25,15 @@ from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_write
 from netshrink.recipes.stages import KINDS
 
+if TYPE_CHECKING:
+    import torch
 
-def reference_stage(recipe, rows: list[dict]) -> str:
+    from netshrink.data.splits import Splits
+    from netshrink.recipes.runner import RunResult
+    from netshrink.recipes.schema import Recipe
+
+
+def reference_stage(recipe: Recipe, rows: list[dict]) -> str:
     """The stage ratios are taken to: the last before the first compressing stage."""
     names = [r["stage"] for r in rows]
     for stage in recipe.stages:
@@ -43,7 +52,13 @@ def deployed(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def compiled_for(recipe, stage: str, model: nn.Module, example, splits):
+def compiled_for(
+    recipe: Recipe,
+    stage: str,
+    model: nn.Module,
+    example: torch.Tensor,
+    splits: Splits,
+) -> tuple[nn.Module, str, str | None]:
     """(what to time, runtime label, why it is not compiled or None) for one stage's model
     at one batch size: netshrink.quant.int8.as_deployed on the recipe's runtime (a statically
     quantized model compiled; float and dynamic ones, and under auto a model compile_int8
@@ -59,8 +74,13 @@ def compiled_for(recipe, stage: str, model: nn.Module, example, splits):
                              "auto times the integer modules instead)") from None
 
 
-def measure_rows(recipe, rows: list[dict], files: dict[str, Path], splits, model_factory
-                 ) -> None:
+def measure_rows(
+    recipe: Recipe,
+    rows: list[dict],
+    files: dict[str, Path],
+    splits: Splits,
+    model_factory: Callable[[], nn.Module] | None,
+) -> None:
     """Add latency (ms per batch) at each of the recipe's batch sizes to every row, the
     runtime each stage was timed on, and a compiled stage's test accuracy as compiled."""
     import netshrink
@@ -111,7 +131,7 @@ def runtime_label(by_batch: dict[int, str]) -> str:
     return "; ".join(f"b{batch}: {label}" for batch, label in by_batch.items())
 
 
-def write_tables(recipe, result) -> None:
+def write_tables(recipe: Recipe, result: RunResult) -> None:
     """results.json, results.csv and results.md in the run's folder."""
     out = Path(result.out)
     rows = result.rows
@@ -127,7 +147,7 @@ def write_tables(recipe, result) -> None:
     atomic_write(out / "results.md", markdown(recipe, rows))
 
 
-def markdown(recipe, rows: list[dict]) -> str:
+def markdown(recipe: Recipe, rows: list[dict]) -> str:
     sizes = recipe.measure["batch_sizes"]
     head = ["stage", "test accuracy", "file bytes", "x smaller"]
     for b in sizes:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -35,6 +36,9 @@ from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_copy, atomic_write
 from netshrink.recipes.schema import Recipe, Stage, check_layer_names, parse
 from netshrink.recipes.stages import KINDS, Context
+
+if TYPE_CHECKING:
+    from netshrink.data.splits import Splits
 
 STAGES = "stages"
 RESULT = "result.json"
@@ -55,7 +59,7 @@ class RunResult:
         raise KeyError(name)
 
 
-def load_recipe(source) -> Recipe:
+def load_recipe(source: Recipe | dict | str | os.PathLike) -> Recipe:
     """A checked Recipe from a Recipe, a mapping, or a YAML file's path."""
     if isinstance(source, Recipe):
         return source
@@ -67,7 +71,7 @@ def load_recipe(source) -> Recipe:
     return parse(read_yaml(path), source=str(path))
 
 
-def build_start(recipe: Recipe, splits, model_factory: Callable[[], nn.Module] | None
+def build_start(recipe: Recipe, splits: Splits, model_factory: Callable[[], nn.Module] | None
                 ) -> nn.Module:
     """The model the first stage starts from."""
     import netshrink
@@ -85,16 +89,21 @@ def build_start(recipe: Recipe, splits, model_factory: Callable[[], nn.Module] |
                          **spec.get("args", {}))
 
 
-def load_data(recipe: Recipe):
+def load_data(recipe: Recipe) -> Splits:
     from netshrink import data
 
     spec = dict(recipe.data)
     return data.load(spec.pop("name"), seed=recipe.seed, **spec)
 
 
-def run(recipe, out: str | os.PathLike, model_factory: Callable[[], nn.Module] | None = None,
-        progress: bool | None = None, measure: bool = True,
-        stages: str | os.PathLike | None = None) -> RunResult:
+def run(
+    recipe: Recipe | dict | str | os.PathLike,
+    out: str | os.PathLike,
+    model_factory: Callable[[], nn.Module] | None = None,
+    progress: bool | None = None,
+    measure: bool = True,
+    stages: str | os.PathLike | None = None,
+) -> RunResult:
     """Run `recipe` (a Recipe, a mapping or a YAML path) into `out`, resuming where a previous
     run stopped. model_factory: builds a fresh float instance of your own model class (instead
     of the recipe's zoo model), used to start and to load each stage's file. stages: the folder

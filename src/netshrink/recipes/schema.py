@@ -32,8 +32,12 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from netshrink.errors import NetshrinkError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 RECIPE_KEYS = ("name", "data", "model", "seed", "measure", "runtime", "stages")
 RUNTIMES = ("auto", "torch", "onnxruntime")  # netshrink.quant.int8.RUNTIMES
@@ -81,7 +85,7 @@ class Recipe:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def parse(document, source: str = "recipe") -> Recipe:
+def parse(document: object, source: str = "recipe") -> Recipe:
     """A checked Recipe from a parsed YAML / JSON document (errors start with `source`)."""
     from netshrink.recipes.stages import KINDS
 
@@ -274,7 +278,7 @@ def _layer_names(kind: str, model) -> list[str] | None:
     return None
 
 
-def check_layer_names(recipe: Recipe, model, source: str = "recipe") -> None:
+def check_layer_names(recipe: Recipe, model: nn.Module, source: str = "recipe") -> None:
     """Refuse layer patterns (skip, layers) that name no layer of the model the recipe starts
     from, naming the stage, before any stage runs. Names do not change before the first
     quantize stage (which may decompose attention), so the stages up to it are checked; a

@@ -77,16 +77,16 @@ def _resolve_train(config: dict) -> dict:
 class Train(Kind):
     """netshrink.train.fit with a TrainConfig (also "finetune", the same after compression)."""
 
-    def resolve(self, config):
+    def resolve(self, config: dict) -> dict:
         return _resolve_train(config)
 
-    def refuses(self, state, config):
+    def refuses(self, state: str, config: dict) -> str | None:
         if state == INTEGER:
             return ("a model converted to integers does not train; fine-tune during QAT "
                     "instead: quantize: {method: qat, train: {...}}")
         return None
 
-    def run(self, model, config, ctx):
+    def run(self, model: nn.Module, config: dict, ctx: Context) -> tuple[nn.Module, dict]:
         from netshrink.train import fit
 
         result = fit(model, ctx.splits, _train_config(config, ctx.seed),
@@ -100,12 +100,12 @@ class Prune(Kind):
 
     compresses = True
 
-    def resolve(self, config):
+    def resolve(self, config: dict) -> dict:
         from netshrink.prune import PruneConfig
 
         return PruneConfig.from_dict(config).to_dict()
 
-    def run(self, model, config, ctx):
+    def run(self, model: nn.Module, config: dict, ctx: Context) -> tuple[nn.Module, dict]:
         import netshrink
         from netshrink.prune import PruneConfig
 
@@ -118,12 +118,12 @@ class Structured(Kind):
 
     compresses = True
 
-    def resolve(self, config):
+    def resolve(self, config: dict) -> dict:
         from netshrink.prune import StructuredConfig
 
         return StructuredConfig.from_dict(config).to_dict()
 
-    def run(self, model, config, ctx):
+    def run(self, model: nn.Module, config: dict, ctx: Context) -> tuple[nn.Module, dict]:
         import netshrink
         from netshrink.prune import StructuredConfig
 
@@ -139,7 +139,7 @@ class Share(Kind):
 
     compresses = True
 
-    def resolve(self, config):
+    def resolve(self, config: dict) -> dict:
         from netshrink.pack import ShareConfig
 
         rest, train = _split_train(config, {"epochs": 1.0, "lr": 1e-4})
@@ -147,10 +147,10 @@ class Share(Kind):
         shared["skip"] = list(shared["skip"])
         return {**shared, "train": _resolve_train(train) if train else {}}
 
-    def leaves(self, config, state):
+    def leaves(self, config: dict, state: str) -> str:
         return SHARED
 
-    def run(self, model, config, ctx):
+    def run(self, model: nn.Module, config: dict, ctx: Context) -> tuple[nn.Module, dict]:
         import netshrink
         from netshrink.pack import ShareConfig
         from netshrink.train import fit
@@ -194,7 +194,7 @@ class Distill(Kind):
     """netshrink.distill of the current model from a teacher: an earlier stage's model (by
     name) or a file, with a DistillConfig and a TrainConfig (`train:`)."""
 
-    def resolve(self, config):
+    def resolve(self, config: dict) -> dict:
         from netshrink.distill import DistillConfig
 
         rest, teacher = _teacher_key(config)
@@ -206,11 +206,11 @@ class Distill(Kind):
 
     refuses = Train.refuses
 
-    def references(self, config):
+    def references(self, config: dict) -> dict[str, str]:
         teacher = config.get("teacher")
         return {"teacher": teacher} if isinstance(teacher, str) else {}
 
-    def run(self, model, config, ctx):
+    def run(self, model: nn.Module, config: dict, ctx: Context) -> tuple[nn.Module, dict]:
         from netshrink.distill import DistillConfig, distill
 
         rest, teacher = _teacher_key(config)
@@ -230,7 +230,7 @@ class Quantize(Kind):
 
     compresses = True
 
-    def resolve(self, config):
+    def resolve(self, config: dict) -> dict:
         from netshrink.quant.config import config_from_dict
 
         rest, teacher = _teacher_key(config)
@@ -245,20 +245,20 @@ class Quantize(Kind):
             quantized["teacher"] = teacher
         return quantized
 
-    def leaves(self, config, state):
+    def leaves(self, config: dict, state: str) -> str:
         return INTEGER
 
-    def refuses(self, state, config):
+    def refuses(self, state: str, config: dict) -> str | None:
         if state == SHARED and config["method"] != "dynamic":
             return ("static and qat quantization refuse shared weights; quantize before share, "
                     "or use method: dynamic")
         return None if state == SHARED else super().refuses(state, config)
 
-    def references(self, config):
+    def references(self, config: dict) -> dict[str, str]:
         teacher = config.get("teacher")
         return {"teacher": teacher} if isinstance(teacher, str) else {}
 
-    def run(self, model, config, ctx):
+    def run(self, model: nn.Module, config: dict, ctx: Context) -> tuple[nn.Module, dict]:
         import netshrink
         from netshrink.quant import convert
         from netshrink.quant.config import config_from_dict
@@ -290,7 +290,7 @@ class Export(Kind):
 
     FORMATS = ("onnx", "nsz", "safetensors")
 
-    def resolve(self, config):
+    def resolve(self, config: dict) -> dict:
         unknown = set(config) - {"format", "mode"}
         if unknown:
             raise NetshrinkError(f"unknown export key {sorted(unknown)[0]!r}; known: format, mode")
@@ -302,12 +302,12 @@ class Export(Kind):
             raise NetshrinkError(f"mode={mode!r} must be qdq or integer")
         return {"format": fmt, "mode": mode}
 
-    def refuses(self, state, config):
+    def refuses(self, state: str, config: dict) -> str | None:
         if config["format"] == "onnx" and state != INTEGER:
             return "format onnx exports integer models; put it after a quantize stage"
         return None
 
-    def run(self, model, config, ctx):
+    def run(self, model: nn.Module, config: dict, ctx: Context) -> tuple[nn.Module, dict]:
         if config["format"] == "nsz":
             import netshrink
 
