@@ -31,7 +31,11 @@ Started = Callable[[TrialSpec], None]
 RAY_HINT = "pip install 'netshrink[ray]'"
 
 
-def create(name: str, workers: int | None, address: str | None):
+def create(
+    name: str,
+    workers: int | None,
+    address: str | None,
+) -> SerialExecutor | LocalExecutor | RayExecutor:
     """The executor `name`, checked before anything runs."""
     if name not in EXECUTORS:
         raise NetshrinkError(f"executor {name!r} is not one of {', '.join(EXECUTORS)}")

@@ -57,7 +57,7 @@ def parse_grid(text: str, source: str = "grid", max_trials: int = MAX_TRIALS
     return expand(parse_yaml(text, source), source, max_trials)
 
 
-def expand(document, source: str = "grid", max_trials: int = MAX_TRIALS) -> list[TrialSpec]:
+def expand(document: object, source: str = "grid", max_trials: int = MAX_TRIALS) -> list[TrialSpec]:
     """The checked trials of a parsed grid (a mapping, or a list of mappings); refused when
     its lists multiply to more than `max_trials` trials, before any is built."""
     checks.positive_integer(max_trials, "max_trials")

@@ -22,9 +22,13 @@ import os
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_path, atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # The fields of a run_trials row that are not spec fields, metrics or nested arguments.
 ROW_FIELDS = ("trial_id", "status", "error", "seconds")
@@ -32,7 +36,7 @@ SPEC_SCALARS = ("task", "model", "data", "seed")
 NESTED = ("model_args", "data_args", "train")
 
 
-def scalar(value):
+def scalar(value: object) -> object:
     """A value fit for a flat table: lists and dicts become compact JSON text."""
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
@@ -158,7 +162,7 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
-def new_figure(width: float, height: float, dpi: int = 110):
+def new_figure(width: float, height: float, dpi: int = 110) -> Figure:
     """A matplotlib Figure on the Agg canvas: no display, no pyplot state."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -168,7 +172,7 @@ def new_figure(width: float, height: float, dpi: int = 110):
     return fig
 
 
-def save_figure(fig, path: str | os.PathLike) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     """Write `fig` as a PNG at `path` atomically (complete or absent)."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

@@ -15,13 +15,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import typing
+from typing import TYPE_CHECKING
 
 from netshrink.errors import NetshrinkError
+
+if TYPE_CHECKING:
+    from netshrink.bench.spec import TrialSpec
 
 SWEEP_DEVICE = "cpu"  # what a trial trains on unless its train says otherwise
 
 
-def resolve(spec) -> dict:
+def resolve(spec: TrialSpec) -> dict:
     """The resolved configuration of TrialSpec `spec`, as plain JSON values."""
     from netshrink.bench import tasks
     from netshrink.bench.spec import plain

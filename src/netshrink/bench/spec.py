@@ -109,7 +109,7 @@ class TrialSpec:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def plain(value):
+def plain(value: object) -> object:
     """`value` with tuples as lists, dicts and lists copied (defaults read from code)."""
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}

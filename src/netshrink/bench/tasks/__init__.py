@@ -26,14 +26,20 @@ import importlib
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netshrink.bench.spec import TrialSpec
 from netshrink.errors import NetshrinkError
 
+if TYPE_CHECKING:
+    from torch import nn
+
+    from netshrink.distill.config import DistillConfig
+
 Run = Callable[[TrialSpec, Path], dict]
 Check = Callable[[dict], None]
 Resolve = Callable[[dict], dict]
-CheckModel = Callable[[dict, object], None]
+CheckModel = Callable[[dict, "nn.Module"], None]
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def check(spec: TrialSpec) -> None:
         found.check(dict(spec.params))
 
 
-def check_model(spec: TrialSpec, model) -> None:
+def check_model(spec: TrialSpec, model: nn.Module) -> None:
     """Raise NetshrinkError if `spec.params` do not fit `model` (the trial's model, built)."""
     found = get(spec.task)
     if found.check_model is not None:
@@ -158,7 +164,7 @@ def field_defaults(cls) -> dict:
     return out
 
 
-def distill_config(given, where: str):
+def distill_config(given: object, where: str) -> DistillConfig:
     """A task's distillation settings (netshrink.distill.DistillConfig fields) as the config,
     or a NetshrinkError naming `where` and the field."""
     from netshrink.distill import DistillConfig

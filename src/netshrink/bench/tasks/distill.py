@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netshrink import checks
 from netshrink.bench.spec import TrialSpec
 from netshrink.bench.tasks import Task
 from netshrink.errors import NetshrinkError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from netshrink.data.splits import Splits
 
 TRAIN_DEFAULTS = {"member": 0, "jitter": 0, "omit": []}
 ENSEMBLE_DEFAULTS = {"sweep_dir": None}
@@ -224,7 +230,7 @@ def distill_student(spec: TrialSpec, workdir: Path) -> dict:
     return metrics
 
 
-def bias_metrics(model, splits, cls: int) -> dict:
+def bias_metrics(model: nn.Module, splits: Splits, cls: int) -> dict:
     """Errors after raising class `cls`'s bias by the shift that minimizes errors.
 
     Two choices of the shift: on the validation set (held out, it has the class; ours) and on

@@ -12,6 +12,7 @@ import io
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netshrink import checks
 from netshrink.bench.spec import TrialSpec
@@ -20,6 +21,9 @@ from netshrink.bench.tasks.train import build
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_write
 from netshrink.train import TrainConfig, evaluate, fit
+
+if TYPE_CHECKING:
+    from torch import nn
 
 WHEN = ("init", "trained")
 PRUNE_DEFAULTS = {"scope": "global", "when": "init", "options": {}, "layer_sparsity": None,
@@ -52,7 +56,7 @@ def _prune_config(params: dict):
                        allow_collapse=True)
 
 
-def check_prune_model(params: dict, model) -> None:
+def check_prune_model(params: dict, model: nn.Module) -> None:
     """The layer_sparsity patterns must each name a prunable layer of the trial's model."""
     from netshrink.core.patterns import check_patterns
     from netshrink.prune import prunable

@@ -18,6 +18,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,6 +30,9 @@ from netshrink.bench.tasks.train import build
 from netshrink.errors import NetshrinkError
 from netshrink.fileio import atomic_write
 from netshrink.quant import QAT, Static, convert
+
+if TYPE_CHECKING:
+    from torch import nn
 
 DEFAULTS = {"ptq": {}, "qat": {}, "qat_epochs": 1, "qat_lr": None, "latency_repeats": 30}
 
@@ -50,7 +54,7 @@ def check_quantization(params: dict) -> None:
                             100_000)
 
 
-def check_quantization_model(params: dict, model) -> None:
+def check_quantization_model(params: dict, model: nn.Module) -> None:
     """The skip patterns of ptq and qat must each name a layer of the trial's model."""
     from netshrink.core.patterns import check_patterns
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,6 +29,11 @@ from netshrink.bench.spec import TrialSpec
 from netshrink.bench.tasks import Task, distill_config, known_keys, trial_model
 from netshrink.errors import NetshrinkError
 from netshrink.prune.speedup import RUNTIMES
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from netshrink.data.splits import Splits
 
 ENGINES = ("netshrink", "torch-pruning", "unstructured", "dense")  # dense: nothing removed
 BASE_DEFAULTS = {"train_size": None, "test_size": None, "slimming": 0.0}
@@ -38,7 +44,7 @@ LATENCY_DEFAULTS = {"batches": [1, 64], "threads": 2, "repeats": 20, "settle": 1
                     "runtimes": list(RUNTIMES), "train_size": None}
 
 
-def splits_of(spec: TrialSpec, train_size: int | None, test_size: int | None):
+def splits_of(spec: TrialSpec, train_size: int | None, test_size: int | None) -> Splits:
     """The spec's data, the training and test sets cut to their first examples if asked."""
     from torch.utils.data import TensorDataset
 
@@ -131,7 +137,14 @@ def _distill_config(params: dict):
     return distill_config(given, "distill")
 
 
-def prune_arm(model, splits, engine: str, criterion: str, sparsity: float, scope: str):
+def prune_arm(
+    model: nn.Module,
+    splits: Splits,
+    engine: str,
+    criterion: str,
+    sparsity: float,
+    scope: str,
+) -> nn.Module:
     """Prune `model` in place as one arm of the comparison; returns what the arm reports."""
     from netshrink.data import tensors_of
     from netshrink.prune import StructuredConfig, prune_

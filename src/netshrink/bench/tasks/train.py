@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netshrink.bench.spec import TrialSpec
 from netshrink.bench.tasks import Task
 from netshrink.errors import NetshrinkError
 
+if TYPE_CHECKING:
+    from torch import nn
 
-def build(spec: TrialSpec):
+    from netshrink.data.splits import Splits
+    from netshrink.train import TrainConfig
+
+
+def build(spec: TrialSpec) -> tuple[Splits, nn.Module, TrainConfig]:
     """(splits, model, TrainConfig) for a spec, seeded by spec.seed."""
     from netshrink import data, models
     from netshrink.train import TrainConfig, seed_everything

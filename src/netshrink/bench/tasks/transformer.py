@@ -23,14 +23,23 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from netshrink.bench.spec import TrialSpec
 from netshrink.bench.tasks import Task, known_keys, trial_model
 from netshrink.errors import NetshrinkError
 from netshrink.train import Callback
+
+if TYPE_CHECKING:
+    from netshrink.data.inputs import Inputs
+    from netshrink.data.splits import Splits
+    from netshrink.models.minilm import SentenceEncoder
+    from netshrink.train import TrainState
 
 # What a student trains with (both stages): its own sentences' tokens are cut at max_tokens
 # (teacher and student read the same cut sentence); word embeddings stay the teacher's.
@@ -52,7 +61,13 @@ TEACHER_BASE = "teacher"  # a prune trial's base: prune the teacher's layers, th
 class TrimPadding(Callback):
     """Cut each training batch of token inputs to its longest sentence (less compute)."""
 
-    def on_batch(self, state, inputs, targets, indices):
+    def on_batch(
+        self,
+        state: TrainState,
+        inputs: Inputs,
+        targets: torch.Tensor,
+        indices: torch.Tensor,
+    ) -> tuple[Inputs, torch.Tensor]:
         from netshrink.models.minilm import trim_padding
 
         return trim_padding(inputs), targets
@@ -64,7 +79,7 @@ def _corpus():
     return corpus.load()
 
 
-def sentence_splits(train: list[str], val: list[str], test: list[str], max_tokens: int):
+def sentence_splits(train: list[str], val: list[str], test: list[str], max_tokens: int) -> Splits:
     """Splits of token inputs (labels -1: the teacher's embeddings are the only targets)."""
     from netshrink.data import Examples, Splits
     from netshrink.data.inputs import example_shape
@@ -87,12 +102,12 @@ def _texts(p: dict) -> tuple[list[str], list[str], list[str]]:
     return train[:-p["val_sentences"]], val, list(text.heldout[:p["test_sentences"]])
 
 
-def last_attention(model, layer: int) -> tuple[str, str, str]:
+def last_attention(model: SentenceEncoder, layer: int) -> tuple[str, str, str]:
     base = f"bert.encoder.layer.{layer}.attention.self"
     return f"{base}.query", f"{base}.key", f"{base}.value"
 
 
-def layer_hints(teacher, student) -> tuple[tuple[str, str], ...]:
+def layer_hints(teacher: SentenceEncoder, student: SentenceEncoder) -> tuple[tuple[str, str], ...]:
     """TinyBERT's uniform layer map for hidden-state hints (every token's output matched by
     mean squared error): student layer i stands for the teacher's layer (i + 1) * N / M - 1,
     so the last matches the last."""
@@ -101,7 +116,7 @@ def layer_hints(teacher, student) -> tuple[tuple[str, str], ...]:
                   f"bert.encoder.layer.{i}") for i in range(taught))
 
 
-def relation_heads(student, teacher) -> int:
+def relation_heads(student: SentenceEncoder, teacher: SentenceEncoder) -> int:
     """MiniLM's relation heads: the teacher's head count when the student's last layer has it,
     else the student's own (after head pruning; it must divide the teacher's width too)."""
     s = student.bert.encoder.layer[-1].attention.self
@@ -115,7 +130,12 @@ def relation_heads(student, teacher) -> int:
     return heads
 
 
-def distill_student(student, teacher, p: dict, workdir: Path) -> dict:
+def distill_student(
+    student: SentenceEncoder,
+    teacher: SentenceEncoder,
+    p: dict,
+    workdir: Path,
+) -> dict:
     """Train `student` toward `teacher` (embeddings + last-layer relations); its metrics."""
     from netshrink.distill import DistillConfig, Relation, distill
     from netshrink.train import TrainConfig
@@ -258,7 +278,11 @@ def prune_task(spec: TrialSpec, workdir: Path) -> dict:
 
 # --- measuring -----------------------------------------------------------------------------
 @torch.inference_mode()
-def encode(model, sentences: list[str], batch_size: int = 64) -> torch.Tensor:
+def encode(
+    model: nn.Module | Callable[..., torch.Tensor],
+    sentences: list[str],
+    batch_size: int = 64,
+) -> torch.Tensor:
     """Embeddings of `sentences` in their order, computed in batches of similar length (far
     less padding than in corpus order; padding changes no embedding)."""
     from netshrink.models import minilm
@@ -276,7 +300,7 @@ def encode(model, sentences: list[str], batch_size: int = 64) -> torch.Tensor:
     return torch.stack(out).float()
 
 
-def latency_sentences(sentences, low: int, high: int, count: int) -> list[str]:
+def latency_sentences(sentences: Iterable[str], low: int, high: int, count: int) -> list[str]:
     """The first `count` sentences whose token count (with [CLS], [SEP]) is in [low, high]."""
     from netshrink.models import minilm
 
@@ -298,7 +322,14 @@ def calibration(sentences: list[str]) -> list[dict]:
     return [minilm.tokenize(sentences[i:i + 32]) for i in range(0, len(sentences), 32)]
 
 
-def weight_only(model, bits: int, group_size: int, rounding: str, batches, skip=()):
+def weight_only(
+    model: SentenceEncoder,
+    bits: int,
+    group_size: int,
+    rounding: str,
+    batches: list[dict] | None,
+    skip: Sequence[str] = (),
+) -> SentenceEncoder:
     import copy
 
     import netshrink
