@@ -12,8 +12,12 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netshrink.errors import NetshrinkError
+
+if TYPE_CHECKING:
+    from netshrink.reproduce.template import Run
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def names() -> dict[str, str]:
     return {name: summary for name, (_, summary) in REPRODUCTIONS.items()}
 
 
-def run(name: str, options: ReproOptions):
+def run(name: str, options: ReproOptions) -> Run:
     """Run reproduction `name` with `options`; returns the template's Run."""
     from netshrink.reproduce import template
 

@@ -260,10 +260,15 @@ class Results:
                 out.append(float(row["metrics"][metric]))
         return out
 
-    def stat(self, data, role, metric="test_errors"):
+    def stat(
+        self,
+        data: str,
+        role: str,
+        metric: str = "test_errors",
+    ) -> tuple[float | None, float | None]:
         return _stats(self.values(data, role, metric))
 
-    def cell(self, data, role, metric="test_errors", spec=".1f") -> str:
+    def cell(self, data: str, role: str, metric: str = "test_errors", spec: str = ".1f") -> str:
         return _fmt(*self.stat(data, role, metric), spec)
 
 

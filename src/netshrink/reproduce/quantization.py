@@ -23,7 +23,9 @@ minilm_onnx.INTEGER_CONFIG, exported as integer ONNX and run by onnxruntime (2 t
 
 from __future__ import annotations
 
+import os
 import statistics
+from collections.abc import Iterable
 
 from netshrink.bench import TrialSpec
 from netshrink.bench.report import write_csv
@@ -92,7 +94,7 @@ def stages(s: dict, options: ReproOptions) -> list[list[TrialSpec]]:
     return [trials(s, s["data"], s["seeds"])]
 
 
-def trials(protocol: dict, data: str, seeds) -> list[TrialSpec]:
+def trials(protocol: dict, data: str, seeds: Iterable[int]) -> list[TrialSpec]:
     out = []
     for name, m in protocol["models"].items():
         for seed in seeds:
@@ -214,7 +216,7 @@ def markdown(table: list[dict], protocol: dict, full: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(table: list[dict], path) -> None:
+def plot(table: list[dict], path: str | os.PathLike) -> None:
     from netshrink.bench.report import new_figure, save_figure
 
     models = sorted({r["model"] for r in table}, key=["lenet5", "resnet", "minilm"].index)

@@ -6,6 +6,8 @@ speed-up); network slimming's published VGG result beside (Liu et al. 2017)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from netshrink.bench import TrialSpec
 from netshrink.bench.report import aggregate, new_figure, save_figure, write_csv
 from netshrink.prune import StructuredConfig
@@ -325,7 +327,7 @@ def _resnet_half(table: list[dict], key: str, metric: str) -> dict | None:
                           [metric]), model="resnet", sparsity=0.5)
 
 
-def plot(table: list[dict], latency: list[dict], s: dict, out) -> None:
+def plot(table: list[dict], latency: list[dict], s: dict, out: Path) -> None:
     fig = new_figure(11, 4.2)
     for i, model in enumerate(s["models"]):
         ax = fig.add_subplot(1, len(s["models"]), i + 1)

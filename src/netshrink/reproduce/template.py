@@ -27,9 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from netshrink.bench import TrialSpec, run_trials
 from netshrink.fileio import atomic_write
+
+if TYPE_CHECKING:
+    from netshrink.reproduce import ReproOptions
 
 SWEEP = "sweep"
 RESULTS = "results.md"
@@ -57,7 +61,7 @@ class Run:
         return next((r for r in self.rows if r["trial_id"] == trial_id), None)
 
 
-def run(name: str, protocol: ModuleType, options) -> Run:
+def run(name: str, protocol: ModuleType, options: ReproOptions) -> Run:
     """Run reproduction `name`, whose protocol and tables are the module `protocol`."""
     out = Path(options.out)
     settings = protocol.settings(options)
@@ -83,7 +87,7 @@ def run(name: str, protocol: ModuleType, options) -> Run:
     return result
 
 
-def sweep(trials: Sequence[TrialSpec], options, echo: Callable[[str], None] = print
+def sweep(trials: Sequence[TrialSpec], options: ReproOptions, echo: Callable[[str], None] = print
           ) -> list[dict]:
     """Run the trials into OUT/sweep (resumable); one progress line per trial."""
     if not trials:
@@ -92,11 +96,17 @@ def sweep(trials: Sequence[TrialSpec], options, echo: Callable[[str], None] = pr
                       workers=options.workers, echo=echo)
 
 
-def sweep_dir(options) -> Path:
+def sweep_dir(options: ReproOptions) -> Path:
     return Path(options.out) / SWEEP
 
 
-def save_config(out: Path, name: str, options, settings, trials: Sequence[TrialSpec]) -> None:
+def save_config(
+    out: Path,
+    name: str,
+    options: ReproOptions,
+    settings: object,
+    trials: Sequence[TrialSpec],
+) -> None:
     """OUT/config.json: the options, the reproduction's settings and every trial with its id."""
     if dataclasses.is_dataclass(settings):
         settings = dataclasses.asdict(settings)
@@ -132,7 +142,7 @@ def pm(mean: float | None, std: float | None, scale: float = 100.0, digits: int 
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
-def find(table: list[dict], **key) -> dict:
+def find(table: list[dict], **key: object) -> dict:
     """The first row of `table` whose values match `key`, {} when none does."""
     for row in table:
         if all(row.get(k) == v for k, v in key.items()):

@@ -6,7 +6,15 @@ failed or did not run leaves its rows out (the template lists it below the table
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from netshrink.bench.tasks.transformer import TEACHER_BASE
+
+if TYPE_CHECKING:
+    from netshrink.bench.spec import TrialSpec
+    from netshrink.reproduce.template import Run
 
 ORIGINAL = "original float32"
 ONNXRUNTIME = "original, onnxruntime int8"
@@ -71,7 +79,7 @@ def gptq_rows(metrics: dict) -> list[dict]:
     return rows
 
 
-def gptq_markdown(rows: list[dict], group_size) -> list[str]:
+def gptq_markdown(rows: list[dict], group_size: int) -> list[str]:
     lines = [f"Weight-only quantization of the original all-MiniLM-L6-v2 (every Linear and "
              f"embedding table; groups of {group_size} weights, one float16 scale and zero "
              "point each; embeddings round to nearest under both), agreement with float32 on "
@@ -127,8 +135,16 @@ def targets(rows: list[dict]) -> list[str]:
     ]
 
 
-def write(run, distill_trial, prune_trial, gptq_trial, measure_trial, target_text: str,
-          anchors: str, write_csv) -> str:
+def write(
+    run: Run,
+    distill_trial: Callable[[dict], TrialSpec],
+    prune_trial: Callable[[dict], TrialSpec],
+    gptq_trial: Callable[[dict], TrialSpec],
+    measure_trial: Callable[[dict], TrialSpec],
+    target_text: str,
+    anchors: str,
+    write_csv: Callable[[Sequence[dict], Path], Path],
+) -> str:
     s = run.settings
 
     def metrics_of(spec):
