@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from netshrink.cli.options import out_dir, positive_int
 from netshrink.errors import NetshrinkError
 
 
-def add_sweep(sub) -> None:
+def add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep", help="run every trial of a YAML grid (resumable)",
         description="Expand a YAML grid (lists are choices; see docs/bench.md) into trials and run "
@@ -29,7 +30,7 @@ def add_sweep(sub) -> None:
     p.set_defaults(run=run_sweep)
 
 
-def run_sweep(args) -> int:
+def run_sweep(args: argparse.Namespace) -> int:
     from netshrink.bench import executors
     from netshrink.bench.grid import load_grid
     from netshrink.bench.sweep import run_trials
@@ -57,7 +58,7 @@ def run_sweep(args) -> int:
     return 0
 
 
-def add_report(sub) -> None:
+def add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report", help="plots and a Markdown report of a sweep folder",
         description="Write report.md, summary.csv and plots/*.png: each metric against "
@@ -74,7 +75,7 @@ def add_report(sub) -> None:
     p.set_defaults(run=run_report)
 
 
-def run_report(args) -> int:
+def run_report(args: argparse.Namespace) -> int:
     from netshrink.bench.summary import write_report
 
     if not Path(args.folder).is_dir():

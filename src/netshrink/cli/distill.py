@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from netshrink.cli.options import (
     add_train_options,
     data_and_model,
@@ -17,7 +19,7 @@ from netshrink.cli.options import (
 from netshrink.errors import NetshrinkError
 
 
-def add_distill(sub) -> None:
+def add_distill(sub: argparse._SubParsersAction) -> None:
     from netshrink.distill import DistillConfig
     from netshrink.distill.config import LOSSES
 
@@ -91,7 +93,7 @@ def _masked(model) -> bool:
     return current_mask(model).size() > 0
 
 
-def run_distill(args) -> int:
+def run_distill(args: argparse.Namespace) -> int:
     import netshrink
     from netshrink.distill import DistillConfig, distill, transfer_set
     from netshrink.distill.api import check_inputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from netshrink.cli.options import (
@@ -18,12 +19,12 @@ from netshrink.cli.options import (
 from netshrink.errors import NetshrinkError
 
 
-def add_models(sub) -> None:
+def add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the model zoo")
     p.set_defaults(run=run_models)
 
 
-def run_models(args) -> int:
+def run_models(args: argparse.Namespace) -> int:
     from netshrink import measure, models
 
     for name in models.names():
@@ -33,14 +34,14 @@ def run_models(args) -> int:
     return 0
 
 
-def add_train(sub) -> None:
+def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model and save it with its log")
     add_train_options(p)
     p.add_argument("--out", default="runs/train", help="folder for model, log and results")
     p.set_defaults(run=run_train)
 
 
-def run_train(args) -> int:
+def run_train(args: argparse.Namespace) -> int:
     import netshrink
     from netshrink import measure
     from netshrink.train import fit
@@ -65,13 +66,13 @@ def run_train(args) -> int:
     return 0
 
 
-def add_info(sub) -> None:
+def add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a saved model file")
     p.add_argument("file")
     p.set_defaults(run=run_info)
 
 
-def run_info(args) -> int:
+def run_info(args: argparse.Namespace) -> int:
     import netshrink
     from netshrink import measure
     from netshrink.serialize import read_metadata, read_tensors
@@ -98,20 +99,20 @@ def run_info(args) -> int:
     return 0
 
 
-def add_download(sub) -> None:
+def add_download(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("download", help="download a data set into the cache (needs internet)")
     p.add_argument("name", choices=["mnist", "fashion-mnist"])
     p.set_defaults(run=run_download)
 
 
-def run_download(args) -> int:
+def run_download(args: argparse.Namespace) -> int:
     from netshrink.data import download
 
     print(f"downloaded and verified: {download(args.name)}")
     return 0
 
 
-def add_demo(sub) -> None:
+def add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the end-to-end demo on Fashion-MNIST")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--epochs", type=finite_float, default=10.0,
@@ -122,7 +123,7 @@ def add_demo(sub) -> None:
     p.set_defaults(run=run_demo)
 
 
-def run_demo(args) -> int:
+def run_demo(args: argparse.Namespace) -> int:
     from netshrink.demo import run
 
     if args.epochs <= 0:
@@ -131,7 +132,7 @@ def run_demo(args) -> int:
     return 0
 
 
-def add_reproduce(sub) -> None:
+def add_reproduce(sub: argparse._SubParsersAction) -> None:
     from netshrink import reproduce
 
     listing = "; ".join(f"{k}: {v}" for k, v in reproduce.names().items()) or "none yet"
@@ -147,7 +148,7 @@ def add_reproduce(sub) -> None:
     p.set_defaults(run=run_reproduce)
 
 
-def run_reproduce(args) -> int:
+def run_reproduce(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from netshrink import reproduce

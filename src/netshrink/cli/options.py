@@ -8,10 +8,17 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from netshrink import checks
 from netshrink.errors import NetshrinkError, OutputError
 from netshrink.fileio import atomic_write
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from netshrink.data.splits import Splits
+    from netshrink.train import TrainConfig
 
 
 def _number(text: str, kind: type):
@@ -50,7 +57,7 @@ def seed_int(text: str) -> int:
     return value
 
 
-def parse_value(text: str):
+def parse_value(text: str) -> Any:
     """A command-line value: JSON when it parses (numbers, lists, true), else the plain string."""
     try:
         return json.loads(text)
@@ -101,7 +108,7 @@ def out_file(path: str, option: str = "--out") -> Path:
     return target
 
 
-def write_json(path, payload: dict) -> None:
+def write_json(path: str | os.PathLike, payload: dict) -> None:
     atomic_write(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
@@ -135,7 +142,7 @@ def add_train_options(p: argparse.ArgumentParser, epochs: float = 5.0) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def train_config(args: argparse.Namespace):
+def train_config(args: argparse.Namespace) -> TrainConfig:
     from netshrink.train import TrainConfig
 
     return TrainConfig(optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
@@ -144,7 +151,7 @@ def train_config(args: argparse.Namespace):
                        device=args.device, deterministic=args.deterministic)
 
 
-def load_splits(args: argparse.Namespace):
+def load_splits(args: argparse.Namespace) -> Splits:
     """Load the data set the options name, then seed everything for what follows."""
     from netshrink import data
     from netshrink.train import seed_everything
@@ -154,7 +161,7 @@ def load_splits(args: argparse.Namespace):
     return splits
 
 
-def data_and_model(args: argparse.Namespace):
+def data_and_model(args: argparse.Namespace) -> tuple[Splits, nn.Module]:
     """Load the data set and build the model the options name (seeded)."""
     from netshrink import models
 

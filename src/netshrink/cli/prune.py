@@ -18,7 +18,7 @@ from netshrink.cli.options import (
 from netshrink.errors import NetshrinkError
 
 
-def add_prune(sub) -> None:
+def add_prune(sub: argparse._SubParsersAction) -> None:
     from netshrink.prune import METHODS
 
     p = sub.add_parser(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from netshrink.cli.options import (
     finite_float,
     integer,
@@ -12,7 +14,7 @@ from netshrink.cli.options import (
 from netshrink.errors import NetshrinkError
 
 
-def add_quantize(sub) -> None:
+def add_quantize(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quantize", help="quantize a saved model (dynamic, static or quantization-aware)",
         description="Quantize a netshrink model file to integers and save it (int8 on disk). "
@@ -68,7 +70,7 @@ def _config(args):
     return QAT(lsq=args.lsq, **common)
 
 
-def run_quantize(args) -> int:
+def run_quantize(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import torch
