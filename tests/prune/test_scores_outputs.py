@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netshrink import NetshrinkError, measure
-from netshrink.prune import prune_
+from netshrink.prune import prune_, score_weights
 
 METHODS = {
     "taylor": {"examples": 32},
@@ -69,3 +69,15 @@ def test_the_default_loss_on_several_outputs_is_refused_clearly(as_dict):
     kind = "dict" if as_dict else "tuple"
     with pytest.raises(NetshrinkError, match=f"returns a {kind}.*loss_fn"):
         prune_(model, "snip", (x, y), sparsity=0.5)
+
+
+@pytest.mark.parametrize("method", ["taylor", "snip", "grasp", "obd"])
+def test_a_head_the_loss_leaves_out_scores_zero_instead_of_failing(method):
+    """The loss reads only the logits: the auxiliary head's gradient is zero, not an error."""
+    torch.manual_seed(0)
+    model = TwoHeads(as_dict=False)
+    x, y = torch.randn(24, 6), torch.randint(0, 3, (24,))
+    scores = score_weights(model, method, (x, y), loss_fn=lambda out, y: F.cross_entropy(
+        out[0], y), **METHODS[method])
+    assert float(scores["aux.weight"].abs().sum()) == 0
+    assert float(scores["cls.weight"].abs().sum()) > 0

@@ -46,3 +46,10 @@ def divided(out, temperature: float):
         return type(out)(*parts) if hasattr(out, "_fields") else type(out)(parts)
     return out
 
+
+def gradients(output: torch.Tensor, leaves: list[torch.Tensor], create_graph: bool = False
+              ) -> list[torch.Tensor]:
+    """d output / d leaves, zero for a leaf that `output` does not depend on (a head that the
+    user's loss leaves out), where torch.autograd.grad would raise."""
+    found = torch.autograd.grad(output, leaves, create_graph=create_graph, allow_unused=True)
+    return [torch.zeros_like(w) if g is None else g for g, w in zip(found, leaves, strict=True)]

@@ -32,7 +32,7 @@ from torch.func import grad, jvp, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from netshrink.data.inputs import Inputs, take, to_device
-from netshrink.prune.functional import forward
+from netshrink.prune.functional import forward, gradients
 
 # A re-iterable of (inputs, targets) batches; inputs are a tensor, a tuple or a dict of tensors.
 Batches = Callable[[], Iterable[tuple[Inputs, torch.Tensor]]]
@@ -167,9 +167,9 @@ def hutchinson_diagonal(
                       .to(w.device, w.dtype) for n, w in leaves.items()}
             for x, y in batches():
                 loss = loss_fn(forward(model, leaves, x), y) * (len(y) / total)
-                grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
+                grads = gradients(loss, [leaves[n] for n in names], create_graph=True)
                 dot = sum((g * probes[n]).sum() for g, n in zip(grads, names, strict=True))
-                hv = torch.autograd.grad(dot, [leaves[n] for n in names])
+                hv = gradients(dot, [leaves[n] for n in names])
                 for n, h in zip(names, hv, strict=True):
                     sums[n] += probes[n] * h.detach()
     return {n: s / samples for n, s in sums.items()}

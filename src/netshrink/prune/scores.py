@@ -31,7 +31,7 @@ from netshrink import checks
 from netshrink.data.inputs import Inputs, Shape, count, filled, take, to_device
 from netshrink.errors import NetshrinkError
 from netshrink.prune import hessian
-from netshrink.prune.functional import divided, forward, output_tensors
+from netshrink.prune.functional import divided, forward, gradients, output_tensors
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MAX_SYNFLOW_ITERATIONS = 10_000  # the paper uses 100; each is a forward and backward pass
@@ -132,7 +132,7 @@ def _gradients(ctx: Context, x: Inputs, y: torch.Tensor, batch_size: int,
     for xb, yb in ctx.batches(x, y, batch_size)():
         out = forward(ctx.model, leaves, xb)
         loss = ctx.loss_fn(divided(out, temperature), yb) * (len(yb) / len(y))
-        grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=create_graph)
+        grads = gradients(loss, [leaves[n] for n in names], create_graph=create_graph)
         for n, g in zip(names, grads, strict=True):
             total[n] = total[n] + g
     return leaves, total
@@ -236,7 +236,7 @@ class GraSP(Score):
                                 create_graph=True)
         names = list(leaves)
         z = sum((g2[n] * g[n]).sum() for n in names)
-        hg = torch.autograd.grad(z, [leaves[n] for n in names])
+        hg = gradients(z, [leaves[n] for n in names])
         return {n: ctx.weights[n] * h for n, h in zip(names, hg, strict=True)}
 
     def scores(self, ctx: Context) -> dict[str, torch.Tensor]:
@@ -376,7 +376,7 @@ class SynFlow(Score):
         if not math.isfinite(float(r.detach())):
             raise NetshrinkError("synflow: R overflowed even in float64; the model is too deep")
         names = list(leaves)
-        grads = torch.autograd.grad(r, [leaves[n] for n in names])
+        grads = gradients(r, [leaves[n] for n in names])
         return {n: (g * leaves[n]).detach() for n, g in zip(names, grads, strict=True)}
 
 
