@@ -51,6 +51,21 @@ def second_order() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def forward_differentiable(model: nn.Module) -> Iterator[None]:
+    """oneDNN off while a model holding an nn.LSTM runs: its oneDNN kernel has no forward-mode
+    derivative (the exact diagonal's jvp), PyTorch's own LSTM has one. Other models keep it."""
+    if not any(isinstance(m, nn.LSTM) for m in model.modules()):
+        yield
+        return
+    was = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = was
+
+
 def available_memory(device: torch.device) -> int:
     """Bytes free on `device` now (CPU: the kernel's MemAvailable; 4 GiB if unknown)."""
     if device.type == "cuda":
@@ -126,7 +141,7 @@ def exact_diagonal(
     """Exact d2L/dw_k^2 for every entry of every tensor in `weights` (L: mean loss)."""
     total = sum(len(y) for _, y in batches())
     out = {}
-    with second_order():
+    with second_order(), forward_differentiable(model):
         for name, w in weights.items():
             w = w.detach()
             flat, n = w.flatten(), w.numel()
