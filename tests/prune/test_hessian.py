@@ -77,3 +77,31 @@ def test_obd_and_grasp_differentiate_twice_through_attention():
         model = Classifier()
         mask = netshrink.prune_(model, method, (x, y), sparsity=0.3, **options)
         assert "encoder.self_attn.in_proj_weight" in mask
+
+
+def test_the_exact_diagonal_goes_through_an_lstm():
+    """oneDNN's LSTM kernel has no forward-mode derivative; the exact diagonal runs without it
+    and equals the full Hessian's diagonal."""
+    torch.manual_seed(0)
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(3, 4)
+            self.rnn = nn.LSTM(4, 5, batch_first=True)
+            self.head = nn.Linear(5, 2)
+
+        def forward(self, x):
+            return self.head(self.rnn(torch.tanh(self.proj(x)))[0][:, -1])
+
+    model, x, y = Tagger(), torch.randn(6, 4, 3), torch.randint(0, 2, (6,))
+    w = model.proj.weight.detach()
+    diag = exact_diagonal(model, {"proj.weight": w}, _batches(x, y, 6), F.cross_entropy)
+
+    def loss(flat):
+        out = torch.func.functional_call(model, {"proj.weight": flat.view_as(w)}, (x,))
+        return F.cross_entropy(out, y)
+
+    full = torch.autograd.functional.hessian(loss, w.flatten())
+    torch.testing.assert_close(diag["proj.weight"].flatten(), full.diagonal())
+    assert torch.backends.mkldnn.enabled

@@ -244,6 +244,31 @@ def test_weights_read_directly_stay_whole():
     assert model.conv.out_channels == 4
 
 
+def test_grouped_convolutions_are_reported_kept_whole():
+    """A grouped (not depthwise) convolution's channels stay; the report names every layer."""
+    class Grouped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 8, 3, padding=1)
+            self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+            self.mix = nn.Conv2d(8, 6, 1)
+            self.head = nn.Linear(6, 3)
+
+        def forward(self, x):
+            x = torch.relu(self.grouped(torch.relu(self.stem(x))))
+            return self.head(torch.relu(self.mix(x)).mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    model, x = Grouped().eval(), torch.rand(2, 1, 6, 6)
+    before = model(x)
+    result = netshrink.prune_(model, StructuredConfig(sparsity=0.5), example=x)
+    assert result.kept_whole["stem"] == "grouped convolution grouped"
+    assert result.kept_whole["grouped"] == "grouped convolution grouped"
+    assert list(result.changed) == ["mix"] and model.mix.out_channels == 3
+    assert model.grouped.weight.shape == (8, 4, 3, 3)
+    assert model(x).shape == before.shape
+
+
 def test_random_criterion_is_seeded():
     plans = []
     for _ in range(2):

@@ -76,7 +76,12 @@ def _examples(data, model: nn.Module, loss_fn: Callable, method: str
         ) from None
     finally:
         model.train(was_training)
-    if loss_fn is F.cross_entropy and isinstance(out, torch.Tensor) and out.dim() == 2:
+    if loss_fn is F.cross_entropy and not isinstance(out, torch.Tensor):
+        raise NetshrinkError(
+            f"{method}: the model returns a {type(out).__name__}, and the default loss "
+            "(cross-entropy) needs one tensor of logits: pass loss_fn=, a function of (the "
+            "model's output, labels), e.g. lambda out, y: F.cross_entropy(out[0], y)")
+    if loss_fn is F.cross_entropy and out.dim() == 2:
         low, high = int(targets.min()), int(targets.max())
         if low < 0 or high >= out.shape[1]:
             raise NetshrinkError(

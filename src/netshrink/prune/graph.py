@@ -300,9 +300,12 @@ class _Propagation:
             if module.groups == module.in_channels == module.out_channels and x is not None:
                 self.consume(path, x, node, role="depthwise")
                 return x
+            # its own filters stay too, as a group kept whole so the report names the layer
             self.fix_label(x, f"grouped convolution {path}")
             self.kept[path] = "grouped convolution"
-            return None
+            slot = self.out_slot(path, module.out_channels)
+            self.slots.fix(slot, f"grouped convolution {path}")
+            return Label(axis, (Segment(slot),))
         if kind is nn.Linear:
             axis = len(shape_in) - 1 if shape_in else 1
             if x is not None and x.axis != axis:

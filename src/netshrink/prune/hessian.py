@@ -32,7 +32,7 @@ from torch.func import grad, jvp, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from netshrink.data.inputs import Inputs, take, to_device
-from netshrink.prune.functional import forward
+from netshrink.prune.functional import forward, gradients
 
 # A re-iterable of (inputs, targets) batches; inputs are a tensor, a tuple or a dict of tensors.
 Batches = Callable[[], Iterable[tuple[Inputs, torch.Tensor]]]
@@ -49,6 +49,21 @@ def second_order() -> Iterator[None]:
     """Attention through the math kernel, whose derivatives are differentiable again."""
     with sdpa_kernel([SDPBackend.MATH]):
         yield
+
+
+@contextlib.contextmanager
+def forward_differentiable(model: nn.Module) -> Iterator[None]:
+    """oneDNN off while a model holding an nn.LSTM runs: its oneDNN kernel has no forward-mode
+    derivative (the exact diagonal's jvp), PyTorch's own LSTM has one. Other models keep it."""
+    if not any(isinstance(m, nn.LSTM) for m in model.modules()):
+        yield
+        return
+    was = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = was
 
 
 def available_memory(device: torch.device) -> int:
@@ -139,7 +154,7 @@ def exact_diagonal(
     """Exact d2L/dw_k^2 for every entry of every tensor in `weights` (L: mean loss)."""
     total = sum(len(y) for _, y in batches())
     out = {}
-    with second_order():
+    with second_order(), forward_differentiable(model):
         for name, w in weights.items():
             w = w.detach()
             flat, n = w.flatten(), w.numel()
@@ -180,9 +195,9 @@ def hutchinson_diagonal(
                       .to(w.device, w.dtype) for n, w in leaves.items()}
             for x, y in batches():
                 loss = loss_fn(forward(model, leaves, x), y) * (len(y) / total)
-                grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
+                grads = gradients(loss, [leaves[n] for n in names], create_graph=True)
                 dot = sum((g * probes[n]).sum() for g, n in zip(grads, names, strict=True))
-                hv = torch.autograd.grad(dot, [leaves[n] for n in names])
+                hv = gradients(dot, [leaves[n] for n in names])
                 for n, h in zip(names, hv, strict=True):
                     sums[n] += probes[n] * h.detach()
     return {n: s / samples for n, s in sums.items()}

@@ -32,7 +32,7 @@ from netshrink import checks
 from netshrink.data.inputs import Inputs, Shape, count, filled, take, to_device
 from netshrink.errors import NetshrinkError
 from netshrink.prune import hessian
-from netshrink.prune.functional import forward
+from netshrink.prune.functional import divided, forward, gradients, output_tensors
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MAX_SYNFLOW_ITERATIONS = 10_000  # the paper uses 100; each is a forward and backward pass
@@ -132,8 +132,8 @@ def _gradients(ctx: Context, x: Inputs, y: torch.Tensor, batch_size: int,
     total = {n: torch.zeros_like(w) for n, w in leaves.items()}
     for xb, yb in ctx.batches(x, y, batch_size)():
         out = forward(ctx.model, leaves, xb)
-        loss = ctx.loss_fn(out / temperature, yb) * (len(yb) / len(y))
-        grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=create_graph)
+        loss = ctx.loss_fn(divided(out, temperature), yb) * (len(yb) / len(y))
+        grads = gradients(loss, [leaves[n] for n in names], create_graph=create_graph)
         for n, g in zip(names, grads, strict=True):
             total[n] = total[n] + g
     return leaves, total
@@ -237,7 +237,7 @@ class GraSP(Score):
                                 create_graph=True)
         names = list(leaves)
         z = sum((g2[n] * g[n]).sum() for n in names)
-        hg = torch.autograd.grad(z, [leaves[n] for n in names])
+        hg = gradients(z, [leaves[n] for n in names])
         return {n: ctx.weights[n] * h for n, h in zip(names, hg, strict=True)}
 
     def scores(self, ctx: Context) -> dict[str, torch.Tensor]:
@@ -307,12 +307,12 @@ class SynFlow(Score):
 
     The network is linearized: every weight replaced by its absolute value (in float64),
     BatchNorm in eval mode (a per-channel scale |gamma| / sqrt(running_var + eps)), the input is
-    all ones, and R = sum of the outputs. With biases="zero" (default) biases, BatchNorm shifts
-    and running means are zeroed, so R is exactly the paper's 1' prod_l |W_l| 1 and the
-    conservation law holds; biases="abs" uses |b| instead, as the authors' code does. The
-    score is dR/dw * w for the masked absolute weights; `iterations` rounds (100 in the paper)
-    remove weights on an exponential schedule of density. The model's own weights are never
-    touched, so their signs are kept.
+    all ones, and R = sum of the outputs (of every output tensor, for a tuple or dict). With
+    biases="zero" (default) biases, BatchNorm shifts and running means are zeroed, so R is
+    exactly the paper's 1' prod_l |W_l| 1 and the conservation law holds; biases="abs" uses
+    |b| instead, as the authors' code does. The score is dR/dw * w for the masked absolute
+    weights; `iterations` rounds (100 in the paper) remove weights on an exponential schedule
+    of density. The model's own weights are never touched, so their signs are kept.
 
     Data-free: only the shape of one input is used, from `input_shape`, from the data when
     some is given, or from a zoo model's spec; a tuple or dict of shapes gets ones in each.
@@ -359,7 +359,7 @@ class SynFlow(Score):
         was_training = model.training
         model.eval()
         try:
-            r = forward(model, linear, ones).sum()
+            outputs = output_tensors(forward(model, linear, ones))
         except (RuntimeError, TypeError, IndexError) as err:
             raise NetshrinkError(
                 f"synflow runs the model on an all-ones float input of shape "
@@ -370,10 +370,14 @@ class SynFlow(Score):
             ) from None
         finally:
             model.train(was_training)
+        if not outputs:
+            raise NetshrinkError("synflow: the model's forward returned no floating-point "
+                                 "tensor to sum")
+        r = sum(t.sum() for t in outputs)
         if not math.isfinite(float(r.detach())):
             raise NetshrinkError("synflow: R overflowed even in float64; the model is too deep")
         names = list(leaves)
-        grads = torch.autograd.grad(r, [leaves[n] for n in names])
+        grads = gradients(r, [leaves[n] for n in names])
         return {n: (g * leaves[n]).detach() for n, g in zip(names, grads, strict=True)}
 
 
