@@ -32,6 +32,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
+from netshrink.core.attention import ProjectedAttention
 from netshrink.errors import NetshrinkError
 from netshrink.quant.calibration import calibration_batches
 from netshrink.quant.int8.program import (
@@ -53,6 +54,7 @@ from netshrink.quant.int8.program import (
 )
 from netshrink.quant.modules import (
     QuantConv2d,
+    QuantConvNd,
     QuantEmbedding,
     QuantLinear,
     to_kernel_zero_point,
@@ -60,6 +62,7 @@ from netshrink.quant.modules import (
 )
 from netshrink.quant.observers import make_observer
 from netshrink.quant.scheme import Scheme
+from netshrink.quant.weight_only import WEIGHT_ONLY_TYPES
 
 DEFAULT_OBSERVER = "mse"
 
@@ -209,11 +212,18 @@ RESHAPES = ("flatten", "reshape")
 INTEGER_READERS = ("dense", "add", "cat", "avgpool", "adaptive_avgpool")
 
 
+# netshrink's own modules are kept whole, so that one without an integer-program form (a
+# Conv1d, a decomposed attention) is refused by name rather than traced into, where its
+# Python branches would read as the user's data-dependent control flow.
+_LEAVES = (QuantLinear, QuantConvNd, QuantEmbedding, ProjectedAttention, *WEIGHT_ONLY_TYPES,
+           nn.Linear, nn.Conv2d)
+
+
 class _Tracer(torch.fx.Tracer):
     """torch.fx's tracer with netshrink's integer modules kept whole."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, QuantLinear | QuantConv2d | QuantEmbedding | nn.Linear | nn.Conv2d):
+        if isinstance(m, _LEAVES):
             return True
         return super().is_leaf_module(m, qualname)
 
