@@ -96,8 +96,10 @@ def test_a_saved_and_loaded_model_compiles_to_the_same_outputs(tmp_path):
     path = netshrink.save(model, tmp_path / "lenet5-int8.safetensors")
     loaded = netshrink.load(path)
     x = data[:8]
-    before = compile_int8(model, x, runtime="torch")(x)
-    after = compile_int8(loaded, x, runtime="torch")(x)
+    # one choice of kernels: oneDNN's and fbgemm's float output stages round differently, and
+    # which is faster is a tie on small nets (timing would pick either, side by side)
+    before = compile_int8(model, x, runtime="torch", kernels="onednn")(x)
+    after = compile_int8(loaded, x, runtime="torch", kernels="onednn")(x)
     torch.testing.assert_close(after, before, rtol=0, atol=0)
 
 
