@@ -56,3 +56,36 @@ def test_bad_examples_are_refused(any_inputs, tmp_path):
     with pytest.raises(NetshrinkError, match="1 names for 2 inputs"):
         export_onnx(model, splits.test.inputs, tmp_path / "m.onnx", input_names=["x"])
     assert not (tmp_path / "m.onnx").exists()
+
+
+class OptionalKeywords(torch.nn.Module):
+    """A forward with parameters the example leaves out: an optional tensor and a number."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(20, 8)
+        self.dense = torch.nn.Linear(4, 8)
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, tokens, features=None, scale: float = 1.0):
+        x = self.embed(tokens).mean(1)
+        if features is not None:
+            x = x + self.dense(features)
+        return self.head(torch.relu(x)) * scale
+
+
+@pytest.mark.parametrize("mode", ["qdq", "integer"])
+def test_keyword_example_exports_only_its_own_inputs(tmp_path, mode):
+    """The forward's other parameters (a Python default) are no graph inputs onnxruntime
+    would then demand."""
+    torch.manual_seed(0)
+    x = {"features": torch.randn(32, 4), "tokens": torch.randint(0, 20, (32, 5))}
+    model = OptionalKeywords().eval()
+    netshrink.quantize_(model, Static(observer="minmax"), data=x)
+    path = export_onnx(model, x, tmp_path / "m.onnx", mode=mode)
+    session = onnx_session(path, threads=1)
+    assert [i.name for i in session.get_inputs()] == ["tokens", "features"]
+    got = torch.from_numpy(session.run(None, {k: v.numpy() for k, v in x.items()})[0])
+    expected = inputs.call(model, x)
+    assert float((got - expected).abs().max()) <= float(expected.abs().max()) / 100
+    assert "forward" not in vars(model)  # the model is left as it was

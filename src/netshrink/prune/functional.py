@@ -22,7 +22,7 @@ def forward(model: nn.Module, weights: dict[str, torch.Tensor], inputs: Inputs) 
     return functional_call(model, weights, args, kwargs, strict=False)
 
 
-def output_tensors(out) -> list[torch.Tensor]:
+def output_tensors(out: Any) -> list[torch.Tensor]:
     """The floating-point tensors of a forward's result (a tensor, or tuples, lists and dicts
     of them, nested), so a score can use a model with several outputs (SynFlow sums them)."""
     if isinstance(out, torch.Tensor):
@@ -34,7 +34,7 @@ def output_tensors(out) -> list[torch.Tensor]:
     return []
 
 
-def divided(out, temperature: float):
+def divided(out: Any, temperature: float) -> Any:
     """`out` with every floating-point tensor divided by `temperature` (the structure kept):
     the softened logits that GraSP differentiates, whatever the forward returns."""
     if temperature == 1:

@@ -197,12 +197,12 @@ def export_onnx(model: nn.Module, example: Inputs | Sequence[torch.Tensor],
         dynamic_axes = {name: {0: "batch"} for name in [*input_names, *output_names]}
     path = Path(path)
     with exporting(model, mode), atomic_path(path) as tmp, torch.no_grad(), \
-            warnings.catch_warnings():
+            warnings.catch_warnings(), keywords_as_positional(model, list(kwargs)):
         # the integer ops compute their scales from the traced input (exported as ops, not
         # constants); the tracer warns about the Python numbers it sees along the way
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
-            model, args, str(tmp), kwargs=kwargs or None, input_names=list(input_names),
+            model, args + tuple(kwargs.values()), str(tmp), input_names=list(input_names),
             output_names=list(output_names), dynamic_axes=dynamic_axes, opset_version=opset,
             dynamo=False)
         onnx.checker.check_model(str(tmp))
@@ -231,6 +231,33 @@ def example_arguments(
     ranked = sorted(example, key=lambda k: order.index(k) if k in order else len(order))
     kwargs = {k: example[k] for k in ranked}
     return (), kwargs, list(kwargs)
+
+
+@contextlib.contextmanager
+def keywords_as_positional(model: nn.Module, names: list[str]) -> Iterator[None]:
+    """While exporting, `model` takes its keyword inputs `names` positionally, in that order.
+
+    torch.onnx.export(kwargs=...) makes every other parameter of the forward a graph input too
+    (a Python default such as scale=1.0 becomes an unnamed input onnxruntime then demands);
+    called positionally, the graph has the example's tensors as its only inputs. The model's
+    own forward comes back afterwards; nothing changes without names."""
+    if not names:
+        yield
+        return
+    own = vars(model).get("forward")
+    forward = model.forward
+
+    def positional(*tensors):
+        return forward(**dict(zip(names, tensors, strict=True)))
+
+    model.forward = positional
+    try:
+        yield
+    finally:
+        if own is None:
+            del model.forward
+        else:
+            model.forward = own
 
 
 def onnx_session(path: str | os.PathLike, threads: int | None = None,

@@ -152,6 +152,49 @@ def test_dynamic_float_and_untraceable_models_are_refused_by_name():
         lower.lower(branchy, torch.randn(2, 4))
 
 
+class Conv1dHead(nn.Module):
+    """A Conv1d feature extractor under a Linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 8, 3, dilation=2, padding=2)
+        self.head = nn.Linear(8 * 12, 5)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).flatten(1))
+
+
+class MaskedAttention(nn.Module):
+    """Batch-first attention called with a key_padding_mask, under a Linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x, key_padding_mask):
+        y, _ = self.attention(x, x, x, key_padding_mask=key_padding_mask)
+        return self.head(y.flatten(1)[:, :8])
+
+
+def test_layers_without_an_integer_program_form_are_named_not_blamed_on_control_flow():
+    """A Conv1d and a decomposed attention have no integer-program form: the error names the
+    layer, rather than calling the model untraceable for an `if` inside netshrink's own
+    modules."""
+    torch.manual_seed(0)
+    x = torch.randn(16, 3, 12)
+    conv = quantized(Conv1dHead().eval(), x)
+    with pytest.raises(NetshrinkError, match=r"module 'conv' \(QuantConv1d\): no integer form"):
+        lower.lower(conv, x[:2])
+    tokens = torch.randn(16, 4, 8)
+    mask = torch.zeros(16, 4, dtype=torch.bool)
+    mask[:, 3] = True
+    attention = MaskedAttention().eval()
+    netshrink.quantize_(attention, Static(), data=(tokens, mask))
+    with pytest.raises(NetshrinkError, match=r"module 'attention' \(ProjectedAttention\)"):
+        lower.lower(attention, (tokens[:2], mask[:2]))
+
+
 def test_a_pruned_model_lowers_to_the_same_ops_and_shapes_as_the_dense_one():
     torch.manual_seed(0)
     dense = models.create("lenet5", (1, 16, 16), 10).eval()

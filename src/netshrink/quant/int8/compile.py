@@ -136,7 +136,15 @@ def _check_model(model: nn.Module) -> bool:
 
 
 def _outputs(result) -> tuple[torch.Tensor, ...]:
-    return (result,) if isinstance(result, torch.Tensor) else tuple(result)
+    """A model's result as a tuple of tensors; anything else (a dict, whose keys a runtime
+    would lose) is refused, as lowering refuses it for static models."""
+    if isinstance(result, torch.Tensor):
+        return (result,)
+    if isinstance(result, tuple | list) and all(isinstance(r, torch.Tensor) for r in result):
+        return tuple(result)
+    raise NetshrinkError("compile_int8 needs a model that returns a tensor or a tuple of "
+                         f"tensors (got {type(result).__name__}); return a tuple, or run the "
+                         "model as it is")
 
 
 def _check_against(runner, expected, args, runtime: str) -> None:
@@ -299,6 +307,7 @@ def compile_int8(
         check_args = tuple(a[:CHECK_ROWS] for a in args)
         with torch.inference_mode():
             expected = model(*check_args)
+        _outputs(expected)
     if not runners:
         reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
         raise NetshrinkError(f"no runtime can run this model ({reasons})")

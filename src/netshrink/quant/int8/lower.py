@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from netshrink.core.attention import ProjectedAttention
 from netshrink.data.inputs import Inputs
 from netshrink.errors import NetshrinkError
 from netshrink.quant.calibration import calibration_batches
@@ -56,6 +57,7 @@ from netshrink.quant.int8.program import (
 )
 from netshrink.quant.modules import (
     QuantConv2d,
+    QuantConvNd,
     QuantEmbedding,
     QuantLinear,
     to_kernel_zero_point,
@@ -63,6 +65,7 @@ from netshrink.quant.modules import (
 )
 from netshrink.quant.observers import make_observer
 from netshrink.quant.scheme import Scheme
+from netshrink.quant.weight_only import WEIGHT_ONLY_TYPES
 
 if TYPE_CHECKING:
     from netshrink.data.splits import Splits
@@ -215,11 +218,18 @@ RESHAPES = ("flatten", "reshape")
 INTEGER_READERS = ("dense", "add", "cat", "avgpool", "adaptive_avgpool")
 
 
+# netshrink's own modules are kept whole, so that one without an integer-program form (a
+# Conv1d, a decomposed attention) is refused by name rather than traced into, where its
+# Python branches would read as the user's data-dependent control flow.
+_LEAVES = (QuantLinear, QuantConvNd, QuantEmbedding, ProjectedAttention, *WEIGHT_ONLY_TYPES,
+           nn.Linear, nn.Conv2d)
+
+
 class _Tracer(torch.fx.Tracer):
     """torch.fx's tracer with netshrink's integer modules kept whole."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, QuantLinear | QuantConv2d | QuantEmbedding | nn.Linear | nn.Conv2d):
+        if isinstance(m, _LEAVES):
             return True
         return super().is_leaf_module(m, qualname)
 
