@@ -2,6 +2,7 @@
 entry that does not fit the model or is malformed is one clear error."""
 
 import copy
+import functools
 
 import pytest
 import torch
@@ -84,9 +85,14 @@ def test_replay_folding():
         check_fold_entry({"pairs": [["0", 1]]})
 
 
+@functools.cache
+def _dynamic_entry():
+    return dynamic_entry()[1]
+
+
 def _with_layer(**changes):
-    _, entry = dynamic_entry()
-    entry = copy.deepcopy(entry)
+    """The Dynamic entry with layer 0's spec changed (built at collection: quantized once)."""
+    entry = copy.deepcopy(_dynamic_entry())
     entry["layers"]["0"].update(changes)
     return entry
 
