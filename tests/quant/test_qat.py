@@ -89,13 +89,15 @@ def test_qat_linear_from_float_keeps_the_weights_and_approximates_the_float_outp
     assert not torch.equal(qat(x), linear(x))
 
 
-@pytest.mark.parametrize(("conv", "qat", "shape"), [
-    (nn.Conv1d(2, 3, 3, padding=1), QATConv1d, (2, 2, 7)),
-    (nn.Conv2d(2, 3, 3, stride=2, groups=1, bias=False), QATConv2d, (2, 2, 7, 7)),
-    (nn.Conv3d(2, 4, 2, groups=2, padding_mode="reflect", padding=1), QATConv3d, (1, 2, 4, 4, 4)),
+@pytest.mark.parametrize(("build", "qat", "shape"), [
+    (lambda: nn.Conv1d(2, 3, 3, padding=1), QATConv1d, (2, 2, 7)),
+    (lambda: nn.Conv2d(2, 3, 3, stride=2, groups=1, bias=False), QATConv2d, (2, 2, 7, 7)),
+    (lambda: nn.Conv3d(2, 4, 2, groups=2, padding_mode="reflect", padding=1), QATConv3d,
+     (1, 2, 4, 4, 4)),
 ])
-def test_qat_convolutions_round_trip_through_their_spec(conv, qat, shape):
+def test_qat_convolutions_round_trip_through_their_spec(build, qat, shape):
     torch.manual_seed(0)
+    conv = build()
     module = qat.from_float(conv, weight_scheme=WEIGHT, input_scheme=INPUT, lsq=True)
     assert isinstance(module, type(conv)) and type(module).__name__ == qat.__name__
     x = torch.randn(*shape)

@@ -52,17 +52,17 @@ def test_replay_of_qat_folds_and_swaps_and_keeps_training_mode():
     assert isinstance(fresh[1], nn.Identity) and fresh.training
 
 
-@pytest.mark.parametrize(("model", "words"), [
-    (nn.Sequential(nn.Linear(4, 3)), r"quantizes layer '2', which the model lacks"),
-    (nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Conv1d(3, 2, 1)),
+@pytest.mark.parametrize(("build", "words"), [
+    (lambda: nn.Sequential(nn.Linear(4, 3)), r"quantizes layer '2', which the model lacks"),
+    (lambda: nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Conv1d(3, 2, 1)),
      r"quantizes '2' as linear, but the model's '2' is a Conv1d"),
-    (nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 5)),
+    (lambda: nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 5)),
      r"the file's '2' has out_features=2, the model's 5; the file does not match"),
 ])
-def test_replay_refuses_a_model_the_entry_does_not_fit(model, words):
+def test_replay_refuses_a_model_the_entry_does_not_fit(build, words):
     _, entry = dynamic_entry()
     with pytest.raises(NetshrinkError, match=words):
-        replay(model, entry)
+        replay(build(), entry)
 
 
 def test_replay_refuses_a_fold_into_something_that_is_not_a_batchnorm():
