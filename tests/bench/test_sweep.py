@@ -1,6 +1,5 @@
 import json
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -120,27 +119,6 @@ def test_the_table_is_rebuilt_from_trial_folders(tmp_path):
     run_trials([spec(1), spec(2)], tmp_path, executor="serial")
     with ResultsTable(tmp_path) as table:
         assert [r["trial_id"] for r in table.rows()] == [r["trial_id"] for r in rows]
-
-
-def test_a_corrupt_table_is_refused_with_the_fix(tmp_path):
-    (tmp_path / "results.sqlite").write_bytes(b"not a database" * 100)
-    with pytest.raises(NetshrinkError, match="delete it and run the sweep again"):
-        ResultsTable(tmp_path)
-
-
-def test_table_rows_are_whole_json_and_replaced_in_place(tmp_path):
-    with ResultsTable(tmp_path) as table:
-        table.put({"trial_id": "a", "task": "t", "status": "failed", "metrics": {}})
-        table.put({"trial_id": "b", "task": "t", "metrics": {"m": 1.5}})
-        table.put({"trial_id": "a", "task": "t", "status": "ok", "metrics": {"m": 2.0}})
-        assert [(r["trial_id"], r["metrics"]) for r in table.rows()] == [
-            ("a", {"m": 2.0}), ("b", {"m": 1.5})]
-    db = sqlite3.connect(tmp_path / "results.sqlite")
-    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    statuses = dict(db.execute("SELECT trial_id, status FROM results"))
-    assert statuses == {"a": "ok", "b": "ok"}
-    assert json.loads(db.execute("SELECT row FROM results WHERE trial_id='b'").fetchone()[0])
 
 
 def test_local_pool_runs_each_trial_in_a_worker_with_one_thread(tmp_path):

@@ -90,28 +90,6 @@ def test_explicit_root_wins_and_checksum_mismatch_is_refused(tmp_path):
         data.load("mnist", root=tmp_path)
 
 
-@needs_mnist
-def test_download_path_with_a_local_mirror(tmp_path):
-    source = _copy_mnist(tmp_path / "mirror")
-    folder = catalog.download("mnist", dest=tmp_path / "cache",
-                              mirrors=((tmp_path / "mirror").as_uri() + "/",))
-    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in source.values())
-    assert len(data.load("mnist", root=tmp_path / "cache").train) == 55000
-
-
-@needs_mnist
-def test_corrupt_download_leaves_nothing(tmp_path):
-    _copy_mnist(tmp_path / "mirror")
-    bad = tmp_path / "mirror" / "train-labels-idx1-ubyte.gz"
-    bad.write_bytes(gzip.compress(b"\0\0\x08\x01\0\0\0\x01\x05"))
-    with pytest.raises(DataError, match="could not download"):
-        catalog.download("mnist", dest=tmp_path / "cache",
-                         mirrors=((tmp_path / "mirror").as_uri() + "/",))
-    left = sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir())
-    assert all(not name.endswith(".part") for name in left)
-    assert "train-labels-idx1-ubyte.gz" not in left
-
-
 class Squares(Dataset):
     def __len__(self):
         return 50

@@ -6,7 +6,7 @@ from netshrink.quant import Dynamic, QuantEmbedding, QuantLinear
 
 transformers = pytest.importorskip("transformers")
 from netshrink.models import minilm  # noqa: E402
-from netshrink.quant.sentences import CALIBRATION, EVALUATION  # noqa: E402
+from netshrink.quant.sentences import EVALUATION  # noqa: E402
 
 
 def _tiny_encoder():
@@ -32,16 +32,6 @@ def test_dynamic_int8_bert_keeps_embeddings_and_uses_integer_layers():
         out = model(ids, mask)
     assert float(minilm.cosine_to(reference, out).min()) > 0.99
     assert torch.allclose(out.norm(dim=-1), torch.ones(4))
-
-
-def test_sentence_sets_are_fixed_disjoint_and_32_to_64_tokens():
-    assert len(EVALUATION) >= 64 and len(CALIBRATION) >= 16
-    assert not set(EVALUATION) & set(CALIBRATION)
-    try:
-        counts = minilm.tokenize(EVALUATION + CALIBRATION)["attention_mask"].sum(1)
-    except netshrink.NetshrinkError:
-        pytest.skip("the MiniLM package is not installed")
-    assert int(counts.min()) >= 32 and int(counts.max()) <= 64
 
 
 @pytest.mark.slow

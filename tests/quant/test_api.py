@@ -6,7 +6,6 @@ import netshrink
 from netshrink import data, models
 from netshrink.errors import NetshrinkError
 from netshrink.quant import QAT, Dynamic, QATConv2d, QuantConv2d, QuantLinear, Static, convert
-from netshrink.quant.fold import fold_batchnorm
 from netshrink.train import TrainConfig, evaluate, fit
 
 
@@ -79,24 +78,6 @@ def test_dynamic_reloads_identically_with_embeddings(tmp_path):
     fresh = netshrink.load(path, model=Tagger())  # the file's quantization is replayed
     assert fresh.embed.weight.dtype == torch.int8
     assert torch.equal(fresh(idx), model(idx))
-
-
-def test_batchnorm_folding_is_exact_in_eval_mode():
-    torch.manual_seed(0)
-    model = models.create("resnet", (1, 8, 8), 10, depth=8, width=4)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    model.eval()
-    x = torch.randn(4, 1, 8, 8)
-    reference = model(x)
-    pairs = fold_batchnorm(model)
-    assert len(pairs) == 9  # stem, 2 per block x 3 blocks, 2 projection shortcuts
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    assert torch.allclose(model(x), reference, atol=1e-5)
 
 
 def test_static_resnet_folds_bn_and_reloads(tmp_path):

@@ -94,22 +94,6 @@ def test_iterations_override_epochs_and_cosine(digits):
     assert fit(model, digits, config, progress=False).iterations == 7
 
 
-@pytest.mark.parametrize("bad", [dict(lr=0), dict(batch_size=0), dict(optimizer="lion"),
-                                 dict(iterations=1.5), dict(weight_decay=-1),
-                                 dict(lr_schedule="step")])
-def test_config_errors_name_the_field(bad):
-    field = next(iter(bad))
-    with pytest.raises(NetshrinkError, match=field):
-        TrainConfig(**bad)
-
-
-def test_config_round_trip():
-    config = TrainConfig(lr=0.1, epochs=2)
-    assert TrainConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(NetshrinkError, match="unknown training option lrr"):
-        TrainConfig.from_dict({"lrr": 1})
-
-
 def test_fit_refuses_raw_data():
     with pytest.raises(NetshrinkError, match="Splits"):
         fit(models.create("lenet300"), (torch.rand(3, 784), torch.zeros(3)))
