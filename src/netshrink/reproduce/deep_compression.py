@@ -11,7 +11,8 @@ and 5-bit indices, continuing from the paper's pruned model), with LeNet-5 also 
 "moderate" point between them (aimed at about 60x), and report each stage's file bytes and
 the accuracy of the model loaded back from that file. Beside the paper's settings, LeNet-300-100
 also runs netshrink's own combination: the same two settings with every retraining done by
-distillation from the dense net (DISTILLED; not the paper's protocol, reported as such).
+distillation from the dense net (DISTILLED; not the paper's protocol, reported as such), and an
+"extreme" setting aimed at the issue's 100x (EXTREME: about 2.3% of the weights at 4 bits).
 """
 
 from __future__ import annotations
@@ -58,11 +59,19 @@ DISTILLED = {
     "lenet300": [{**SETTINGS["lenet300"][0], "name": "paper_distilled", "distill": DISTILL},
                  {**SETTINGS["lenet300"][1], "name": "sparser_distilled", "distill": DISTILL}],
 }
+# The issue's aim beyond 50x: 100x on MNIST. Its own trials (the dense net trained again with the
+# same seed, so the paper's trials keep their ids): the sparser densities reached straight from
+# the dense net, then 2% / 4% / 20% at 4 bits in the next rounds (about 2.3% of the weights).
+EXTREME = {
+    "lenet300": [{**SETTINGS["lenet300"][1], "name": "sparser_direct"},
+                 {"name": "extreme", "density": {"1": 0.02, "3": 0.04, "5": 0.2},
+                  "bits": {"1": 4, "3": 4, "5": 4}}],
+}
 STAGES = (("pruned", "pruned (relative index, float32 values)"),
           ("shared", "+ shared (fixed-width indices)"),
           ("huffman", "+ Huffman coded"),
           ("coded", "+ ANS coded (netshrink's .nsz)"))
-TARGET_RATIO, TARGET_DROP = 50.0, 0.5
+TARGET_RATIO, TARGET_DROP, AIM_RATIO = 50.0, 0.5, 100.0
 
 
 def plan(full: bool) -> dict:
@@ -101,7 +110,7 @@ def describe(options: ReproOptions, s: dict) -> str:
 def stages(s: dict, options: ReproOptions) -> list[list[TrialSpec]]:
     trials = []
     for net, budget in s["budget"].items():
-        kinds = [SETTINGS[net]] + ([DISTILLED[net]] if net in DISTILLED else [])
+        kinds = [SETTINGS[net]] + [extra[net] for extra in (DISTILLED, EXTREME) if net in extra]
         for kind in kinds:
             settings_ = [{**setting, "rounds": rounds}
                          for setting, rounds in zip(kind, budget["rounds"], strict=True)]
@@ -140,7 +149,7 @@ def summarize(rows: list[dict]) -> list[dict]:
                       "seeds": len(by_seed), "bytes": statistics.mean(dense_bytes),
                       "ratio": 1.0, "accuracy": dense_acc[0], "accuracy_std": dense_acc[1],
                       "drop": 0.0, "density": 1.0})
-        for setting in SETTINGS[net] + DISTILLED.get(net, []):
+        for setting in SETTINGS[net] + DISTILLED.get(net, []) + EXTREME.get(net, []):
             tag = setting["name"]
             metrics = [row["metrics"] for row in group if f"{tag}_coded_bytes" in row["metrics"]]
             if not metrics:
@@ -209,13 +218,17 @@ def markdown(table: list[dict], s: dict, note: str) -> str:
                          f"{_kb(r['int8_gzip_bytes'])} | {_kb(r['int8_xz_bytes'])} | "
                          f"{_kb(r['int8_zstd_bytes'])} |")
     lines += ["", f"## Targets: at least {TARGET_RATIO:.0f}x smaller than float32 with at most "
-              f"{TARGET_DROP} points lost (mean of the seeds)", "",
-              "| net | data | setting | ratio | drop (points) | met |", "|---|---|---|---|---|---|"]
+              f"{TARGET_DROP} points lost (mean of the seeds); the aim beyond: "
+              f"{AIM_RATIO:.0f}x", "",
+              f"| net | data | setting | ratio | drop (points) | met | {AIM_RATIO:.0f}x met |",
+              "|---|---|---|---|---|---|---|"]
     for r in table:
         if r["stage"] == "coded":
-            met = r["ratio"] >= TARGET_RATIO and r["drop"] <= TARGET_DROP
+            kept = r["drop"] <= TARGET_DROP
+            met = "yes" if kept and r["ratio"] >= TARGET_RATIO else "no"
+            aim = "yes" if kept and r["ratio"] >= AIM_RATIO else "no"
             lines.append(f"| {LABELS[r['model']]} | {r['data']} | {r['setting']} | "
-                         f"{r['ratio']:.1f}x | {r['drop']:+.2f} | {'yes' if met else 'no'} |")
+                         f"{r['ratio']:.1f}x | {r['drop']:+.2f} | {met} | {aim} |")
     return "\n".join(lines) + "\n"
 
 
