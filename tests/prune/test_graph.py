@@ -115,10 +115,17 @@ def test_what_the_graph_cannot_follow_keeps_a_group_whole_with_the_reason():
         is None
 
 
-def test_a_grouped_convolution_is_kept_whole():
+def test_a_grouped_convolution_reads_and_makes_channels_in_even_groups():
     model = nn.Sequential(nn.Conv2d(2, 4, 1), nn.Conv2d(4, 4, 3, groups=2), nn.Conv2d(4, 1, 1))
     groups = by_name(channel_groups(model, torch.randn(1, 2, 5, 5)))
-    assert groups["0"].fixed is not None
+    assert (groups["0"].fixed, groups["0"].blocks) == (None, 2)
+    assert roles(groups["0"]) == [("0", "out", 0, 1), ("1", "in", 0, 1)]
+    assert (groups["1"].fixed, groups["1"].blocks) == (None, 2)
+    model = nn.Sequential(nn.Conv2d(2, 4, 1), nn.Conv2d(4, 8, 3, groups=4), nn.Conv2d(8, 1, 1))
+    groups = by_name(channel_groups(model, torch.randn(1, 2, 5, 5)))
+    assert groups["0"].fixed == ("grouped convolution 1: 4 channels in 4 groups cannot lose "
+                                 "the same number from each")
+    assert (groups["1"].fixed, groups["1"].blocks) == (None, 4)
 
 
 class Branching(nn.Module):

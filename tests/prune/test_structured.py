@@ -244,8 +244,9 @@ def test_weights_read_directly_stay_whole():
     assert model.conv.out_channels == 4
 
 
-def test_grouped_convolutions_are_reported_kept_whole():
-    """A grouped (not depthwise) convolution's channels stay; the report names every layer."""
+def test_grouped_convolutions_lose_the_same_number_of_channels_in_every_group():
+    """A grouped (not depthwise) convolution is pruned group by group and stays grouped; the
+    report no longer names it (tests/prune/test_grouped.py checks the outputs)."""
     class Grouped(nn.Module):
         def __init__(self):
             super().__init__()
@@ -262,10 +263,11 @@ def test_grouped_convolutions_are_reported_kept_whole():
     model, x = Grouped().eval(), torch.rand(2, 1, 6, 6)
     before = model(x)
     result = netshrink.prune_(model, StructuredConfig(sparsity=0.5), example=x)
-    assert result.kept_whole["stem"] == "grouped convolution grouped"
-    assert result.kept_whole["grouped"] == "grouped convolution grouped"
-    assert list(result.changed) == ["mix"] and model.mix.out_channels == 3
-    assert model.grouped.weight.shape == (8, 4, 3, 3)
+    assert result.kept_whole == {"head": "the model's output"}
+    assert list(result.changed) == ["stem", "grouped", "mix"] and model.mix.out_channels == 3
+    assert model.grouped.weight.shape == (4, 2, 3, 3) and model.grouped.groups == 2
+    for kept in (_plan(model)["stem"]["out"], _plan(model)["grouped"]["out"]):
+        assert sum(k < 4 for k in kept) == sum(k >= 4 for k in kept) == 2
     assert model(x).shape == before.shape
 
 

@@ -3,7 +3,8 @@
 - "l1" / "l2": the norm of the weights that make the unit (the producers' rows: a filter, a
   neuron's input weights, a head's query/key/value rows), as Li et al. 2017 rank filters;
 - "group_l1" / "group_l2": the norm over every weight the unit touches: the producers' rows,
-  the consumers' input columns, BatchNorm/LayerNorm scales and depthwise filters (the group
+  the consumers' input columns (of a grouped convolution: the column of the unit's group's
+  filters), BatchNorm/LayerNorm scales and depthwise filters (the group
   magnitude of Torch-Pruning's MagnitudeImportance; Fang et al. 2023, DepGraph), so a channel
   whose readers ignore it ranks low even when its filter is large;
 - "taylor": first-order Taylor (Molchanov et al. 2019): (sum of gradient x weight over the
@@ -30,6 +31,7 @@ CRITERIA = ("l1", "l2", "group_l1", "group_l2", "taylor", "bn_scale", "random")
 NEEDS_DATA = frozenset({"taylor"})
 TAYLOR_EXAMPLES = 1024  # training examples the Taylor scores average over
 _BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _WEIGHTED_ROLES = ("out", "in", "norm", "depthwise")  # members whose weights a group norm sums
 
 
@@ -47,9 +49,19 @@ def _rows(model: nn.Module, member: Member, units: int, attr: str = "weight",
         return None
     dim = 1 if member.role == "in" or (member.role == "out" and
                                        base_type(module) is nn.Embedding) else 0
+    if member.role == "in" and base_type(module) in _CONV and module.groups > 1 and \
+            tensor.dim() > 2:
+        tensor, dim = _by_input_channel(tensor, module.groups), 0
     idx = member.positions(units).to(tensor.device)
     picked = tensor.detach().index_select(dim, idx.flatten())
     return picked.movedim(dim, 0).reshape(units, -1)
+
+
+def _by_input_channel(weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """A grouped convolution's weight [out, in / groups, ...] as [in, ...]: row c holds every
+    weight that reads input channel c (its column in the filters of c's group)."""
+    runs = weight.reshape(groups, weight.shape[0] // groups, *weight.shape[1:])
+    return runs.movedim(2, 1).reshape(groups * weight.shape[1], -1)
 
 
 def _norm(model: nn.Module, members: list[Member], units: int, p: int) -> torch.Tensor:

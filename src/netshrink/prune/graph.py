@@ -12,9 +12,15 @@ shapes, and follows every tensor's channel axis through the graph: each layer ou
 union-find); BatchNorm, activations, pooling and reshapes that keep the channel axis pass the
 slot along; the layers that read a slot are its consumers. Anything the tracer does not
 understand (a functional call on a weight, a reshape that splits channels as attention heads
-do, a grouped convolution, a module it does not know) *fixes* the slots it touches: they are
-kept whole, with the reason recorded, never rewritten on a guess. The model's inputs and
-outputs are fixed too (their sizes are the model's interface).
+do, a module it does not know) *fixes* the slots it touches: they are kept whole, with the
+reason recorded, never rewritten on a guess. The model's inputs and outputs are fixed too
+(their sizes are the model's interface).
+
+A grouped convolution (1 < groups, not depthwise) reads its input slot and makes its output
+slot in `groups` equal runs of consecutive channels, and stays a grouped convolution only if
+every run loses as many: each slot records the number of runs its grouped readers and makers
+cut it into (the least common multiple when several do, so every one's groups stay even), and
+a slot whose runs would hold a single channel is fixed, since no removal can be even there.
 
 A model that torch.fx cannot trace (data-dependent control flow) is one clear error naming
 the operation; attention heads and feed-forward neurons inside known transformer blocks do
@@ -98,7 +104,8 @@ class Member:
     """A layer that a group's channels pass through.
 
     role: "out" (the layer makes them: Linear/Conv rows, Embedding columns), "in" (it reads
-    them: Linear/Conv input columns), "norm" (BatchNorm/LayerNorm entries), "depthwise"
+    them: Linear/Conv input columns; for a grouped convolution its input channels, each read
+    by its own group's filters), "norm" (BatchNorm/LayerNorm entries), "depthwise"
     (a depthwise convolution's filters, one per channel). base and inner place the group's
     channel c at entries base + c*inner ... base + c*inner + inner - 1 of the layer's axis.
     """
@@ -116,13 +123,18 @@ class Member:
 
 @dataclass
 class Group:
-    """Channels removed together: `size` units, the layers they pass through."""
+    """Channels removed together: `size` units, the layers they pass through.
+
+    blocks: the units lie in that many equal runs of consecutive units (the groups of the
+    grouped convolutions they pass through), and every run must keep as many of its units.
+    """
 
     name: str
     kind: str  # "channels", "heads" or "ffn"
     size: int
     members: list[Member]
     fixed: str | None = None  # why it must stay whole
+    blocks: int = 1
 
     @property
     def producers(self) -> list[Member]:
@@ -140,6 +152,8 @@ class _Slots:
     size: list[int] = field(default_factory=list)
     members: dict[int, list[Member]] = field(default_factory=dict)
     fixed: dict[int, str] = field(default_factory=dict)
+    blocks: dict[int, int] = field(default_factory=dict)  # runs grouped convolutions cut
+    grouped: dict[int, list[str]] = field(default_factory=dict)  # those convolutions
 
     def new(self, size: int) -> int:
         self.parent.append(len(self.parent))
@@ -164,12 +178,35 @@ class _Slots:
         self.members.setdefault(ra, []).extend(self.members.pop(rb, []))
         if rb in self.fixed:
             self.fixed.setdefault(ra, self.fixed.pop(rb))
+        for path in self.grouped.pop(rb, []):
+            self.cut(ra, self.blocks.get(rb, 1), path)
+        self.blocks.pop(rb, None)
 
     def fix(self, slot: int, reason: str) -> None:
         self.fixed.setdefault(self.find(slot), reason)
 
     def add(self, slot: int, member: Member) -> None:
         self.members.setdefault(self.find(slot), []).append(member)
+
+    def cut(self, slot: int, blocks: int, path: str) -> None:
+        """`path`, a grouped convolution, reads or makes the slot in `blocks` groups."""
+        root = self.find(slot)
+        self.blocks[root] = math.lcm(self.blocks.get(root, 1), blocks)
+        names = self.grouped.setdefault(root, [])
+        if path not in names:
+            names.append(path)
+
+    def uneven(self, root: int) -> str | None:
+        """Why no removal can keep the slot's runs even (a run of one channel), or None."""
+        blocks, size = self.blocks.get(root, 1), self.size[root]
+        if blocks == 1 or (size % blocks == 0 and size // blocks >= 2):
+            return None
+        names = self.grouped[root]
+        which = (f"grouped convolution {names[0]}" if len(names) == 1 else
+                 f"grouped convolutions {', '.join(names)}")
+        whole = "" if len(names) == 1 else " (the least common multiple of theirs)"
+        return (f"{which}: {size} channels in {blocks} groups{whole} cannot lose the same "
+                "number from each")
 
 
 class _Tracer(fx.Tracer):
@@ -300,12 +337,7 @@ class _Propagation:
             if module.groups == module.in_channels == module.out_channels and x is not None:
                 self.consume(path, x, node, role="depthwise")
                 return x
-            # its own filters stay too, as a group kept whole so the report names the layer
-            self.fix_label(x, f"grouped convolution {path}")
-            self.kept[path] = "grouped convolution"
-            slot = self.out_slot(path, module.out_channels)
-            self.slots.fix(slot, f"grouped convolution {path}")
-            return Label(axis, (Segment(slot),))
+            return self.grouped(path, module, x, node, axis)
         if kind is nn.Linear:
             axis = len(shape_in) - 1 if shape_in else 1
             if x is not None and x.axis != axis:
@@ -339,6 +371,21 @@ class _Propagation:
         self.kept[path] = f"{kind.__name__} is rewritten by its own rule (heads, ffn) or not " \
                           "at all"
         return None
+
+    def grouped(self, path: str, module: nn.Module, x: Label | None, node: fx.Node,
+                axis: int) -> Label:
+        """A grouped convolution: it reads one layer's channels and makes its own, both in
+        `groups` runs that must stay even; a concatenation read in groups would couple the
+        removals of several slots, and is kept whole."""
+        if x is not None and len(x.segments) == 1 and x.segments[0].inner == 1:
+            self.consume(path, x, node)
+            self.slots.cut(x.segments[0].slot, module.groups, path)
+        elif x is not None:
+            what = "a concatenation" if len(x.segments) > 1 else "reshaped channels"
+            self.fix_label(x, f"grouped convolution {path} reads {what}")
+        slot = self.out_slot(path, module.out_channels)
+        self.slots.cut(slot, module.groups, path)
+        return Label(axis, (Segment(slot),))
 
     def moved(self, x: Label | None, shape_in, shape_out) -> Label | None:
         """A label through an op that keeps the rank (pooling, activations)."""
@@ -600,13 +647,14 @@ def channel_groups(
         producers = sorted((m.path for m in members if m.role == "out"), key=order.__getitem__)
         if not producers:
             continue
-        fixed = walk.slots.fixed.get(root)
+        fixed = walk.slots.fixed.get(root) or walk.slots.uneven(root)
         touched = {m.path for m in members}
         if fixed is None and touched & read_directly:
             fixed = f"{sorted(touched & read_directly)[0]}'s weights are read directly"
         if fixed is None and touched & shared:
             fixed = f"{sorted(touched & shared)[0]} shares its weights with another layer"
-        groups.append(Group(producers[0], "channels", walk.slots.size[root], members, fixed))
+        groups.append(Group(producers[0], "channels", walk.slots.size[root], members, fixed,
+                            walk.slots.blocks.get(root, 1)))
     return groups
 
 

@@ -3,7 +3,9 @@
 A plan says, per layer, which entries of which axis stay: {"out": [...]} (rows of a Linear
 or convolution, columns of an Embedding), {"in": [...]} (input columns), {"norm": [...]}
 (BatchNorm and LayerNorm entries), {"depthwise": [...]} (a depthwise convolution's channels),
-{"heads": [...]} (the heads an attention module keeps). Each layer is rebuilt once as an
+{"heads": [...]} (the heads an attention module keeps). A grouped convolution keeps its
+groups: its "out" and "in" must keep as many channels of every group, and each group's
+filters keep the input columns of that group's kept channels. Each layer is rebuilt once as an
 ordinary, smaller torch layer (nn.Linear, nn.Conv2d, nn.BatchNorm2d, ...) through
 core.swap.replace_module, which carries a mask of the kept entries when the layer had one.
 
@@ -30,14 +32,38 @@ _AXES = ("out", "in", "norm", "depthwise", "heads")
 
 
 def _take(tensor: torch.Tensor | None, keep: dict[int, torch.Tensor]) -> torch.Tensor | None:
+    """The kept entries along each dim; a 2-D index [groups, n] along a dim keeps, in each
+    of the `groups` equal runs of rows (dim 0), that run's own n entries (the input columns
+    of a grouped convolution's groups)."""
     if tensor is None:
         return None
     for dim, idx in keep.items():
-        tensor = tensor.index_select(dim, idx.to(tensor.device))
+        idx = idx.to(tensor.device)
+        if idx.dim() == 2:
+            runs = tensor.reshape(idx.shape[0], -1, *tensor.shape[1:])
+            tensor = torch.cat([run.index_select(dim, i) for run, i in zip(runs, idx,
+                                                                            strict=True)])
+        else:
+            tensor = tensor.index_select(dim, idx)
     return tensor
 
 
-def _tensors(module: nn.Module, spec: dict[str, torch.Tensor]) -> dict[str, dict]:
+def _per_group(kept: torch.Tensor, groups: int, size: int, what: str, path: str
+               ) -> torch.Tensor:
+    """[groups, n] positions within each group of a grouped convolution's kept channels
+    (`size` in all); refused unless every group keeps n of its own, listed group by group,
+    since anything else is no longer a convolution in `groups` groups."""
+    width = size // groups
+    owner = kept // width
+    if len(kept) % groups or not torch.equal(
+            owner, torch.arange(len(kept)) // max(1, len(kept) // groups)):
+        raise NetshrinkError(
+            f"{path}: a grouped convolution ({groups} groups) keeps the same number of {what} "
+            f"in each group, listed group by group; the plan keeps {kept.tolist()[:32]}")
+    return (kept - owner * width).reshape(groups, -1)
+
+
+def _tensors(module: nn.Module, spec: dict[str, torch.Tensor], path: str) -> dict[str, dict]:
     """{attribute: {dim: kept indices}} for the layer's tensors."""
     kind = base_type(module)
     out, inp = spec.get("out"), spec.get("in")
@@ -45,6 +71,12 @@ def _tensors(module: nn.Module, spec: dict[str, torch.Tensor]) -> dict[str, dict
         return {"weight": _dims({0: out, 1: inp}), "bias": _dims({0: out})}
     if kind in _CONV:
         rows = spec.get("depthwise", out)
+        if module.groups > 1 and "depthwise" not in spec:
+            if out is not None:
+                _per_group(out, module.groups, module.out_channels, "output channels", path)
+            if inp is not None:
+                inp = _per_group(inp, module.groups, module.in_channels, "input channels",
+                                 path)
         return {"weight": _dims({0: rows, 1: inp}), "bias": _dims({0: rows})}
     if kind in _BATCHNORM or kind is nn.LayerNorm:
         n = spec["norm"]
@@ -90,7 +122,7 @@ def _rebuilt(module: nn.Module, spec: dict[str, torch.Tensor]) -> nn.Module:
 def shrink_layer(model: nn.Module, path: str, spec: dict[str, torch.Tensor]) -> None:
     """Replace the layer at `path` by a smaller one holding the kept entries (masks too)."""
     old = get_module(model, path)
-    where = _tensors(old, spec)
+    where = _tensors(old, spec, path)
     new = _rebuilt(old, spec)
     like = next(iter(old.parameters()), None)
     if like is not None:

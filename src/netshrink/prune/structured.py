@@ -286,9 +286,23 @@ def _removed(n: int, rate: float) -> int:
     return int(rate * n + 1e-9)
 
 
+def _best(scores: torch.Tensor, kept: int, blocks: int = 1) -> torch.Tensor:
+    """Sorted indices of the `kept` highest scores; with blocks > 1 the ceil(kept / blocks)
+    highest of each of `blocks` equal runs, so a grouped convolution keeps as many channels
+    in every group (and stays one)."""
+    if blocks == 1:
+        return torch.argsort(scores, descending=True, stable=True)[:kept].sort().values
+    width = len(scores) // blocks
+    per = min(width, -(-kept // blocks))
+    order = torch.argsort(scores.reshape(blocks, width), dim=1, descending=True, stable=True)
+    chosen = order[:, :per].sort(dim=1).values + torch.arange(blocks)[:, None] * width
+    return chosen.flatten()
+
+
 def select(groups: list[Group], scores: dict[str, torch.Tensor], config: StructuredConfig
            ) -> dict[str, torch.Tensor]:
-    """{group name: sorted indices of the units kept}; refuses to empty a group."""
+    """{group name: sorted indices of the units kept}; refuses to empty a group. A group in
+    blocks (grouped convolutions) keeps the same number in each block (rounded up)."""
     keep: dict[str, torch.Tensor] = {}
     pooled: dict[str, list[Group]] = {}
     for g in groups:
@@ -297,8 +311,7 @@ def select(groups: list[Group], scores: dict[str, torch.Tensor], config: Structu
             pooled.setdefault(g.kind, []).append(g)
             continue
         rate = config.sparsity if rate is None else rate
-        order = torch.argsort(scores[g.name], descending=True, stable=True)
-        keep[g.name] = order[:g.size - _removed(g.size, rate)].sort().values
+        keep[g.name] = _best(scores[g.name], g.size - _removed(g.size, rate), g.blocks)
     for members in pooled.values():
         values, owners = [], []
         for g in members:
@@ -314,8 +327,9 @@ def select(groups: list[Group], scores: dict[str, torch.Tensor], config: Structu
         for j, (name, i) in enumerate(owners):
             if j not in drop:
                 kept[name].append(i)
-        for name, idx in kept.items():
-            keep[name] = torch.tensor(idx, dtype=torch.long)
+        for g in members:  # as many as the global ranking keeps, evened out per block
+            idx = torch.tensor(kept[g.name], dtype=torch.long)
+            keep[g.name] = idx if g.blocks == 1 else _best(scores[g.name], len(idx), g.blocks)
     emptied = tuple(name for name, idx in keep.items() if len(idx) == 0)
     if emptied:
         raise StructuredCollapseError(
