@@ -152,13 +152,13 @@ def test_dynamic_float_and_untraceable_models_are_refused_by_name():
         lower.lower(branchy, torch.randn(2, 4))
 
 
-class Conv1dHead(nn.Module):
-    """A Conv1d feature extractor under a Linear head."""
+class Conv3dHead(nn.Module):
+    """A Conv3d feature extractor under a Linear head."""
 
     def __init__(self):
         super().__init__()
-        self.conv = nn.Conv1d(3, 8, 3, dilation=2, padding=2)
-        self.head = nn.Linear(8 * 12, 5)
+        self.conv = nn.Conv3d(3, 8, 3, dilation=2, padding=2)
+        self.head = nn.Linear(8 * 4 * 4 * 4, 5)
 
     def forward(self, x):
         return self.head(torch.relu(self.conv(x)).flatten(1))
@@ -178,13 +178,13 @@ class MaskedAttention(nn.Module):
 
 
 def test_layers_without_an_integer_program_form_are_named_not_blamed_on_control_flow():
-    """A Conv1d and a decomposed attention have no integer-program form: the error names the
+    """A Conv3d and a decomposed attention have no integer-program form: the error names the
     layer, rather than calling the model untraceable for an `if` inside netshrink's own
-    modules."""
+    modules. (A Conv1d has one: test_conv1d.py.)"""
     torch.manual_seed(0)
-    x = torch.randn(16, 3, 12)
-    conv = quantized(Conv1dHead().eval(), x)
-    with pytest.raises(NetshrinkError, match=r"module 'conv' \(QuantConv1d\): no integer form"):
+    x = torch.randn(16, 3, 4, 4, 4)
+    conv = quantized(Conv3dHead().eval(), x)
+    with pytest.raises(NetshrinkError, match=r"module 'conv' \(QuantConv3d\): no integer form"):
         lower.lower(conv, x[:2])
     tokens = torch.randn(16, 4, 8)
     mask = torch.zeros(16, 4, dtype=torch.bool)

@@ -34,7 +34,7 @@ from netshrink.data.inputs import Inputs
 from netshrink.errors import NetshrinkError
 from netshrink.quant.int8 import lower, reference
 from netshrink.quant.int8.program import Dense, Program
-from netshrink.quant.modules import QuantConv2d, QuantLinear
+from netshrink.quant.modules import QuantConv1d, QuantConv2d, QuantLinear
 
 if TYPE_CHECKING:
     from netshrink.data.splits import Splits
@@ -105,11 +105,11 @@ def _as_args(example) -> tuple[torch.Tensor, ...]:
 
 
 def _integer_layers(model: nn.Module) -> list:
-    return [m for m in model.modules() if isinstance(m, QuantLinear | QuantConv2d)]
+    return [m for m in model.modules() if isinstance(m, QuantLinear | QuantConv1d | QuantConv2d)]
 
 
 def is_static(model: nn.Module) -> bool:
-    """True when `model` has integer Linear/Conv2d layers and all of them quantize their
+    """True when `model` has integer Linear/Conv1d/Conv2d layers and all of them quantize their
     inputs with calibrated scales (Static, or QAT converted): what compile_int8 lowers to an
     integer program. A float or dynamic model gives False."""
     layers = _integer_layers(model)

@@ -4,6 +4,7 @@ The model is traced with torch.fx (its integer layers as leaves) and each node i
 one table of handlers (`MODULES`, `FUNCTIONS`, `METHODS`) to a kind: an integer layer, an alias
 (Identity, Dropout in eval, contiguous), a clamp (ReLU, ReLU6, hardtanh, clamp), a pool, an add,
 a concatenation, a reshape (flatten, view). A node no handler knows is one error naming it.
+A Conv1d and the 1-D pools are their 2-D forms over an (N, C, 1, L) view (conv1d.py).
 
 Where each value is stored:
 - A value an integer layer reads is stored with that layer's calibrated input scale and zero
@@ -16,9 +17,10 @@ Where each value is stored:
   products saturate), and these values are only added, pooled or requantized.
 - The model's outputs are float32: the last layer writes floats, or a value is dequantized.
 
-Then two rewrites: a clamp right after the op that wrote its input becomes that op's output
-clamp (ReLU fusion), and, for backends that can (`fuse_residual_adds`), an add whose operand
-is a layer's output is fused into that layer.
+Then the rewrites: a clamp right after the op that wrote its input (or after a reshape of it)
+becomes that op's output clamp (ReLU fusion), the views between 1-D ops cancel, and, for
+backends that can (`fuse_residual_adds`), an add whose operand is a layer's output is fused
+into that layer.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from netshrink.core.attention import ProjectedAttention
 from netshrink.data.inputs import Inputs
 from netshrink.errors import NetshrinkError
 from netshrink.quant.calibration import calibration_batches
+from netshrink.quant.int8 import conv1d
 from netshrink.quant.int8.program import (
     Add,
     AvgPool,
@@ -56,6 +59,7 @@ from netshrink.quant.int8.program import (
     Value,
 )
 from netshrink.quant.modules import (
+    QuantConv1d,
     QuantConv2d,
     QuantConvNd,
     QuantEmbedding,
@@ -98,22 +102,26 @@ def _clamp(lo, hi) -> Kind:
                           "hi": None if hi is None else float(hi)})
 
 
-def _maxpool(kernel, stride, padding, dilation, ceil_mode, return_indices) -> Kind:
+def _maxpool(kernel, stride, padding, dilation, ceil_mode, return_indices, dims=2) -> Kind:
+    """dims 1: a 1-D pool, as the 2-D pool over the (N, C, 1, L) view (conv1d.py)."""
     if return_indices:
         raise _Unsupported("max pooling with return_indices=True")
-    kernel = _pair(kernel)
-    return Kind("maxpool", {"kernel": kernel, "stride": _pair(stride or kernel),
-                            "padding": _pair(padding), "dilation": _pair(dilation),
-                            "ceil_mode": bool(ceil_mode)})
+    return Kind("maxpool", {"kernel": conv1d.pair(kernel, dims),
+                            "stride": conv1d.pair(stride or kernel, dims),
+                            "padding": conv1d.pair(padding, dims, fill=0),
+                            "dilation": conv1d.pair(dilation, dims),
+                            "ceil_mode": bool(ceil_mode), "dims": dims})
 
 
-def _avgpool(kernel, stride, padding, ceil_mode, count_include_pad, divisor_override) -> Kind:
+def _avgpool(kernel, stride, padding, ceil_mode, count_include_pad, divisor_override,
+             dims=2) -> Kind:
     if divisor_override is not None:
         raise _Unsupported("average pooling with divisor_override")
-    kernel = _pair(kernel)
-    return Kind("avgpool", {"kernel": kernel, "stride": _pair(stride or kernel),
-                            "padding": _pair(padding), "ceil_mode": bool(ceil_mode),
-                            "count_include_pad": bool(count_include_pad)})
+    return Kind("avgpool", {"kernel": conv1d.pair(kernel, dims),
+                            "stride": conv1d.pair(stride or kernel, dims),
+                            "padding": conv1d.pair(padding, dims, fill=0),
+                            "ceil_mode": bool(ceil_mode),
+                            "count_include_pad": bool(count_include_pad), "dims": dims})
 
 
 def _dropout(training) -> Kind:
@@ -127,15 +135,27 @@ class _Unsupported(Exception):
 
 
 def _module_dense(node, m):
+    if getattr(m, "pre_pad", ()):  # applied to the float input by the module's forward
+        if m.pad_mode != "zeros":
+            raise _Unsupported(
+                f"{m.pad_mode!r} padding is applied to the float input before the integer "
+                "kernel, and the integer program has no padding op; use padding_mode='zeros' "
+                "or run the model as it is")
+        raise _Unsupported(
+            "asymmetric zero padding (padding='same' with an even kernel) is applied to the "
+            "float input before the integer kernel, and the integer program has no padding "
+            "op; use an odd kernel or symmetric padding, or run the model as it is")
     return Kind("dense", {"layer": m})
 
 
 # module type -> handler(node, module)
 MODULES: dict[type, Callable[[torch.fx.Node, nn.Module], Kind]] = {
     QuantLinear: _module_dense,
+    QuantConv1d: _module_dense,
     QuantConv2d: _module_dense,
     nn.Identity: lambda node, m: Kind("alias"),
     nn.Dropout: lambda node, m: _dropout(m.training),
+    nn.Dropout1d: lambda node, m: _dropout(m.training),
     nn.Dropout2d: lambda node, m: _dropout(m.training),
     nn.ReLU: lambda node, m: _clamp(0, None),
     nn.ReLU6: lambda node, m: _clamp(0, 6),
@@ -146,6 +166,12 @@ MODULES: dict[type, Callable[[torch.fx.Node, nn.Module], Kind]] = {
     nn.AvgPool2d: lambda node, m: _avgpool(m.kernel_size, m.stride, m.padding, m.ceil_mode,
                                            m.count_include_pad, m.divisor_override),
     nn.AdaptiveAvgPool2d: lambda node, m: Kind("adaptive_avgpool", {"size": m.output_size}),
+    nn.MaxPool1d: lambda node, m: _maxpool(m.kernel_size, m.stride, m.padding, m.dilation,
+                                           m.ceil_mode, m.return_indices, dims=1),
+    nn.AvgPool1d: lambda node, m: _avgpool(m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                                           m.count_include_pad, None, dims=1),
+    nn.AdaptiveAvgPool1d: lambda node, m: Kind("adaptive_avgpool",
+                                               {"size": m.output_size, "dims": 1}),
 }
 
 
@@ -159,6 +185,19 @@ def _f_avgpool(node):
     return _avgpool(_arg(node, 1, "kernel_size"), _arg(node, 2, "stride"),
                     _arg(node, 3, "padding", 0), _arg(node, 4, "ceil_mode", False),
                     _arg(node, 5, "count_include_pad", True), _arg(node, 6, "divisor_override"))
+
+
+def _f_maxpool1d(node):
+    return _maxpool(_arg(node, 1, "kernel_size"), _arg(node, 2, "stride"),
+                    _arg(node, 3, "padding", 0), _arg(node, 4, "dilation", 1),
+                    _arg(node, 5, "ceil_mode", False), _arg(node, 6, "return_indices", False),
+                    dims=1)
+
+
+def _f_avgpool1d(node):  # (F.avg_pool1d has no divisor_override)
+    return _avgpool(_arg(node, 1, "kernel_size"), _arg(node, 2, "stride"),
+                    _arg(node, 3, "padding", 0), _arg(node, 4, "ceil_mode", False),
+                    _arg(node, 5, "count_include_pad", True), None, dims=1)
 
 
 def _f_add(node):
@@ -188,6 +227,10 @@ FUNCTIONS: dict[Callable, Callable[[torch.fx.Node], Kind]] = {
     F.avg_pool2d: _f_avgpool,
     F.adaptive_avg_pool2d: lambda node: Kind("adaptive_avgpool",
                                              {"size": _arg(node, 1, "output_size")}),
+    F.max_pool1d: _f_maxpool1d,
+    F.avg_pool1d: _f_avgpool1d,
+    F.adaptive_avg_pool1d: lambda node: Kind("adaptive_avgpool",
+                                             {"size": _arg(node, 1, "output_size"), "dims": 1}),
     operator.add: _f_add,
     torch.add: _f_add,
     torch.cat: _f_cat,
@@ -219,10 +262,10 @@ INTEGER_READERS = ("dense", "add", "cat", "avgpool", "adaptive_avgpool")
 
 
 # netshrink's own modules are kept whole, so that one without an integer-program form (a
-# Conv1d, a decomposed attention) is refused by name rather than traced into, where its
+# Conv3d, a decomposed attention) is refused by name rather than traced into, where its
 # Python branches would read as the user's data-dependent control flow.
 _LEAVES = (QuantLinear, QuantConvNd, QuantEmbedding, ProjectedAttention, *WEIGHT_ONLY_TYPES,
-           nn.Linear, nn.Conv2d)
+           nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 class _Tracer(torch.fx.Tracer):
@@ -266,7 +309,7 @@ def kind_of(node: torch.fx.Node, gm: torch.fx.GraphModule) -> Kind:
             return Kind(node.op)
         if node.op == "call_module":
             module = gm.get_submodule(node.target)
-            if isinstance(module, nn.Linear | nn.Conv2d):
+            if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
                 raise _Unsupported(
                     "a float layer: it was left in float when the model was quantized "
                     "(skip=...); compile_int8 runs integer layers only, so quantize it too")
@@ -290,7 +333,7 @@ def kind_of(node: torch.fx.Node, gm: torch.fx.GraphModule) -> Kind:
                                                                (F.relu, F.relu6, F.max_pool2d)}))
     raise NetshrinkError(
         f"compile_int8 cannot lower {_describe(node, gm)}: no integer form for it. Integer "
-        f"programs cover integer Linear/Conv2d layers, ReLU/ReLU6/hardtanh/clamp, max and "
+        f"programs cover integer Linear/Conv1d/Conv2d layers, ReLU/ReLU6/hardtanh/clamp, max and "
         f"average pooling, flatten/view/reshape, residual adds and torch.cat ({known}, ...); "
         "run this model as it is, or rewrite that part with these ops"
     )
@@ -298,7 +341,7 @@ def kind_of(node: torch.fx.Node, gm: torch.fx.GraphModule) -> Kind:
 
 # ------------------------------------------------------------------------------ lowering
 
-def input_qparams(layer: QuantLinear | QuantConv2d) -> QParams:
+def input_qparams(layer: QuantLinear | QuantConvNd) -> QParams:
     """How an integer layer's input is stored: its calibrated scale and kernel zero point."""
     qmin, qmax, _ = unsigned_range(layer.activation)
     zero_point = int(to_kernel_zero_point(layer.activation, layer.input_zero_point))
@@ -479,18 +522,43 @@ class _Lowering:
         handler = getattr(self, f"_emit_{kind.name}")
         return handler(node, kind.params, env)
 
+    def _on_view(self, node, x: str, dims: int, qparams: QParams | None,
+                 make: Callable[[str, str], Op]) -> str:
+        """The op make(input, output) writing `node`'s value from `x`; for a 1-D layer or
+        pool (dims 1), over the (N, C, 1, L) view of `x`, a Reshape before and after
+        (conv1d.py)."""
+        if dims != 1:
+            return self._emit_op(make(x, self._new_value(node.name, node, qparams)))
+        shape = self.values[x].shape
+        if len(shape) != 3:
+            raise NetshrinkError(f"compile_int8 cannot lower {_describe(node, self.gm)}: its "
+                                 f"input has shape {tuple(shape)}; 1-D layers and pools are "
+                                 "lowered for batched (N, C, L) inputs")
+        view = conv1d.view_2d(shape)
+        viewed = self._new_value(f"{x}_2d", None, self.values[x].qparams, view)
+        self._emit_op(Reshape([x], viewed, _src(node), view[1:]))
+        out_view = conv1d.view_2d(self.shape[node])
+        written = self._emit_op(make(viewed, self._new_value(f"{node.name}_2d", None, qparams,
+                                                             out_view)))
+        out = self._new_value(node.name, node, qparams)
+        return self._emit_op(Reshape([written], out, _src(node), tuple(self.shape[node][1:])))
+
     def _emit_dense(self, node, params, env):
         layer = params["layer"]
         wanted = input_qparams(layer)
         x = self._as_int(self._input(node, env), node.args[0], wanted)
-        geometry = layer.geometry if isinstance(layer, QuantConv2d) else None
+        weight, geometry, dims = layer.weight.detach().clone(), None, 2
+        if isinstance(layer, QuantConv1d):  # the Conv2d over the view: kernel (1, k)
+            weight, geometry = conv1d.weight_2d(layer.weight), conv1d.geometry_2d(layer.geometry)
+            dims = 1
+        elif isinstance(layer, QuantConv2d):
+            geometry = layer.geometry
         integer_out = self._needs_int(node)
         qparams = self._stored(node) if integer_out else None
-        out = self._new_value(node.name, node, qparams)
         bias = None if layer.bias is None else layer.bias.detach().float().clone()
-        return self._emit_op(Dense(
-            [x], out, _src(node), qparams.qmin if qparams else 0,
-            qparams.qmax if qparams else 0, weight=layer.weight.detach().clone(),
+        return self._on_view(node, x, dims, qparams, lambda i, o: Dense(
+            [i], o, _src(node), qparams.qmin if qparams else 0,
+            qparams.qmax if qparams else 0, weight=weight,
             weight_scale=layer.weight_scale.detach().float().clone(), bias=bias,
             input_qparams=wanted, weight_bits=layer.weight_bits, geometry=geometry))
 
@@ -507,21 +575,32 @@ class _Lowering:
         return self._emit_op(Requantize([x], out, _src(node), lo, hi))
 
     def _emit_maxpool(self, node, params, env):
+        params = dict(params)
+        dims = params.pop("dims", 2)
         x = self._input(node, env)
         if self._needs_int(node):
             x = self._as_int(x, node.args[0], self.demand.get(node))
-        out = self._new_value(node.name, node, self.values[x].qparams)
-        return self._emit_op(MaxPool([x], out, _src(node), **params))
+        return self._on_view(node, x, dims, self.values[x].qparams,
+                             lambda i, o: MaxPool([i], o, _src(node), **params))
 
     def _emit_avgpool(self, node, params, env):
+        params = dict(params)
+        dims = params.pop("dims", 2)
         x = self._as_int(self._input(node, env), node.args[0])
         qparams = self._stored(node)
-        out = self._new_value(node.name, node, qparams)
-        return self._emit_op(AvgPool([x], out, _src(node), qparams.qmin, qparams.qmax, **params))
+        return self._on_view(node, x, dims, qparams, lambda i, o: AvgPool(
+            [i], o, _src(node), qparams.qmin, qparams.qmax, **params))
 
     def _emit_adaptive_avgpool(self, node, params, env):
-        size = _pair(params["size"])
-        h, w = self.shape[node.args[0]][2:]
+        dims = params.get("dims", 2)
+        if dims == 1:  # over the (N, C, 1, L) view
+            size = conv1d.pair(params["size"], 1)
+            h, w = 1, self.shape[node.args[0]][-1]
+            shown = f"{w} to {size[1]}"
+        else:
+            size = _pair(params["size"])
+            h, w = self.shape[node.args[0]][2:]
+            shown = f"{h}x{w} to {size}"
         if size == (1, 1):
             pool = {"kernel": None}
         elif None not in size and h % size[0] == 0 and w % size[1] == 0:
@@ -529,9 +608,9 @@ class _Lowering:
             pool = {"kernel": kernel, "stride": kernel}
         else:
             raise NetshrinkError(f"compile_int8 cannot lower {_describe(node, self.gm)}: an "
-                                 f"adaptive average pool from {h}x{w} to {size} is not a fixed "
+                                 f"adaptive average pool from {shown} is not a fixed "
                                  "pooling window; use an output size that divides the input")
-        return self._emit_avgpool(node, pool, env)
+        return self._emit_avgpool(node, {**pool, "dims": dims}, env)
 
     def _emit_add(self, node, params, env):
         operands = [node.args[0], node.args[1] if len(node.args) > 1 else node.kwargs["other"]]
@@ -625,9 +704,19 @@ class _Recorder(torch.fx.Interpreter):
 # ------------------------------------------------------------------------------ rewrites
 
 def fuse_clamps(program: Program) -> Program:
-    """A clamp (same QParams) of a value only it reads becomes the writer's output clamp."""
+    """A clamp (same QParams) of a value only it reads becomes the writer's output clamp,
+    also past a reshape between them (the ReLU after a Conv1d, which writes through a view):
+    clamping is elementwise, so it commutes with a reshape."""
     ops = list(program.ops)
     values = dict(program.values)
+    kept = set(program.outputs) | set(program.inputs)
+
+    def writer_of(name):
+        return next((w for w in ops if w.output == name), None)
+
+    def readers_of(name):
+        return [r for r in ops if name in r.inputs]
+
     changed = True
     while changed:
         changed = False
@@ -635,16 +724,23 @@ def fuse_clamps(program: Program) -> Program:
             if not isinstance(op, Requantize):
                 continue
             (x,) = op.inputs
-            if values[x].qparams != values[op.output].qparams or x in program.outputs:
+            if values[x].qparams != values[op.output].qparams or x in kept or \
+                    readers_of(x) != [op]:
                 continue
-            writer = next((w for w in ops if w.output == x), None)
-            readers = [r for r in ops if x in r.inputs]
-            if not isinstance(writer, Clamped) or readers != [op] or \
-                    (isinstance(writer, Dense) and not values[x].integer):
+            writer, target, reshape = writer_of(x), x, None
+            if isinstance(writer, Reshape):
+                reshape, target = writer, writer.inputs[0]
+                writer = writer_of(target)
+                if target in kept or readers_of(target) != [reshape]:
+                    continue
+            if not isinstance(writer, Clamped) or \
+                    (isinstance(writer, Dense) and not values[target].integer):
                 continue
-            merged = replace(writer, output=op.output, lo=max(writer.lo, op.lo),
-                             hi=min(writer.hi, op.hi))
+            merged = replace(writer, output=op.output if reshape is None else target,
+                             lo=max(writer.lo, op.lo), hi=min(writer.hi, op.hi))
             ops[ops.index(writer)] = merged
+            if reshape is not None:
+                ops[ops.index(reshape)] = replace(reshape, output=op.output)
             del ops[i]
             del values[x]
             changed = True
@@ -684,7 +780,8 @@ def lower(
     data: Inputs | Dataset | Splits | Iterable[Any] | None = None,
     observer: str | None = None,
 ) -> Program:
-    """The integer program of a statically quantized model (clamps fused, adds not).
+    """The integer program of a statically quantized model (clamps fused, adds not; the
+    views around consecutive 1-D ops cancelled).
 
     example: one input batch (or a tuple of them) that fixes the shapes; data: calibration
     inputs for the values no integer layer calibrated (add and average-pool inputs), when the
@@ -704,4 +801,4 @@ def lower(
         device = next((t.device for t in model.parameters()), torch.device("cpu"))
         ranges = lowering.calibrate(needed, data, device)
         program, _ = lowering.build(ranges)
-    return fuse_clamps(program)
+    return conv1d.merge_reshapes(fuse_clamps(program))

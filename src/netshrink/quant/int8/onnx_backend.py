@@ -86,9 +86,12 @@ def _raw(op: Clamped) -> str:
     return op.output if (op.lo, op.hi) == (0, 255) else f"{op.output}__raw"
 
 
-def _weight(g: _Graph, weight: torch.Tensor, op: Dense, activation_bits: int) -> tuple[str, str]:
+def _weight(g: _Graph, weight: torch.Tensor, op: Dense, activation_bits: int,
+            per_channel: bool = True) -> tuple[str, str]:
+    """(weight, its zero point): one per output channel, or one for all (ConvInteger takes
+    no other; every channel's is the same, 0 or 128)."""
     w = weight.detach().cpu()
-    channels = w.shape[0]
+    channels = w.shape[0] if per_channel else 1
     if weight_is_signed(activation_bits, op.weight_bits):
         return (g.const(w.numpy(), np.int8, "weight"),
                 g.const(np.zeros(channels), np.int8, "weight_zero_point"))
@@ -225,7 +228,8 @@ class _Builder:
             return
         x_scale, x_zero = g.scale(op.input_qparams)
         activation_bits = max(1, op.input_qparams.qmax).bit_length()
-        w, w_zero = _weight(g, weight.contiguous(), op, activation_bits)
+        w, w_zero = _weight(g, weight.contiguous(), op, activation_bits,
+                            per_channel=not (op.conv and not program.values[op.output].integer))
         w_scale = g.const(op.weight_scale.float().numpy(), np.float32, "weight_scale")
         out = program.values[op.output]
         if not out.integer:

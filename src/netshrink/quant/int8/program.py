@@ -95,7 +95,8 @@ class Requantize(Clamped):
 
 @dataclass
 class Dense(Clamped):
-    """A Linear or Conv2d layer: acc = sum (q - z) w exactly; then the output stage.
+    """A Linear or Conv2d layer (a Conv1d as the Conv2d over an (N, C, 1, L) view, see
+    conv1d.py): acc = sum (q - z) w exactly; then the output stage.
 
     Integer output: clamp(round((acc * s_in * w_scale + bias [+ residual]) / s_out) + z_out).
     Float output (the model's output layer): float32(acc) * float32(s_in * w_scale) + bias, in
@@ -210,7 +211,7 @@ class Program:
         return sum(op.kind == kind for op in self.ops)
 
     def macs(self) -> int:
-        """Multiply-accumulates of one example: each Linear/Conv2d output element sums one
+        """Multiply-accumulates of one example: each Linear/Conv output element sums one
         weight row (K, or in_channels / groups x kernel area) of products. A structured-pruned
         model has fewer; an unstructured-pruned one the same (its zeros are multiplied)."""
         total = 0

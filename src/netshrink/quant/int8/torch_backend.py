@@ -327,7 +327,8 @@ def _reshape(g: _Codegen, op: Reshape) -> None:
     flat_linear = (len(op.shape) == 1 and len(source.shape) == 4 and readers
                    and all(isinstance(r, Dense) and not r.conv and r.inputs[0] == op.output
                            for r in readers))
-    plain_order = source.shape[1] == 1 or source.shape[2] * source.shape[3] == 1
+    plain_order = len(source.shape) != 4 or source.shape[1] == 1 or \
+        source.shape[2] * source.shape[3] == 1
     if op.inputs[0] in g.channels_last and flat_linear and not plain_order:
         g.emit(f"{out} = {x}.permute(0, 2, 3, 1).flatten(1)")
         g.hwc_flat.add(op.output)
