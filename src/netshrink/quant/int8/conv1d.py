@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import torch
 
-from netshrink.quant.int8.program import Dense, Program, Reshape
+from netshrink.quant.int8.program import Dense, Program, Reshape, producer_in, readers_in
 from netshrink.quant.kernels import ConvGeometry
 
 
@@ -67,9 +67,8 @@ def merge_reshapes(program: Program) -> Program:
             if not isinstance(op, Reshape):
                 continue
             (x,) = op.inputs
-            writer = next((w for w in ops if w.output == x), None)
-            readers = [r for r in ops if x in r.inputs or _residual(r) == x]
-            if isinstance(writer, Reshape) and readers == [op] and x not in kept:
+            writer = producer_in(ops, x)
+            if isinstance(writer, Reshape) and readers_in(ops, x) == [op] and x not in kept:
                 ops[i] = replace(op, inputs=list(writer.inputs))
                 ops.remove(writer)
                 del values[x]

@@ -57,6 +57,8 @@ from netshrink.quant.int8.program import (
     Requantize,
     Reshape,
     Value,
+    producer_in,
+    readers_in,
 )
 from netshrink.quant.modules import (
     QuantConv1d,
@@ -711,12 +713,6 @@ def fuse_clamps(program: Program) -> Program:
     values = dict(program.values)
     kept = set(program.outputs) | set(program.inputs)
 
-    def writer_of(name):
-        return next((w for w in ops if w.output == name), None)
-
-    def readers_of(name):
-        return [r for r in ops if name in r.inputs]
-
     changed = True
     while changed:
         changed = False
@@ -725,13 +721,13 @@ def fuse_clamps(program: Program) -> Program:
                 continue
             (x,) = op.inputs
             if values[x].qparams != values[op.output].qparams or x in kept or \
-                    readers_of(x) != [op]:
+                    readers_in(ops, x) != [op]:
                 continue
-            writer, target, reshape = writer_of(x), x, None
+            writer, target, reshape = producer_in(ops, x), x, None
             if isinstance(writer, Reshape):
                 reshape, target = writer, writer.inputs[0]
-                writer = writer_of(target)
-                if target in kept or readers_of(target) != [reshape]:
+                writer = producer_in(ops, target)
+                if target in kept or readers_in(ops, target) != [reshape]:
                     continue
             if not isinstance(writer, Clamped) or \
                     (isinstance(writer, Dense) and not values[target].integer):

@@ -189,7 +189,7 @@ class Program:
         return qp
 
     def producer(self, name: str) -> Op | None:
-        return next((op for op in self.ops if op.output == name), None)
+        return producer_in(self.ops, name)
 
     def consumers(self, name: str) -> list[Op]:
         return [op for op in self.ops if name in op.inputs]
@@ -220,3 +220,15 @@ class Program:
                 shape = self.values[op.output].shape
                 total += op.weight[0].numel() * math.prod(shape[1:])
         return total
+
+
+def producer_in(ops: list[Op], name: str) -> Op | None:
+    """The op of `ops` that writes `name` (None for a program input): for passes that edit a
+    list of ops before it is a Program again."""
+    return next((op for op in ops if op.output == name), None)
+
+
+def readers_in(ops: list[Op], name: str) -> list[Op]:
+    """The ops of `ops` that read `name`, as an input or as a fused residual."""
+    return [op for op in ops
+            if name in op.inputs or (isinstance(op, Dense) and op.residual == name)]
