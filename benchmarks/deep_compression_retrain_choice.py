@@ -62,6 +62,7 @@ def candidate_spec(name: str):
              if t.model == NET and t.data == DATA and t.seed == SEED
              and "distill" not in t.params["settings"][0]]
     spec = copy.deepcopy(specs[0])
+    spec.params["settings"] = spec.params["settings"][:2]  # the paper's, then the sparser one
     spec.params["retrain"] = {"epochs": epochs, "lr": lr}
     for i, (setting, rounds) in enumerate(zip(spec.params["settings"],
                                               (paper_rounds, sparser_rounds), strict=True)):
