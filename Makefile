@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 export NETSHRINK_DATA ?= $(abspath ../shared/data)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install data lint bench clean
+.PHONY: demo test install data corpus lint bench clean
 
 demo: install data
 	$(BIN)/netshrink demo
@@ -25,7 +25,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,onnx,ray,text,structured,pack]'
 	touch $@
 
-data: /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+data: /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz corpus
+
+# The English corpus of the transformer work (netshrink.data.corpus): Debian's python3.11-doc.
+# Optional: where the package does not exist, the tests that need it skip and say why.
+corpus:
+	@[ -d /usr/share/doc/python3.11/html/_sources ] || $(SUDO) apt-get install -y python3.11-doc || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3.11-doc; } || \
+	  echo "python3.11-doc is not available here: the corpus tests will skip"
 
 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz:
 	$(SUDO) apt-get install -y dataset-fashion-mnist || \
