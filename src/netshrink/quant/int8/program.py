@@ -158,6 +158,16 @@ class AvgPool(Clamped):
 
 
 @dataclass
+class Pad(Op):
+    """Integers padded on the last two dimensions before a convolution (padding.py): an
+    index map, so exact. pads: (left, right, top, bottom), F.pad's order; mode "constant"
+    (writes the input's zero point: the real 0), "reflect", "replicate" or "circular"."""
+
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    mode: str = "constant"
+
+
+@dataclass
 class Reshape(Op):
     """The same values in another shape (flatten, view): `shape` per example, batch kept."""
 

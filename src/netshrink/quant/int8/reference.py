@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from netshrink.quant.int8 import padding
 from netshrink.quant.int8.program import (
     Add,
     AvgPool,
@@ -26,6 +27,7 @@ from netshrink.quant.int8.program import (
     FloatClamp,
     MaxPool,
     Op,
+    Pad,
     Program,
     QParams,
     Quantize,
@@ -104,6 +106,8 @@ def run_op(op: Op, args: list[torch.Tensor], program: Program) -> torch.Tensor:
         return y.to(torch.uint8) if out.integer else y
     if isinstance(op, Concat):
         return torch.cat(args, op.dim)
+    if isinstance(op, Pad):
+        return padding.pad_integers(args[0], op, program.qparams(op.inputs[0]).zero_point)
     if isinstance(op, Reshape):
         return args[0].reshape(args[0].shape[0], *op.shape)
     if isinstance(op, FloatClamp):
