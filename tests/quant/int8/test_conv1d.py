@@ -230,20 +230,6 @@ def _quantized(model, data):
     return model
 
 
-@pytest.mark.parametrize(("layer", "why"), [
-    (nn.Conv1d(3, 4, 3, padding=1, padding_mode="reflect"), "'reflect' padding"),
-    (nn.Conv1d(3, 4, 3, padding=1, padding_mode="circular"), "'circular' padding"),
-    (nn.Conv1d(3, 4, 4, padding="same"), "asymmetric zero padding"),
-    (nn.Conv2d(3, 4, 3, padding=1, padding_mode="replicate"), "'replicate' padding"),
-])
-def test_padding_applied_before_the_kernel_is_refused_by_name(layer, why):
-    shape = (3, 12) if isinstance(layer, nn.Conv1d) else (3, 6, 6)
-    data = torch.randn(16, *shape)
-    model = _quantized(nn.Sequential(layer, nn.ReLU(), nn.Flatten()), data)
-    with pytest.raises(NetshrinkError, match=rf"module '0' \(QuantConv[12]d\): {why}"):
-        lower.lower(model, data[:2])
-
-
 def test_layers_and_pools_without_an_integer_form_are_refused_by_name():
     data = torch.randn(16, 2, 4, 4, 4)
     conv3d = _quantized(nn.Sequential(nn.Conv3d(2, 3, 3), nn.Flatten()), data)

@@ -3,7 +3,8 @@
     fast = netshrink.quant.compile_int8(model, example, data=calibration)  # after quantize_
     fast(images)
 
-program.py (the ops and how values are stored), lower.py (model -> program, via torch.fx),
+program.py (the ops and how values are stored), lower.py (model -> program, via torch.fx;
+conv1d.py and padding.py: Conv1d over a 2-D view, padding before a kernel as an op),
 reference.py (the exact integer arithmetic), torch_backend.py and onnx_backend.py (the two
 runtimes), compile.py (`compile_int8`: build, check, time, keep the fastest).
 """

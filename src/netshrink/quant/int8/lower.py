@@ -4,7 +4,9 @@ The model is traced with torch.fx (its integer layers as leaves) and each node i
 one table of handlers (`MODULES`, `FUNCTIONS`, `METHODS`) to a kind: an integer layer, an alias
 (Identity, Dropout in eval, contiguous), a clamp (ReLU, ReLU6, hardtanh, clamp), a pool, an add,
 a concatenation, a reshape (flatten, view). A node no handler knows is one error naming it.
-A Conv1d and the 1-D pools are their 2-D forms over an (N, C, 1, L) view (conv1d.py).
+A Conv1d and the 1-D pools are their 2-D forms over an (N, C, 1, L) view (conv1d.py); the
+padding a convolution applies before its kernel (reflect, replicate, circular, asymmetric
+zeros) is a Pad op on its integer input (padding.py).
 
 Where each value is stored:
 - A value an integer layer reads is stored with that layer's calibrated input scale and zero
@@ -40,7 +42,7 @@ from netshrink.core.attention import ProjectedAttention
 from netshrink.data.inputs import Inputs
 from netshrink.errors import NetshrinkError
 from netshrink.quant.calibration import calibration_batches
-from netshrink.quant.int8 import conv1d
+from netshrink.quant.int8 import conv1d, padding
 from netshrink.quant.int8.program import (
     Add,
     AvgPool,
@@ -51,6 +53,7 @@ from netshrink.quant.int8.program import (
     FloatClamp,
     MaxPool,
     Op,
+    Pad,
     Program,
     QParams,
     Quantize,
@@ -137,16 +140,16 @@ class _Unsupported(Exception):
 
 
 def _module_dense(node, m):
-    if getattr(m, "pre_pad", ()):  # applied to the float input by the module's forward
-        if m.pad_mode != "zeros":
+    if getattr(m, "pre_pad", ()):  # applied to the float input first: a Pad op on the integers
+        if m.pad_mode not in padding.MODES:
             raise _Unsupported(
-                f"{m.pad_mode!r} padding is applied to the float input before the integer "
-                "kernel, and the integer program has no padding op; use padding_mode='zeros' "
-                "or run the model as it is")
-        raise _Unsupported(
-            "asymmetric zero padding (padding='same' with an even kernel) is applied to the "
-            "float input before the integer kernel, and the integer program has no padding "
-            "op; use an odd kernel or symmetric padding, or run the model as it is")
+                f"{m.pad_mode!r} padding is applied to the input before the integer kernel, "
+                f"and the integer program pads only as {', '.join(padding.MODES)} do; use "
+                "one of those padding modes, or run the model as it is")
+        if len(m.pre_pad) != 2 * m.dims:
+            raise _Unsupported(
+                f"its pre_pad {tuple(m.pre_pad)} is not (before, after) for each of its "
+                f"{m.dims} dimensions; rebuild the layer with quantize_")
     return Kind("dense", {"layer": m})
 
 
@@ -558,11 +561,27 @@ class _Lowering:
         integer_out = self._needs_int(node)
         qparams = self._stored(node) if integer_out else None
         bias = None if layer.bias is None else layer.bias.detach().float().clone()
-        return self._on_view(node, x, dims, qparams, lambda i, o: Dense(
-            [i], o, _src(node), qparams.qmin if qparams else 0,
-            qparams.qmax if qparams else 0, weight=weight,
-            weight_scale=layer.weight_scale.detach().float().clone(), bias=bias,
-            input_qparams=wanted, weight_bits=layer.weight_bits, geometry=geometry))
+
+        def make(i: str, o: str) -> Dense:
+            return Dense([self._padded(node, layer, i)], o, _src(node),
+                         qparams.qmin if qparams else 0, qparams.qmax if qparams else 0,
+                         weight=weight, weight_scale=layer.weight_scale.detach().float().clone(),
+                         bias=bias, input_qparams=wanted, weight_bits=layer.weight_bits,
+                         geometry=geometry)
+
+        return self._on_view(node, x, dims, qparams, make)
+
+    def _padded(self, node, layer, x: str) -> str:
+        """`x` (4-D: a Conv2d's input, or a Conv1d's view) with the padding `layer` applies
+        before its kernel, as a Pad op (padding.py); `x` itself when there is none."""
+        pre_pad = getattr(layer, "pre_pad", ())
+        if not any(pre_pad):
+            return x
+        pads = padding.view_pads(pre_pad, layer.dims)
+        value = self.values[x]
+        out = self._new_value(f"{node.name}_padded", None, value.qparams,
+                              padding.padded_shape(value.shape, pads))
+        return self._emit_op(Pad([x], out, _src(node), pads, padding.MODES[layer.pad_mode]))
 
     def _emit_clamp(self, node, params, env):
         x = self._input(node, env)

@@ -38,6 +38,7 @@ from netshrink.quant.int8.program import (
     Dequantize,
     FloatClamp,
     MaxPool,
+    Pad,
     Program,
     QParams,
     Quantize,
@@ -386,6 +387,53 @@ class _Builder:
             axis = {1: 3, 2: 1, 3: 2}[op.dim]
         self.g.node("Concat", inputs, [op.output], axis=axis)
 
+    def pad(self, op: Pad) -> None:
+        """Pad on uint8 in the value's own layout: constant (the zero point), reflect, edge
+        (replicate); circular as Slice + Concat, since opset 17's Pad has no "wrap" (opset 19
+        added it; onnxruntime runs it on uint8, but the saved graph would not be opset 17)."""
+        g, x = self.g, op.inputs[0]
+        nhwc = x in self.nhwc
+        if nhwc:
+            self.nhwc.add(op.output)
+        left, right, top, bottom = op.pads
+        rows, cols = (1, 2) if nhwc else (2, 3)
+        if op.mode == "circular":
+            self.wrap(x, op.output, [(cols, left, right), (rows, top, bottom)])
+            return
+        begins, ends = [0] * 4, [0] * 4
+        begins[rows], ends[rows], begins[cols], ends[cols] = top, bottom, left, right
+        inputs = [x, g.const(begins + ends, np.int64, "pads")]
+        if op.mode == "constant":
+            zero_point = self.program.qparams(x).zero_point
+            inputs.append(g.const(zero_point, np.uint8, "pad_value"))
+        g.node("Pad", inputs, [op.output], mode={"constant": "constant", "reflect": "reflect",
+                                                 "replicate": "edge"}[op.mode])
+
+    def wrap(self, x: str, out: str, axes: list[tuple[int, int, int]]) -> None:
+        """Circular padding: per axis, the last `before` and first `after` slices joined
+        around the value (an axis with nothing to pad is skipped)."""
+        g = self.g
+        axes = [a for a in axes if a[1] or a[2]]
+        current = x
+        for index, (axis, before, after) in enumerate(axes):
+            target = out if index == len(axes) - 1 else f"{out}__wrap{axis}"
+            parts = []
+            if before:
+                parts.append(self.slice(current, -before, np.iinfo(np.int64).max, axis,
+                                        f"{target}__before"))
+            parts.append(current)
+            if after:
+                parts.append(self.slice(current, 0, after, axis, f"{target}__after"))
+            g.node("Concat", parts, [target], axis=axis)
+            current = target
+
+    def slice(self, x: str, start: int, end: int, axis: int, out: str) -> str:
+        g = self.g
+        g.node("Slice", [x, g.const([start], np.int64, "starts"),
+                         g.const([end], np.int64, "ends"), g.const([axis], np.int64, "axes")],
+               [out])
+        return out
+
     def reshape(self, op: Reshape) -> None:
         program, g = self.program, self.g
         x = op.inputs[0]
@@ -416,7 +464,7 @@ class _Builder:
         handlers = {Quantize: self.quantize, Dequantize: self.dequantize,
                     Requantize: self.requantize, Dense: self.dense, Add: self.add,
                     AvgPool: self.avgpool, MaxPool: self.maxpool, Concat: self.concat,
-                    Reshape: self.reshape, FloatClamp: self.float_clamp}
+                    Reshape: self.reshape, Pad: self.pad, FloatClamp: self.float_clamp}
         handler = handlers.get(type(op))
         if handler is None:
             raise NetshrinkError(f"the onnxruntime backend has no form for op {op.kind}")

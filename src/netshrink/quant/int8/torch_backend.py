@@ -50,6 +50,7 @@ from netshrink.quant.int8.program import (
     FloatClamp,
     MaxPool,
     Op,
+    Pad,
     Program,
     QParams,
     Quantize,
@@ -319,6 +320,23 @@ def _avgpool(g: _Codegen, op: AvgPool) -> None:
         g.channels_last.add(op.output)
 
 
+def _pad(g: _Codegen, op: Pad) -> None:
+    """F.pad on the plain uint8 integers (every mode, the zero point as the constant). On
+    quint8 tensors F.pad's constant is a real value, replicate and circular do not run, and a
+    round trip through int_repr copies twice."""
+    x, out = g.var(op.inputs[0]), g.var(op.output)
+    pads = list(op.pads)
+    if op.mode == "constant":
+        zero_point = g.program.qparams(op.inputs[0]).zero_point
+        g.emit(f"{out} = F.pad({x}, {pads}, 'constant', {zero_point})")
+    else:
+        g.emit(f"{out} = F.pad({x}, {pads}, '{op.mode}')")
+    if op.inputs[0] in g.channels_last:
+        if op.mode == "circular":  # (the only mode whose result is laid out NCHW)
+            g.emit(f"{out} = {out}.contiguous(memory_format=torch.channels_last)")
+        g.channels_last.add(op.output)
+
+
 def _reshape(g: _Codegen, op: Reshape) -> None:
     program = g.program
     x, out = g.var(op.inputs[0]), g.var(op.output)
@@ -384,6 +402,8 @@ def _emit(g: _Codegen, op: Op, index: int) -> None:
             g.channels_last.add(op.output)
     elif isinstance(op, Reshape):
         _reshape(g, op)
+    elif isinstance(op, Pad):
+        _pad(g, op)
     elif isinstance(op, FloatClamp):
         g.emit(f"{out} = {g.var(op.inputs[0])}.clamp({op.lo!r}, {op.hi!r})")
     else:
