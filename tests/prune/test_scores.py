@@ -158,3 +158,55 @@ def test_synflow_is_data_free_and_never_changes_the_weights():
     assert all(torch.equal(t, before[n]) for n, t in model.state_dict().items())
     assert model.training
     assert all((s >= 0).all() for s in scores.values())
+
+
+
+class Product(nn.Module):
+    """x W^T by a module netshrink does not prune, holding a weight it shares."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6, 6))
+
+    def forward(self, x):
+        return x @ self.weight.t()
+
+
+class TiedLayers(nn.Module):
+    """One weight held by a layer netshrink does not prune and by a Linear (as an embedding
+    and its output layer share one): only the Linear's name is prunable."""
+
+    def __init__(self, tied=True):
+        super().__init__()
+        self.pre, self.b = Product(), nn.Linear(6, 6, bias=False)
+        self.head = nn.Linear(6, 3, bias=False)
+        if tied:
+            self.b.weight = self.pre.weight
+
+    def forward(self, x):
+        return self.head(torch.relu(self.b(torch.relu(self.pre(x)))))
+
+
+def test_synflow_scores_a_tied_weight_by_both_of_its_uses():
+    torch.manual_seed(0)
+    tied = TiedLayers()
+    untied = TiedLayers(tied=False)
+    untied.load_state_dict({"pre.weight": tied.b.weight, "b.weight": tied.b.weight,
+                            "head.weight": tied.head.weight})
+    scores = SynFlow().scores(context(tied, input_shape=(6,)))
+    assert sorted(scores) == ["b.weight", "head.weight"]
+    weights = {n: p.detach() for n, p in untied.named_parameters()}
+    apart = SynFlow().scores(Context(untied, weights, None, None, F.cross_entropy,
+                                     torch.Generator().manual_seed(0), (6,)))
+    assert torch.allclose(scores["b.weight"], apart["pre.weight"] + apart["b.weight"],
+                          rtol=1e-10)
+
+
+def test_synflow_prunes_a_model_with_tied_weights_iteratively():
+    from netshrink.prune import density, prune_
+
+    torch.manual_seed(0)
+    model = TiedLayers()
+    prune_(model, "synflow", sparsity=0.5, input_shape=(6,), iterations=3)
+    assert density(model) == pytest.approx(0.5, abs=0.02)
+    assert torch.equal(model.pre.weight, model.b.weight)

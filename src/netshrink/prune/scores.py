@@ -354,6 +354,8 @@ class SynFlow(Score):
         linear = self._linearized(model)
         leaves = {n: w.detach().abs().double().requires_grad_(True)
                   for n, w in ctx.weights.items()}
+        for alias in _tied_aliases(model, leaves):
+            linear.pop(alias, None)  # functional_call refuses two values for one tied tensor
         linear.update(leaves)
         ones = filled(ctx.input_shape, 1.0, torch.float64, ctx.device)
         was_training = model.training
@@ -379,6 +381,16 @@ class SynFlow(Score):
         names = list(leaves)
         grads = gradients(r, [leaves[n] for n in names])
         return {n: (g * leaves[n]).detach() for n, g in zip(names, grads, strict=True)}
+
+
+def _tied_aliases(model: nn.Module, leaves: dict[str, torch.Tensor]) -> list[str]:
+    """The other names of parameters tied to one of `leaves` (an embedding whose weight is the
+    output layer's): functional_call gives them the leaf's value through the tie."""
+    names: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    return [n for group in names.values() if len(group) > 1 and any(g in leaves for g in group)
+            for n in group if n not in leaves]
 
 
 METHODS: dict[str, type[Score]] = {
