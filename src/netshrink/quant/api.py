@@ -33,6 +33,7 @@ from netshrink.quant import kernels
 from netshrink.quant.bounds import check_layer
 from netshrink.quant.calibration import calibration_batches, check_fits, run_batches
 from netshrink.quant.config import QAT, Dynamic, Static, config_from_dict
+from netshrink.quant.direct_reads import check_direct_reads
 from netshrink.quant.fold import fold_batchnorm, traceable
 from netshrink.quant.handlers import (
     HANDLERS,
@@ -213,6 +214,9 @@ def quantize_(
         kernels.select(device, config.kernel)  # fails early on a kernel the device cannot run
     targets, rows = _plan(model, config, HANDLERS)
     _check_has_layers(model, config, targets)
+    replaced = {t.name: t.module for t in targets if not isinstance(config, WeightOnly)
+                or t.handler.takes_weight_only or t.handler.expands}
+    check_direct_reads(model, replaced, type(config).__name__)
     if isinstance(config, WeightOnly):
         return _weight_only(model, config, targets, rows, data, device)
     bits = activation_bits(config, device)
