@@ -92,6 +92,30 @@ def test_obd_picks_hutchinson_above_its_exact_limit():
     assert score.method_for({"w": torch.zeros(11)}) == "hutchinson"
 
 
+def bag_net_and_data():
+    """nn.EmbeddingBag has no forward-mode derivative, which the exact diagonal's jvp needs."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.EmbeddingBag(30, 4, mode="mean"), nn.Linear(4, 3))
+    return model, torch.randint(0, 30, (24, 5)), torch.randint(0, 3, (24,))
+
+
+def test_obd_estimates_the_diagonal_where_the_exact_one_cannot_run():
+    model, x, y = bag_net_and_data()
+    score = OBD()
+    scores = score.scores(context(model, x, y))
+    assert score.last_method == "hutchinson"
+    assert list(scores) == ["1.weight"] and torch.isfinite(scores["1.weight"]).all()
+    assert (scores["1.weight"] != 0).any()
+
+
+def test_obd_exact_on_a_model_without_forward_derivatives_is_one_clear_error():
+    from netshrink.errors import NetshrinkError
+
+    model, x, y = bag_net_and_data()
+    with pytest.raises(NetshrinkError, match=r"forward-mode.*hessian='hutchinson'"):
+        OBD(hessian="exact").scores(context(model, x, y))
+
+
 def test_taylor_and_snip_are_w_times_gradient():
     model, (x, y) = tiny_net(), tiny_data()
     model.zero_grad()
