@@ -116,6 +116,18 @@ class _Indexed(Dataset):
         return x, y, i
 
 
+def logits(out: object, what: str) -> torch.Tensor:
+    """`out` when it is one tensor; else one clear error: `what` needs (batch, classes) logits
+    and a model returning a tuple or dict (logits and attention weights) gives no single one."""
+    if isinstance(out, torch.Tensor):
+        return out
+    raise NetshrinkError(
+        f"{what} needs one tensor of (batch, classes) logits, and the model returns a "
+        f"{type(out).__name__}; wrap it so that its forward returns the logits (e.g. a module "
+        "whose forward is `return model(x)[0]`), or pass loss_fn= for training on the whole "
+        "output")
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -131,7 +143,7 @@ def evaluate(
     total_loss, correct, count = 0.0, 0, 0
     for x, y, _ in batches(dataset, batch_size, shuffle=False):
         x, y = to_device(x, device), y.to(device)
-        out = call(model, x)
+        out = logits(call(model, x), "evaluate (accuracy)")
         total_loss += float(loss_fn(out, y)) * len(y)
         correct += int((out.argmax(1) == y).sum())
         count += len(y)
@@ -234,7 +246,8 @@ def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_bes
             for cb in batch_hooks:
                 x, y = cb.on_batch(state, x, y, idx)
             outputs = call(model, x)
-            loss = loss_fn(outputs, y)
+            loss = loss_fn(logits(outputs, "the default loss (cross-entropy)")
+                           if loss_fn is F.cross_entropy else outputs, y)
             for cb in loss_hooks:
                 loss = cb.loss(state, x, y, idx, outputs, loss)
             optimizer.zero_grad(set_to_none=True)
