@@ -343,3 +343,12 @@ def test_taylor_on_a_tuple_output_needs_a_loss_and_works_with_one():
     result = netshrink.prune_(model, config, (x, y),
                               loss_fn=lambda out, t: nn.functional.cross_entropy(out[0], t))
     assert result.parameters_after < result.parameters_before
+
+
+def test_taylor_on_a_model_that_cannot_take_the_data_is_one_clear_error():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).double()
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    with pytest.raises(NetshrinkError, match=r"criterion 'taylor'.*float64: use model\.float"):
+        netshrink.prune_(model, StructuredConfig(criterion="taylor"), (x, y),
+                         example=x.double())

@@ -115,3 +115,10 @@ def test_a_tuple_output_is_one_clear_error_in_fit_and_evaluate(digits):
         fit(model, digits, TrainConfig(epochs=1))
     with pytest.raises(NetshrinkError, match=r"evaluate.*returns a tuple"):
         evaluate(model, digits.test)
+
+
+def test_a_float64_model_is_one_clear_error_naming_the_way_out(digits):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).double()
+    with pytest.raises(NetshrinkError, match=r"fit: .*float32 .*float64: use model\.float\(\)"):
+        fit(model, digits, TrainConfig(epochs=1))
+    fit(model.float(), digits, TrainConfig(epochs=1))

@@ -32,7 +32,7 @@ from netshrink.prune import criteria, rewrite
 from netshrink.prune.blocks import block_groups, decompose_attention
 from netshrink.prune.graph import Group, channel_groups
 from netshrink.prune.mask import integer_weights
-from netshrink.train.loop import logits
+from netshrink.train.loop import first_call, logits
 
 TARGETS = ("channels", "heads", "ffn")
 SCOPES = ("layerwise", "global")
@@ -417,7 +417,7 @@ def prune_structured(
         batches = _batcher(model, inputs, labels)
     generator = torch.Generator().manual_seed(config.seed)
     def loss_of(m: nn.Module, batch: tuple) -> torch.Tensor:
-        out = call(m, batch[0])
+        out = first_call(m, batch[0], f"criterion {config.criterion!r}")
         if loss_fn is F.cross_entropy:
             out = logits(out, f"criterion {config.criterion!r} with the default loss")
         return loss_fn(out, batch[1])

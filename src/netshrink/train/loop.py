@@ -29,6 +29,7 @@ from netshrink.data.inputs import (
     call,
     check,
     check_finite,
+    describe_batch,
     labels_of,
     standard_dtypes,
     take,
@@ -114,6 +115,21 @@ class _Indexed(Dataset):
     def __getitem__(self, i: int):
         x, y = self.dataset[i][:2]
         return x, y, i
+
+
+def first_call(model: nn.Module, x: Inputs, what: str) -> object:
+    """The first training forward of `what`: a model that cannot run on the data's inputs (a
+    float64 model: netshrink's floating inputs are float32) is one clear error, not torch's."""
+    try:
+        return call(model, x)
+    except RuntimeError as err:
+        dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+        hint = (f"; netshrink feeds floating inputs as float32 and the model's parameters are "
+                f"{', '.join(sorted(str(d).removeprefix('torch.') for d in dtypes))}: "
+                "use model.float()") if dtypes - {torch.float32} else ""
+        raise NetshrinkError(f"{what}: the model cannot run on a training batch "
+                             f"({describe_batch(x)}): {str(err).splitlines()[0]}{hint}"
+                             ) from None
 
 
 def logits(out: object, what: str) -> torch.Tensor:
@@ -245,7 +261,7 @@ def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_bes
             x, y = to_device(x, device, non_blocking=True), y.to(device, non_blocking=True)
             for cb in batch_hooks:
                 x, y = cb.on_batch(state, x, y, idx)
-            outputs = call(model, x)
+            outputs = first_call(model, x, "fit") if state.iteration == 0 else call(model, x)
             loss = loss_fn(logits(outputs, "the default loss (cross-entropy)")
                            if loss_fn is F.cross_entropy else outputs, y)
             for cb in loss_hooks:
