@@ -343,6 +343,13 @@ def _static(model: nn.Module, config: Static, data, device, rows, bits) -> Quant
     finally:
         for hook in hooks:
             hook.remove()
+    unseen = {t.name for t in observed if not observers[t.name].seen}
+    for t in targets:  # an auxiliary head, a branch the data never takes: no input range
+        if t.name in unseen:
+            rows.append(LayerFate(t.name, base_type(t.module).__name__, "float",
+                                  "never called on the calibration data, so it has no "
+                                  "input range; it stays float"))
+    targets = [t for t in targets if t.name not in unseen]
     entry = _entry("integer", config, folded, decomposed)
     spec = ActivationSpec(bits, config.symmetric_activations, "tensor", static=True)
     plan = WeightPlan(_weight_scheme(config), config.weight_observer)
