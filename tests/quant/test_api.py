@@ -179,3 +179,17 @@ def test_static_keeps_a_layer_the_calibration_never_reaches_float(tmp_path):
     fresh = netshrink.load(netshrink.save(model, tmp_path / "aux.safetensors"),
                            model=AuxiliaryHead())
     assert isinstance(fresh.aux, nn.Linear) and torch.equal(fresh(x), model(x))
+
+
+def test_convert_names_every_layer_without_an_input_range_and_changes_nothing():
+    model = AuxiliaryHead()
+    x = torch.randn(32, 8)
+    netshrink.quantize_(model, QAT(), data=x)
+    before = [type(m) for m in model.modules()]
+    with pytest.raises(NetshrinkError, match=r"'aux' has not seen any input.*skip=\('aux',\)"):
+        convert(model)
+    assert [type(m) for m in model.modules()] == before
+    model = AuxiliaryHead()
+    netshrink.quantize_(model, QAT(skip=("aux",)), data=x)
+    convert(model)
+    assert isinstance(model.head, QuantLinear) and isinstance(model.aux, nn.Linear)

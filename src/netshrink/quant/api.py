@@ -397,6 +397,14 @@ def convert(model: nn.Module) -> QuantReport:
     if not targets:
         raise NetshrinkError("the model has no QAT layers to convert; call "
                              "netshrink.quantize_(model, netshrink.quant.QAT(...)) and train first")
+    unseen = [t.name for t in targets if getattr(t.module, "input_fq", None) is not None
+              and not bool(t.module.input_fq.initialized)]
+    if unseen:  # checked before any layer changes
+        raise NetshrinkError(
+            f"{', '.join(repr(n) for n in unseen[:4])}{' ...' if len(unseen) > 4 else ''} "
+            f"{'has' if len(unseen) == 1 else 'have'} not seen any input yet; train (or run one "
+            "batch through) the model before convert. A layer the forward never calls (an "
+            f"auxiliary head) gets no input range: quantize with QAT(skip={tuple(unseen)!r})")
     entry = _entry("integer", config, [], {})
     for t in targets:
         module = t.module
@@ -406,9 +414,6 @@ def convert(model: nn.Module) -> QuantReport:
         spec = ActivationSpec()
         ifq = getattr(module, "input_fq", None)
         if ifq is not None:
-            if not bool(ifq.initialized):
-                raise NetshrinkError(f"layer {t.name!r} has not seen any input yet; train (or "
-                                     "run one batch through) the model before convert")
             spec = ActivationSpec(ifq.scheme.bits, ifq.scheme.symmetric, "tensor", static=True)
         new = t.handler.integer(module, t.name, plan, spec, config.kernel)
         if ifq is not None:
