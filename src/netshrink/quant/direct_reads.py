@@ -31,13 +31,13 @@ class _Tracer(torch.fx.Tracer):
         return id(m) in self.leaves or super().is_leaf_module(m, qualname)
 
 
-def _held(module: nn.Module) -> dict[int, str]:
+def _held(module: nn.Module, biases: bool = False) -> dict[int, str]:
     """{id of a stored tensor: its attribute} for the weights a quantized layer replaces
-    (every parameter of the layer and its children but biases, which stay float)."""
+    (every parameter of the layer and its children; biases, which stay float, if asked)."""
     held = {}
     for sub_name, sub in module.named_modules():
         for attr, p in sub.named_parameters(recurse=False):
-            if attr != "bias":
+            if biases or attr != "bias":
                 held[id(p)] = f"{sub_name}.{attr}" if sub_name else attr
         if parametrize.is_parametrized(sub):
             for attr, plist in sub.parametrizations.items():
@@ -67,6 +67,21 @@ def direct_reads(model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, st
         graph = tracer.trace(model)
     except Exception:  # data-dependent control flow and the like: nothing to see
         return {}
+    return reads_in(graph, model, watched)
+
+
+def read_directly(graph: torch.fx.Graph, model: nn.Module, layer: nn.Module) -> bool:
+    """Whether `graph` (a trace of `model` with `layer` a leaf) reads any parameter of
+    `layer`, its bias included, outside the layer's call (BatchNorm folding would change
+    what such a read sees)."""
+    watched = {key: ("", attr) for key, attr in _held(layer, biases=True).items()}
+    return bool(reads_in(graph, model, watched))
+
+
+def reads_in(graph: torch.fx.Graph, model: nn.Module, watched: dict[int, tuple[str, str]]
+             ) -> dict[str, str]:
+    """{layer name: "attribute (read by node N)"} of the `watched` tensors ({id: (layer,
+    attribute)}) that nodes of `graph` read."""
     found: dict[str, str] = {}
     for node in graph.nodes:
         if node.op not in ("get_attr", "call_module"):
