@@ -307,7 +307,8 @@ class OBD(Score):
         return hessian.hutchinson_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn,
                                            self.samples, ctx.generator)
 
-    def diagonal_estimated(self, ctx: Context, x, y) -> dict[str, torch.Tensor]:
+    def diagonal_estimated(self, ctx: Context, x: Inputs, y: torch.Tensor
+                           ) -> dict[str, torch.Tensor]:
         """Hutchinson's estimate on the examples (x, y), where the exact diagonal cannot run."""
         fits = hessian.plan(ctx.model, ctx.weights, x, y, ctx.loss_fn, "hutchinson",
                             self.batch_size)
