@@ -31,7 +31,8 @@ STEPS = TrainConfig(iterations=3, batch_size=16, lr=1e-3, device="cpu")
 STAGES = ("prune", "distill", "qat", "static", "dynamic", "fold", "saveload", "train")
 # Every ordered pair on these; on the others, each stage then save/load, and prune then each.
 FULL = ("lenet5", "residual_cnn", "token_transformer", "two_inputs")
-PARTIAL = ("shared_mlp", "conv1d", "keyword_inputs", "tied_lm")
+PARTIAL = ("shared_mlp", "conv1d", "keyword_inputs", "tied_lm", "inverted_residual",
+           "convnext_block", "unet")
 CELLS = [(n, a, b) for n in FULL for a, b in itertools.product(STAGES, STAGES)] + [
     (n, a, b) for n in PARTIAL for a, b in dict.fromkeys(
         [(s, "saveload") for s in STAGES] + [("prune", s) for s in STAGES])]

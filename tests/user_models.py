@@ -5,6 +5,7 @@ tuple of tensors for a forward that takes several.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from netshrink.data.inputs import call  # noqa: F401  (model(x), model(*x) or model(**x))
@@ -118,6 +119,64 @@ class KeywordInputs(nn.Module):
         return self.head(torch.relu(self.dense(features) + self.embed(tokens).mean(dim=1)))
 
 
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expand, depthwise 3x3, 1x1 project, BatchNorm, ReLU6 and
+    Hardswish, a residual around it, global pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6())
+        self.expand = nn.Sequential(nn.Conv2d(8, 16, 1, bias=False), nn.BatchNorm2d(16),
+                                    nn.ReLU6())
+        self.depthwise = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False),
+                                       nn.BatchNorm2d(16), nn.Hardswish())
+        self.project = nn.Sequential(nn.Conv2d(16, 8, 1, bias=False), nn.BatchNorm2d(8))
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.project(self.depthwise(self.expand(x)))
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt's block: depthwise 7x7, LayerNorm over channels through a permute, GELU, and a
+    layer-scale parameter multiplied in the forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 2, stride=2)
+        self.depthwise = nn.Conv2d(8, 8, 7, padding=3, groups=8)
+        self.norm = nn.LayerNorm(8)
+        self.up, self.down = nn.Linear(8, 32), nn.Linear(32, 8)
+        self.gamma = nn.Parameter(torch.full((8,), 0.5))
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.down(F.gelu(self.up(self.norm(self.depthwise(x).permute(0, 2, 3, 1)))))
+        x = x + (self.gamma * y).permute(0, 3, 1, 2)
+        return self.head(x.mean((2, 3)))
+
+
+class UNetish(nn.Module):
+    """An encoder, nn.Upsample back, a torch.cat skip connection, a 1x1 output convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.enc2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.up = nn.Upsample(scale_factor=2)
+        self.dec = nn.Conv2d(24, 8, 3, padding=1)
+        self.out = nn.Conv2d(8, 5, 1)
+
+    def forward(self, x):
+        a = F.relu(self.enc1(x))
+        b = F.relu(self.enc2(a))
+        d = F.relu(self.dec(torch.cat([self.up(b), a], dim=1)))
+        return self.out(d).mean((2, 3))
+
+
 def _images(n=64):
     return torch.rand(n, 1, 8, 8)
 
@@ -131,6 +190,9 @@ BUILDERS = {
     "keyword_inputs": lambda: (KeywordInputs(), {"features": torch.randn(64, 5),
                                                  "tokens": torch.randint(0, 16, (64, 4))}, 2),
     "tied_lm": lambda: (TiedLM(), torch.randint(0, 30, (64, 5)), 30),
+    "inverted_residual": lambda: (InvertedResidual(), _images(), 5),
+    "convnext_block": lambda: (ConvNeXtBlock(), _images(), 5),
+    "unet": lambda: (UNetish(), _images(), 5),
 }
 
 

@@ -92,6 +92,30 @@ def test_obd_picks_hutchinson_above_its_exact_limit():
     assert score.method_for({"w": torch.zeros(11)}) == "hutchinson"
 
 
+def bag_net_and_data():
+    """nn.EmbeddingBag has no forward-mode derivative, which the exact diagonal's jvp needs."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.EmbeddingBag(30, 4, mode="mean"), nn.Linear(4, 3))
+    return model, torch.randint(0, 30, (24, 5)), torch.randint(0, 3, (24,))
+
+
+def test_obd_estimates_the_diagonal_where_the_exact_one_cannot_run():
+    model, x, y = bag_net_and_data()
+    score = OBD()
+    scores = score.scores(context(model, x, y))
+    assert score.last_method == "hutchinson"
+    assert list(scores) == ["1.weight"] and torch.isfinite(scores["1.weight"]).all()
+    assert (scores["1.weight"] != 0).any()
+
+
+def test_obd_exact_on_a_model_without_forward_derivatives_is_one_clear_error():
+    from netshrink.errors import NetshrinkError
+
+    model, x, y = bag_net_and_data()
+    with pytest.raises(NetshrinkError, match=r"forward-mode.*hessian='hutchinson'"):
+        OBD(hessian="exact").scores(context(model, x, y))
+
+
 def test_taylor_and_snip_are_w_times_gradient():
     model, (x, y) = tiny_net(), tiny_data()
     model.zero_grad()
@@ -158,3 +182,55 @@ def test_synflow_is_data_free_and_never_changes_the_weights():
     assert all(torch.equal(t, before[n]) for n, t in model.state_dict().items())
     assert model.training
     assert all((s >= 0).all() for s in scores.values())
+
+
+
+class Product(nn.Module):
+    """x W^T by a module netshrink does not prune, holding a weight it shares."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6, 6))
+
+    def forward(self, x):
+        return x @ self.weight.t()
+
+
+class TiedLayers(nn.Module):
+    """One weight held by a layer netshrink does not prune and by a Linear (as an embedding
+    and its output layer share one): only the Linear's name is prunable."""
+
+    def __init__(self, tied=True):
+        super().__init__()
+        self.pre, self.b = Product(), nn.Linear(6, 6, bias=False)
+        self.head = nn.Linear(6, 3, bias=False)
+        if tied:
+            self.b.weight = self.pre.weight
+
+    def forward(self, x):
+        return self.head(torch.relu(self.b(torch.relu(self.pre(x)))))
+
+
+def test_synflow_scores_a_tied_weight_by_both_of_its_uses():
+    torch.manual_seed(0)
+    tied = TiedLayers()
+    untied = TiedLayers(tied=False)
+    untied.load_state_dict({"pre.weight": tied.b.weight, "b.weight": tied.b.weight,
+                            "head.weight": tied.head.weight})
+    scores = SynFlow().scores(context(tied, input_shape=(6,)))
+    assert sorted(scores) == ["b.weight", "head.weight"]
+    weights = {n: p.detach() for n, p in untied.named_parameters()}
+    apart = SynFlow().scores(Context(untied, weights, None, None, F.cross_entropy,
+                                     torch.Generator().manual_seed(0), (6,)))
+    assert torch.allclose(scores["b.weight"], apart["pre.weight"] + apart["b.weight"],
+                          rtol=1e-10)
+
+
+def test_synflow_prunes_a_model_with_tied_weights_iteratively():
+    from netshrink.prune import density, prune_
+
+    torch.manual_seed(0)
+    model = TiedLayers()
+    prune_(model, "synflow", sparsity=0.5, input_shape=(6,), iterations=3)
+    assert density(model) == pytest.approx(0.5, abs=0.02)
+    assert torch.equal(model.pre.weight, model.b.weight)

@@ -317,3 +317,38 @@ def test_a_keyword_left_out_takes_its_default_and_a_wrong_one_is_named():
     with pytest.raises(NetshrinkError, match=r"colour .*takes features, scale"):
         netshrink.prune_(_KeywordWithDefault(), StructuredConfig(sparsity=0.5),
                          example={"features": torch.randn(4, 5), "colour": torch.ones(1)})
+
+
+class LogitsAndWeights(nn.Module):
+    """Returns (logits, attention weights), as nn.MultiheadAttention's users often do."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 16)
+        self.attn = nn.MultiheadAttention(16, 4)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = self.proj(x).transpose(0, 1)
+        out, weights = self.attn(h, h, h, need_weights=True)
+        return self.head(out.mean(0)), weights
+
+
+def test_taylor_on_a_tuple_output_needs_a_loss_and_works_with_one():
+    torch.manual_seed(0)
+    model, x, y = LogitsAndWeights(), torch.randn(16, 6, 8), torch.randint(0, 3, (16,))
+    config = StructuredConfig(criterion="taylor")
+    with pytest.raises(NetshrinkError, match=r"taylor.*returns a tuple.*loss_fn="):
+        netshrink.prune_(copy.deepcopy(model), config, (x, y))
+    result = netshrink.prune_(model, config, (x, y),
+                              loss_fn=lambda out, t: nn.functional.cross_entropy(out[0], t))
+    assert result.parameters_after < result.parameters_before
+
+
+def test_taylor_on_a_model_that_cannot_take_the_data_is_one_clear_error():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).double()
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    with pytest.raises(NetshrinkError, match=r"criterion 'taylor'.*float64: use model\.float"):
+        netshrink.prune_(model, StructuredConfig(criterion="taylor"), (x, y),
+                         example=x.double())

@@ -154,3 +154,42 @@ def test_a_failed_calibration_leaves_the_model_unchanged(name):
     assert not hasattr(model, "netshrink_transforms")
     assert not any(type(m).__name__.startswith("Quant") for m in model.modules())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+class AuxiliaryHead(nn.Module):
+    """A head only a training loss of the user's would call: the forward never reaches it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.aux, self.head = nn.Linear(8, 8), nn.Linear(8, 3), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.fc(x)))
+
+
+def test_static_keeps_a_layer_the_calibration_never_reaches_float(tmp_path):
+    torch.manual_seed(0)
+    model, x = AuxiliaryHead().eval(), torch.randn(32, 8)
+    reference = model(x).detach()
+    report = netshrink.quantize_(model, Static(), data=x)
+    assert isinstance(model.aux, nn.Linear) and isinstance(model.head, QuantLinear)
+    (row,) = [r for r in report.rows if r.name == "aux"]
+    assert row.fate == "float" and "never called" in row.detail
+    assert float((model(x) - reference).abs().max()) < 0.05 * float(reference.abs().max())
+    fresh = netshrink.load(netshrink.save(model, tmp_path / "aux.safetensors"),
+                           model=AuxiliaryHead())
+    assert isinstance(fresh.aux, nn.Linear) and torch.equal(fresh(x), model(x))
+
+
+def test_convert_names_every_layer_without_an_input_range_and_changes_nothing():
+    model = AuxiliaryHead()
+    x = torch.randn(32, 8)
+    netshrink.quantize_(model, QAT(), data=x)
+    before = [type(m) for m in model.modules()]
+    with pytest.raises(NetshrinkError, match=r"'aux' has not seen any input.*skip=\('aux',\)"):
+        convert(model)
+    assert [type(m) for m in model.modules()] == before
+    model = AuxiliaryHead()
+    netshrink.quantize_(model, QAT(skip=("aux",)), data=x)
+    convert(model)
+    assert isinstance(model.head, QuantLinear) and isinstance(model.aux, nn.Linear)

@@ -1,6 +1,7 @@
 """netshrink.quant.fold: BatchNorm folding is exact, finds only foldable pairs, keeps masks,
 is recorded, and its structure is replayed."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -110,3 +111,31 @@ def test_replay_fold_gives_a_fresh_model_the_folded_structure():
     fresh.load_state_dict(folded.state_dict())
     x = torch.randn(2, 1, 5, 5)
     assert torch.equal(fresh(x), folded(x))
+
+
+class ConvReadTwice(nn.Module):
+    """conv -> BN, and the conv's weight (or bias) also read directly by the forward."""
+
+    def __init__(self, attr):
+        super().__init__()
+        self.conv, self.bn, self.attr = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), attr
+
+    def forward(self, x):
+        extra = nn.functional.conv2d(x, self.conv.weight, padding=1) if self.attr == "weight" \
+            else self.conv.bias.view(1, -1, 1, 1)
+        return self.bn(self.conv(x)) + extra
+
+
+@pytest.mark.parametrize("attr", ["weight", "bias"])
+def test_a_layer_whose_weights_are_read_directly_is_not_folded(attr):
+    torch.manual_seed(0)
+    model = ConvReadTwice(attr)
+    model(torch.randn(16, 3, 8, 8))  # BatchNorm statistics that folding would move
+    model.eval()
+    x = torch.randn(2, 3, 8, 8)
+    reference = model(x)
+    assert find_pairs(model) == []
+    fold_(model)
+    assert torch.equal(model(x), reference)
+    netshrink.prune_(model, "magnitude", sparsity=0.5)  # masked: read through its parametrization
+    assert find_pairs(model) == []

@@ -42,7 +42,16 @@ def test_dynamic_models_have_no_qdq_form(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_a_weight_only_model_is_pointed_to_torch_onnx_export(tmp_path):
+    from netshrink.quant import WeightOnly
+
+    model = models.create("lenet300", (1, 8, 8), 10)
+    netshrink.quantize_(model, WeightOnly(rounding="rtn"))
+    with pytest.raises(NetshrinkError, match=r"weight-only model exports .* torch\.onnx\.export"):
+        export_onnx(model, torch.rand(1, 1, 8, 8), tmp_path / "m.onnx")
+
+
 def test_float_models_are_refused(tmp_path):
-    with pytest.raises(NetshrinkError, match="no integer layers"):
+    with pytest.raises(NetshrinkError, match="no int8 layers"):
         export_onnx(models.create("lenet300", (1, 8, 8), 10), torch.rand(1, 1, 8, 8),
                     tmp_path / "m.onnx")

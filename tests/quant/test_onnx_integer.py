@@ -167,7 +167,7 @@ def test_dynamic_configs_without_an_integer_form_are_refused(tmp_path, config, m
 
 def test_bad_mode_and_float_models_are_refused(tmp_path):
     model = models.create("lenet300", (1, 8, 8), 10)
-    with pytest.raises(NetshrinkError, match="no integer layers"):
+    with pytest.raises(NetshrinkError, match="no int8 layers"):
         export_onnx(model, torch.rand(1, 1, 8, 8), tmp_path / "m.onnx", mode="integer")
     netshrink.quantize_(model, ONNX_DYNAMIC)
     with pytest.raises(NetshrinkError, match="mode="):

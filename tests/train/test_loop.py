@@ -97,3 +97,28 @@ def test_iterations_override_epochs_and_cosine(digits):
 def test_fit_refuses_raw_data():
     with pytest.raises(NetshrinkError, match="Splits"):
         fit(models.create("lenet300"), (torch.rand(3, 784), torch.zeros(3)))
+
+
+class LogitsAndExtra(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        out = self.fc(x.flatten(1))
+        return out, out.detach()
+
+
+def test_a_tuple_output_is_one_clear_error_in_fit_and_evaluate(digits):
+    model = LogitsAndExtra()
+    with pytest.raises(NetshrinkError, match=r"cross-entropy.*returns a tuple.*\[0\]"):
+        fit(model, digits, TrainConfig(epochs=1))
+    with pytest.raises(NetshrinkError, match=r"evaluate.*returns a tuple"):
+        evaluate(model, digits.test)
+
+
+def test_a_float64_model_is_one_clear_error_naming_the_way_out(digits):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).double()
+    with pytest.raises(NetshrinkError, match=r"fit: .*float32 .*float64: use model\.float\(\)"):
+        fit(model, digits, TrainConfig(epochs=1))
+    fit(model.float(), digits, TrainConfig(epochs=1))

@@ -67,7 +67,11 @@ def create(
     `netshrink.save` / `netshrink.load` can rebuild it.
     """
     if name not in _BUILDERS:
-        raise NetshrinkError(f"unknown model {name!r}; choose from {', '.join(names())}")
+        raise NetshrinkError(
+            f"unknown model {name!r}; choose from {', '.join(names())}. A model of your own: "
+            "register its builder with @netshrink.models.register(name) in your Python "
+            "program (netshrink.run(recipe, out) then finds it), or pass model_factory= to "
+            "netshrink.run")
     if not isinstance(init, str) or init not in INITS:
         raise NetshrinkError(f"init={show(init)} is not one of {', '.join(INITS)}")
     builder = _BUILDERS[name]

@@ -252,9 +252,11 @@ class OBD(Score):
     examples (None: all given): exact (one Hessian-vector product per weight) when the model
     has at most `exact_limit` prunable weights and one product fits in memory, or with
     hessian="exact"; otherwise Hutchinson's estimator with `samples` Rademacher probes
-    (hessian="hutchinson"). Batches (at most `batch_size` examples) and the number of
-    products computed at once are sized from the memory free when it starts, so it never
-    asks for more (netshrink.prune.hessian). `last_method` says which ran.
+    (hessian="hutchinson"), also under "auto" for a model with an operation that has no
+    forward-mode derivative (nn.EmbeddingBag), which the exact products need. Batches (at
+    most `batch_size` examples) and the number of products computed at once are sized from
+    the memory free when it starts, so it never asks for more (netshrink.prune.hessian).
+    `last_method` says which ran.
     """
 
     name = "obd"
@@ -292,9 +294,31 @@ class OBD(Score):
         self.last_method = method
         batches = ctx.batches(x, y, fits.batch_size)
         if method == "exact":
-            return hessian.exact_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn,
-                                          fits.chunk)
+            try:
+                return hessian.exact_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn,
+                                              fits.chunk)
+            except RuntimeError as err:  # an op without a forward-mode derivative
+                if self.hessian == "exact":  # (nn.EmbeddingBag) fails the exact jvp
+                    raise NetshrinkError(
+                        f"obd: the exact Hessian needs forward-mode derivatives, which an "
+                        f"operation of this model lacks ({str(err).splitlines()[0]}); use "
+                        "hessian='hutchinson' (reverse mode only) or 'auto'") from None
+                return self.diagonal_estimated(ctx, x, y)
         return hessian.hutchinson_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn,
+                                           self.samples, ctx.generator)
+
+    def diagonal_estimated(self, ctx: Context, x: Inputs, y: torch.Tensor
+                           ) -> dict[str, torch.Tensor]:
+        """Hutchinson's estimate on the examples (x, y), where the exact diagonal cannot run."""
+        fits = hessian.plan(ctx.model, ctx.weights, x, y, ctx.loss_fn, "hutchinson",
+                            self.batch_size)
+        if fits is None:
+            raise NetshrinkError(
+                "obd: even one example's hutchinson Hessian product does not fit in a quarter "
+                "of the free memory; use fewer examples or a smaller model")
+        self.last_method = "hutchinson"
+        return hessian.hutchinson_diagonal(ctx.model, ctx.weights,
+                                           ctx.batches(x, y, fits.batch_size), ctx.loss_fn,
                                            self.samples, ctx.generator)
 
     def scores(self, ctx: Context) -> dict[str, torch.Tensor]:
@@ -354,6 +378,8 @@ class SynFlow(Score):
         linear = self._linearized(model)
         leaves = {n: w.detach().abs().double().requires_grad_(True)
                   for n, w in ctx.weights.items()}
+        for alias in _tied_aliases(model, leaves):
+            linear.pop(alias, None)  # functional_call refuses two values for one tied tensor
         linear.update(leaves)
         ones = filled(ctx.input_shape, 1.0, torch.float64, ctx.device)
         was_training = model.training
@@ -379,6 +405,16 @@ class SynFlow(Score):
         names = list(leaves)
         grads = gradients(r, [leaves[n] for n in names])
         return {n: (g * leaves[n]).detach() for n, g in zip(names, grads, strict=True)}
+
+
+def _tied_aliases(model: nn.Module, leaves: dict[str, torch.Tensor]) -> list[str]:
+    """The other names of parameters tied to one of `leaves` (an embedding whose weight is the
+    output layer's): functional_call gives them the leaf's value through the tie."""
+    names: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    return [n for group in names.values() if len(group) > 1 and any(g in leaves for g in group)
+            for n in group if n not in leaves]
 
 
 METHODS: dict[str, type[Score]] = {

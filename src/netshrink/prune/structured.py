@@ -32,6 +32,7 @@ from netshrink.prune import criteria, rewrite
 from netshrink.prune.blocks import block_groups, decompose_attention
 from netshrink.prune.graph import Group, channel_groups
 from netshrink.prune.mask import integer_weights
+from netshrink.train.loop import first_call, logits
 
 TARGETS = ("channels", "heads", "ffn")
 SCOPES = ("layerwise", "global")
@@ -415,8 +416,13 @@ def prune_structured(
                                  "labels: pass data=(inputs, labels) or a Splits")
         batches = _batcher(model, inputs, labels)
     generator = torch.Generator().manual_seed(config.seed)
-    found = criteria.scores(model, groups, config.criterion, generator, batches,
-                            lambda m, b: loss_fn(call(m, b[0]), b[1]))
+    def loss_of(m: nn.Module, batch: tuple) -> torch.Tensor:
+        out = first_call(m, batch[0], f"criterion {config.criterion!r}")
+        if loss_fn is F.cross_entropy:
+            out = logits(out, f"criterion {config.criterion!r} with the default loss")
+        return loss_fn(out, batch[1])
+
+    found = criteria.scores(model, groups, config.criterion, generator, batches, loss_of)
     for g in groups:
         if g.name not in found:
             kept_whole[g.name] = f"{config.criterion} cannot rank it (no BatchNorm)"

@@ -33,6 +33,7 @@ from netshrink.quant import kernels
 from netshrink.quant.bounds import check_layer
 from netshrink.quant.calibration import calibration_batches, check_fits, run_batches
 from netshrink.quant.config import QAT, Dynamic, Static, config_from_dict
+from netshrink.quant.direct_reads import check_direct_reads
 from netshrink.quant.fold import fold_batchnorm, traceable
 from netshrink.quant.handlers import (
     HANDLERS,
@@ -213,6 +214,9 @@ def quantize_(
         kernels.select(device, config.kernel)  # fails early on a kernel the device cannot run
     targets, rows = _plan(model, config, HANDLERS)
     _check_has_layers(model, config, targets)
+    replaced = {t.name: t.module for t in targets if not isinstance(config, WeightOnly)
+                or t.handler.takes_weight_only or t.handler.expands}
+    check_direct_reads(model, replaced, type(config).__name__)
     if isinstance(config, WeightOnly):
         return _weight_only(model, config, targets, rows, data, device)
     bits = activation_bits(config, device)
@@ -339,6 +343,13 @@ def _static(model: nn.Module, config: Static, data, device, rows, bits) -> Quant
     finally:
         for hook in hooks:
             hook.remove()
+    unseen = {t.name for t in observed if not observers[t.name].seen}
+    for t in targets:  # an auxiliary head, a branch the data never takes: no input range
+        if t.name in unseen:
+            rows.append(LayerFate(t.name, base_type(t.module).__name__, "float",
+                                  "never called on the calibration data, so it has no "
+                                  "input range; it stays float"))
+    targets = [t for t in targets if t.name not in unseen]
     entry = _entry("integer", config, folded, decomposed)
     spec = ActivationSpec(bits, config.symmetric_activations, "tensor", static=True)
     plan = WeightPlan(_weight_scheme(config), config.weight_observer)
@@ -386,6 +397,14 @@ def convert(model: nn.Module) -> QuantReport:
     if not targets:
         raise NetshrinkError("the model has no QAT layers to convert; call "
                              "netshrink.quantize_(model, netshrink.quant.QAT(...)) and train first")
+    unseen = [t.name for t in targets if getattr(t.module, "input_fq", None) is not None
+              and not bool(t.module.input_fq.initialized)]
+    if unseen:  # checked before any layer changes
+        raise NetshrinkError(
+            f"{', '.join(repr(n) for n in unseen[:4])}{' ...' if len(unseen) > 4 else ''} "
+            f"{'has' if len(unseen) == 1 else 'have'} not seen any input yet; train (or run one "
+            "batch through) the model before convert. A layer the forward never calls (an "
+            f"auxiliary head) gets no input range: quantize with QAT(skip={tuple(unseen)!r})")
     entry = _entry("integer", config, [], {})
     for t in targets:
         module = t.module
@@ -395,9 +414,6 @@ def convert(model: nn.Module) -> QuantReport:
         spec = ActivationSpec()
         ifq = getattr(module, "input_fq", None)
         if ifq is not None:
-            if not bool(ifq.initialized):
-                raise NetshrinkError(f"layer {t.name!r} has not seen any input yet; train (or "
-                                     "run one batch through) the model before convert")
             spec = ActivationSpec(ifq.scheme.bits, ifq.scheme.symmetric, "tensor", static=True)
         new = t.handler.integer(module, t.name, plan, spec, config.kernel)
         if ifq is not None:

@@ -3,8 +3,9 @@
 At inference a BatchNorm is an affine map per channel, so it merges exactly into the layer
 before it; the integer model then has one product per layer and no float BN between them.
 Pairs are found by tracing the model (torch.fx): a BN whose input is a Conv1d/2d/3d (or a
-Linear, for BatchNorm1d) used by nothing else. A model that cannot be traced, or a BN
-elsewhere, is left as it is (and reported). A masked layer keeps its mask: the folded weight
+Linear, for BatchNorm1d) used by nothing else, whose weights the forward reads nowhere else
+(a direct read would see the folded ones). A model that cannot be traced, or a BN elsewhere,
+is left as it is (and reported). A masked layer keeps its mask: the folded weight
 is its masked weight scaled per output channel, so the zeros stay.
 """
 
@@ -16,6 +17,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights, fuse_linear_bn_weights
 
 from netshrink.core import masks
 from netshrink.core.swap import base_type, get_module, set_module
+from netshrink.quant.direct_reads import read_directly
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _PAIRS = {nn.Conv1d: nn.BatchNorm1d, nn.Conv2d: nn.BatchNorm2d, nn.Conv3d: nn.BatchNorm3d,
@@ -53,7 +55,8 @@ def find_pairs(model: nn.Module) -> list[tuple[str, str]]:
         layer = get_module(model, source.target)
         bn = get_module(model, node.target)
         fits = _PAIRS.get(base_type(layer)) is type(bn)
-        if fits and len(source.users) == 1 and bn.track_running_stats:
+        if fits and len(source.users) == 1 and bn.track_running_stats and \
+                not read_directly(graph, model, layer):  # folding changes what that reads
             pairs.append((source.target, node.target))
     return pairs
 

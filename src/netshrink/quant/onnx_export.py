@@ -128,8 +128,10 @@ def exporting(model: nn.Module, mode: str) -> Iterator[None]:
         raise NetshrinkError(f"mode={mode!r} is not one of {', '.join(MODES)}")
     layers = integer_layers(model)
     if not layers:
-        raise NetshrinkError("the model has no integer layers; quantize it with "
-                             "netshrink.quantize_(model, ...) before exporting")
+        raise NetshrinkError(
+            "the model has no int8 layers (Dynamic, Static or QAT) for a QDQ or integer graph; "
+            "a float or weight-only model exports as it computes with torch.onnx.export (its "
+            "low-bit weights dequantized in the graph)")
     if mode == "qdq":
         for layer in layers:
             if not layer.activation.static:

@@ -29,6 +29,7 @@ from netshrink.data.inputs import (
     call,
     check,
     check_finite,
+    describe_batch,
     labels_of,
     standard_dtypes,
     take,
@@ -116,6 +117,33 @@ class _Indexed(Dataset):
         return x, y, i
 
 
+def first_call(model: nn.Module, x: Inputs, what: str) -> object:
+    """The first training forward of `what`: a model that cannot run on the data's inputs (a
+    float64 model: netshrink's floating inputs are float32) is one clear error, not torch's."""
+    try:
+        return call(model, x)
+    except RuntimeError as err:
+        dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+        hint = (f"; netshrink feeds floating inputs as float32 and the model's parameters are "
+                f"{', '.join(sorted(str(d).removeprefix('torch.') for d in dtypes))}: "
+                "use model.float()") if dtypes - {torch.float32} else ""
+        raise NetshrinkError(f"{what}: the model cannot run on a training batch "
+                             f"({describe_batch(x)}): {str(err).splitlines()[0]}{hint}"
+                             ) from None
+
+
+def logits(out: object, what: str) -> torch.Tensor:
+    """`out` when it is one tensor; else one clear error: `what` needs (batch, classes) logits
+    and a model returning a tuple or dict (logits and attention weights) gives no single one."""
+    if isinstance(out, torch.Tensor):
+        return out
+    raise NetshrinkError(
+        f"{what} needs one tensor of (batch, classes) logits, and the model returns a "
+        f"{type(out).__name__}; wrap it so that its forward returns the logits (e.g. a module "
+        "whose forward is `return model(x)[0]`), or pass loss_fn= for training on the whole "
+        "output")
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -131,7 +159,7 @@ def evaluate(
     total_loss, correct, count = 0.0, 0, 0
     for x, y, _ in batches(dataset, batch_size, shuffle=False):
         x, y = to_device(x, device), y.to(device)
-        out = call(model, x)
+        out = logits(call(model, x), "evaluate (accuracy)")
         total_loss += float(loss_fn(out, y)) * len(y)
         correct += int((out.argmax(1) == y).sum())
         count += len(y)
@@ -233,8 +261,9 @@ def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_bes
             x, y = to_device(x, device, non_blocking=True), y.to(device, non_blocking=True)
             for cb in batch_hooks:
                 x, y = cb.on_batch(state, x, y, idx)
-            outputs = call(model, x)
-            loss = loss_fn(outputs, y)
+            outputs = first_call(model, x, "fit") if state.iteration == 0 else call(model, x)
+            loss = loss_fn(logits(outputs, "the default loss (cross-entropy)")
+                           if loss_fn is F.cross_entropy else outputs, y)
             for cb in loss_hooks:
                 loss = cb.loss(state, x, y, idx, outputs, loss)
             optimizer.zero_grad(set_to_none=True)
