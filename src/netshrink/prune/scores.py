@@ -281,12 +281,25 @@ class OBD(Score):
 
     def diagonal(self, ctx: Context) -> dict[str, torch.Tensor]:
         x, y = ctx.sample(self.examples)
-        method = self.method_for(ctx.weights)
-        fits = hessian.plan(ctx.model, ctx.weights, x, y, ctx.loss_fn, method, self.batch_size)
-        if fits is None and method == "exact" and self.hessian == "auto":
-            method = "hutchinson"
-            fits = hessian.plan(ctx.model, ctx.weights, x, y, ctx.loss_fn, method,
+        if self.method_for(ctx.weights) == "exact":
+            fits = hessian.plan(ctx.model, ctx.weights, x, y, ctx.loss_fn, "exact",
                                 self.batch_size)
+            if fits is not None or self.hessian == "exact":
+                try:
+                    return self._run(ctx, x, y, "exact", fits)
+                except RuntimeError as err:  # an op without a forward-mode derivative
+                    if self.hessian == "exact":  # (nn.EmbeddingBag) fails the exact jvp
+                        raise NetshrinkError(
+                            f"obd: the exact Hessian needs forward-mode derivatives, which an "
+                            f"operation of this model lacks ({str(err).splitlines()[0]}); use "
+                            "hessian='hutchinson' (reverse mode only) or 'auto'") from None
+        # hutchinson asked for, or under "auto" the exact products do not fit or cannot run
+        return self._run(ctx, x, y, "hutchinson", hessian.plan(
+            ctx.model, ctx.weights, x, y, ctx.loss_fn, "hutchinson", self.batch_size))
+
+    def _run(self, ctx: Context, x: Inputs, y: torch.Tensor, method: str,
+             fits: hessian.Plan | None) -> dict[str, torch.Tensor]:
+        """The diagonal by `method` on (x, y), in the batches `fits` sized (None: none fit)."""
         if fits is None:
             raise NetshrinkError(
                 f"obd: even one example's {method} Hessian product does not fit in a quarter "
@@ -294,31 +307,9 @@ class OBD(Score):
         self.last_method = method
         batches = ctx.batches(x, y, fits.batch_size)
         if method == "exact":
-            try:
-                return hessian.exact_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn,
-                                              fits.chunk)
-            except RuntimeError as err:  # an op without a forward-mode derivative
-                if self.hessian == "exact":  # (nn.EmbeddingBag) fails the exact jvp
-                    raise NetshrinkError(
-                        f"obd: the exact Hessian needs forward-mode derivatives, which an "
-                        f"operation of this model lacks ({str(err).splitlines()[0]}); use "
-                        "hessian='hutchinson' (reverse mode only) or 'auto'") from None
-                return self.diagonal_estimated(ctx, x, y)
+            return hessian.exact_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn,
+                                          fits.chunk)
         return hessian.hutchinson_diagonal(ctx.model, ctx.weights, batches, ctx.loss_fn,
-                                           self.samples, ctx.generator)
-
-    def diagonal_estimated(self, ctx: Context, x: Inputs, y: torch.Tensor
-                           ) -> dict[str, torch.Tensor]:
-        """Hutchinson's estimate on the examples (x, y), where the exact diagonal cannot run."""
-        fits = hessian.plan(ctx.model, ctx.weights, x, y, ctx.loss_fn, "hutchinson",
-                            self.batch_size)
-        if fits is None:
-            raise NetshrinkError(
-                "obd: even one example's hutchinson Hessian product does not fit in a quarter "
-                "of the free memory; use fewer examples or a smaller model")
-        self.last_method = "hutchinson"
-        return hessian.hutchinson_diagonal(ctx.model, ctx.weights,
-                                           ctx.batches(x, y, fits.batch_size), ctx.loss_fn,
                                            self.samples, ctx.generator)
 
     def scores(self, ctx: Context) -> dict[str, torch.Tensor]:

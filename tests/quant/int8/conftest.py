@@ -12,7 +12,7 @@ from torch import nn
 import netshrink
 from netshrink import models
 from netshrink.quant import Static
-from netshrink.quant.int8 import lower, reference
+from netshrink.quant.int8 import lower, reference, torch_backend
 from netshrink.quant.int8.program import Concat, MaxPool, Pad, Requantize, Reshape
 
 
@@ -153,3 +153,26 @@ def assert_matches_reference(program, got: dict, inputs: tuple) -> None:
         else:
             assert int(diff.max()) <= 1, (op, int(diff.max()))
             assert float((diff != 0).float().mean()) < 0.02, op
+
+
+def assert_onnxruntime_ops_match(program, shape: tuple, kernels: str) -> None:
+    """Every op of `program` run by onnxruntime with `kernels`, on a fresh batch of 6 inputs
+    of `shape`, against the reference arithmetic."""
+    pytest.importorskip("onnxruntime")
+    from netshrink.quant.int8 import onnx_backend
+
+    x = torch.randn(6, *shape)
+    assert_matches_reference(program, onnx_backend.run_values(program, x, kernels=kernels),
+                             (x,))
+
+
+def assert_torch_ops_match(program, shape: tuple, kernels: str) -> None:
+    """The same on the torch runtime (residual adds fused, as compile_int8 runs it), and the
+    compiled TorchProgram equal to the op-by-op run."""
+    fused = lower.fuse_residual_adds(program)
+    on_fbgemm = torch_backend.layers_on_fbgemm(fused, kernels)
+    x = torch.randn(6, *shape)
+    values = torch_backend.run_values(fused, x, on_fbgemm=on_fbgemm)
+    assert_matches_reference(fused, values, (x,))
+    compiled = torch_backend.TorchProgram(fused, on_fbgemm)
+    torch.testing.assert_close(compiled(x), values[fused.outputs[0]], rtol=0, atol=0)

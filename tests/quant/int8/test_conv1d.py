@@ -15,7 +15,12 @@ from netshrink.quant import Static, compile_int8
 from netshrink.quant.int8 import conv1d, lower, reference, torch_backend
 from netshrink.quant.int8.program import Add, Dense, Program, QParams, Reshape, Value
 
-from .conftest import _train_batchnorm, assert_matches_reference
+from .conftest import (
+    _train_batchnorm,
+    assert_matches_reference,
+    assert_onnxruntime_ops_match,
+    assert_torch_ops_match,
+)
 
 
 class AudioNet(nn.Module):
@@ -150,26 +155,15 @@ def test_models_with_adds_and_average_pools_are_close_to_the_quantized_model(nam
 
 @pytest.mark.parametrize("kernels", ["integer", "float", "mixed"])
 def test_every_op_on_onnxruntime_matches_the_reference_arithmetic(case, kernels):
-    pytest.importorskip("onnxruntime")
-    from netshrink.quant.int8 import onnx_backend
-
     _, data, program = case
-    x = torch.randn(6, *data.shape[1:])
-    assert_matches_reference(program, onnx_backend.run_values(program, x, kernels=kernels),
-                             (x,))
+    assert_onnxruntime_ops_match(program, data.shape[1:], kernels)
 
 
 @pytest.mark.skipif(not torch_backend.available(), reason="oneDNN's quantized ops: x86 only")
 @pytest.mark.parametrize("kernels", torch_backend.KERNELS)
 def test_every_op_on_torch_matches_the_reference_arithmetic(case, kernels):
     _, data, program = case
-    fused = lower.fuse_residual_adds(program)
-    on_fbgemm = torch_backend.layers_on_fbgemm(fused, kernels)
-    x = torch.randn(6, *data.shape[1:])
-    values = torch_backend.run_values(fused, x, on_fbgemm=on_fbgemm)
-    assert_matches_reference(fused, values, (x,))
-    compiled = torch_backend.TorchProgram(fused, on_fbgemm)
-    torch.testing.assert_close(compiled(x), values[fused.outputs[0]], rtol=0, atol=0)
+    assert_torch_ops_match(program, data.shape[1:], kernels)
 
 
 @pytest.mark.parametrize("runtime", ["torch", "onnxruntime", "auto"])

@@ -24,7 +24,11 @@ from netshrink.quant.int8.program import (
     Value,
 )
 
-from .conftest import _train_batchnorm, assert_matches_reference
+from .conftest import (
+    _train_batchnorm,
+    assert_onnxruntime_ops_match,
+    assert_torch_ops_match,
+)
 
 MODES = ("reflect", "replicate", "circular", "same")  # "same": an even kernel's zero padding
 
@@ -166,8 +170,14 @@ def test_constant_padding_writes_the_zero_point_not_zero():
 def test_an_unknown_mode_is_an_error_naming_it():
     with pytest.raises(ValueError, match="'symmetric' is not one of constant, reflect"):
         padding.source_index(4, 1, 1, "symmetric")
-    with pytest.raises(ValueError, match=r"pre_pad \(1, 1\) of a 2-D convolution needs 4"):
-        padding.view_pads((1, 1), 2)
+
+
+def test_a_pre_pad_that_is_not_two_numbers_a_dimension_is_refused_when_lowered():
+    _, quantized, _, _ = build("conv2d_reflect")
+    layer = copy.deepcopy(next(m for m in quantized.modules() if getattr(m, "pre_pad", ())))
+    layer.pre_pad = (1, 1)
+    with pytest.raises(lower._Unsupported, match=r"pre_pad \(1, 1\) is not \(before, after\)"):
+        lower._module_dense(None, layer)
 
 
 def _pad_program(mode: str, pads: tuple[int, int, int, int]) -> Program:
@@ -272,26 +282,15 @@ def test_an_unsupported_pad_mode_is_refused_by_name():
 
 @pytest.mark.parametrize("kernels", ["integer", "float", "mixed"])
 def test_every_op_on_onnxruntime_matches_the_reference_arithmetic(case, kernels):
-    pytest.importorskip("onnxruntime")
-    from netshrink.quant.int8 import onnx_backend
-
     *_, data, program = case
-    x = torch.randn(6, *data.shape[1:])
-    assert_matches_reference(program, onnx_backend.run_values(program, x, kernels=kernels),
-                             (x,))
+    assert_onnxruntime_ops_match(program, data.shape[1:], kernels)
 
 
 @pytest.mark.skipif(not torch_backend.available(), reason="oneDNN's quantized ops: x86 only")
 @pytest.mark.parametrize("kernels", torch_backend.KERNELS)
 def test_every_op_on_torch_matches_the_reference_arithmetic(case, kernels):
     *_, data, program = case
-    fused = lower.fuse_residual_adds(program)
-    on_fbgemm = torch_backend.layers_on_fbgemm(fused, kernels)
-    x = torch.randn(6, *data.shape[1:])
-    values = torch_backend.run_values(fused, x, on_fbgemm=on_fbgemm)
-    assert_matches_reference(fused, values, (x,))
-    compiled = torch_backend.TorchProgram(fused, on_fbgemm)
-    torch.testing.assert_close(compiled(x), values[fused.outputs[0]], rtol=0, atol=0)
+    assert_torch_ops_match(program, data.shape[1:], kernels)
 
 
 @pytest.mark.parametrize(("runtime", "kernels"), [

@@ -23,10 +23,8 @@ MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
 
 
 def view_pads(pre_pad: tuple[int, ...], dims: int) -> tuple[int, int, int, int]:
-    """A layer's `pre_pad` as (left, right, top, bottom) on the 2-D view of its input."""
-    if len(pre_pad) != 2 * dims:
-        raise ValueError(f"pre_pad {pre_pad} of a {dims}-D convolution needs {2 * dims} "
-                         "numbers, (before, after) per padded dimension")
+    """A layer's `pre_pad` as (left, right, top, bottom) on the 2-D view of its input (its
+    length was checked when the layer was lowered: lower._module_dense)."""
     return tuple(pre_pad) if dims == 2 else (*pre_pad, 0, 0)
 
 
