@@ -41,7 +41,7 @@ def test_checks_return_plain_values_and_refuse_bools_and_nan():
     ("iterations", 0), ("iterations", 1.5), ("eval_every", -3),
     ("seed", -1), ("seed", 2**63), ("seed", 10**30), ("seed", 1.0),
     ("optimizer", "adagrad"), ("optimizer", ["sgd"]), ("lr_schedule", "linear"),
-    ("device", ""), ("device", 0), ("deterministic", "yes"),
+    ("device", ""), ("device", 0), ("deterministic", "yes"), ("bucket", 1),
 ])
 def test_train_config_refuses_by_name(field, value):
     with pytest.raises(NetshrinkError, match=f"{field}="):

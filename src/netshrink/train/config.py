@@ -19,6 +19,11 @@ class TrainConfig:
     eval_every: iterations between evaluations on the validation set (None: once per epoch).
     deterministic: call torch.use_deterministic_algorithms(True) for bit-reproducible runs.
     device: "cpu", "cuda", "cuda:1" or "auto" (cuda when available).
+    bucket: batches of examples of similar length (token inputs: a dict with an
+        attention_mask, in memory), so that a model or callback that cuts each batch to its
+        longest example computes far less padding; each epoch's shuffled order is cut into
+        pools of netshrink.train.loop.BUCKET_POOL batches, each pool sorted by length, and
+        the batches shuffled.
     """
 
     optimizer: str = "adam"
@@ -33,6 +38,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     deterministic: bool = False
+    bucket: bool = False
 
     def __post_init__(self) -> None:
         checks.choice(self.optimizer, "optimizer", OPTIMIZERS)
@@ -47,6 +53,7 @@ class TrainConfig:
         checks.seed(self.seed)
         checks.text(self.device, "device")
         checks.boolean(self.deterministic, "deterministic")
+        checks.boolean(self.bucket, "bucket")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -84,23 +84,66 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+BUCKET_POOL = 50  # batches per pool sorted by length (TrainConfig.bucket)
+
+
 def batches(
-    dataset: Dataset, batch_size: int, shuffle: bool, generator: torch.Generator | None = None
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    generator: torch.Generator | None = None,
+    bucket: bool = False,
 ) -> Iterator[tuple[Inputs, torch.Tensor, torch.Tensor]]:
     """(inputs, targets, indices) batches. Inputs are a tensor, a tuple or a dict of tensors
-    (netshrink.data.inputs); in-memory data is sliced directly (no DataLoader)."""
+    (netshrink.data.inputs); in-memory data is sliced directly (no DataLoader). `bucket`:
+    batches of similar length (TrainConfig.bucket)."""
     if isinstance(dataset, Examples | TensorDataset):
         x, y = tensors_of(dataset)
         n = len(y)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        if bucket:
+            for idx in bucketed(order, token_lengths(x), batch_size, generator):
+                yield take(x, idx), y[idx], idx
+            return
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             yield take(x, idx), y[idx], idx
         return
+    if bucket:
+        raise NetshrinkError(_BUCKET_NEEDS)
     loader = DataLoader(_Indexed(dataset), batch_size=batch_size, shuffle=shuffle,
                         generator=generator)
     for x, y, idx in loader:
         yield standard_dtypes(check(x)), labels_of(y), idx
+
+
+_BUCKET_NEEDS = ("bucket=True needs token inputs in memory: a dict with an attention_mask "
+                 "(netshrink.data.Examples); set bucket=False for other data")
+
+
+def token_lengths(inputs: Inputs) -> torch.Tensor:
+    """Each example's token count: its attention_mask's sum."""
+    mask = inputs.get("attention_mask") if isinstance(inputs, dict) else None
+    if mask is None:
+        raise NetshrinkError(_BUCKET_NEEDS)
+    return mask.reshape(len(mask), -1).sum(1)
+
+
+def bucketed(
+    order: torch.Tensor,
+    lengths: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor]:
+    """`order` cut into batches of similar length: pools of BUCKET_POOL batches in that order,
+    each sorted by length (ties keep their order), cut into batches, the batches shuffled."""
+    pool = batch_size * BUCKET_POOL
+    out: list[torch.Tensor] = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
+        out.extend(chunk.split(batch_size))
+    return [out[i] for i in torch.randperm(len(out), generator=generator).tolist()]
 
 
 class _Indexed(Dataset):
@@ -230,6 +273,10 @@ def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_bes
     in_memory = isinstance(data.train, Examples | TensorDataset)
     if in_memory:  # checked once here; a lazy Dataset's batches are checked as they come
         check_finite(tensors_of(data.train)[0], "the training inputs")
+    if config.bucket:  # data it cannot bucket is refused before any step
+        if not in_memory:
+            raise NetshrinkError(_BUCKET_NEEDS)
+        token_lengths(tensors_of(data.train)[0])
     extra = [p for cb in overriding(callbacks, "trainable_parameters")
              for p in cb.trainable_parameters()]
     optimizer = make_optimizer(model, config, extra)
@@ -255,7 +302,8 @@ def _fit(model, data, config, callbacks, loss_fn, log_csv, progress, restore_bes
     start = time.perf_counter()
     model.train()
     while state.iteration < total and not state.stop:
-        for x, y, idx in batches(data.train, config.batch_size, True, generator):
+        for x, y, idx in batches(data.train, config.batch_size, True, generator,
+                                 config.bucket):
             if not in_memory:
                 check_finite(x, "the training inputs")
             x, y = to_device(x, device, non_blocking=True), y.to(device, non_blocking=True)
