@@ -34,6 +34,12 @@ def test_id_is_a_stable_content_hash():
     assert TrialSpec(task="train", model="mlp").trial_id == "6b8f3d9ae26418ed"
 
 
+def test_a_later_train_field_at_its_default_keeps_the_id():
+    pinned = "6b8f3d9ae26418ed"
+    assert TrialSpec(task="train", model="mlp", train={"bucket": False}).trial_id == pinned
+    assert TrialSpec(task="train", model="mlp", train={"bucket": True}).trial_id != pinned
+
+
 @pytest.mark.parametrize("change", [
     {"seed": 4}, {"task": "prune"}, {"model": "lenet300"}, {"data": "mnist"},
     {"params": {"method": "magnitude", "sparsity": 0.75}},

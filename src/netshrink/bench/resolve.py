@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from netshrink.bench.spec import TrialSpec
 
 SWEEP_DEVICE = "cpu"  # what a trial trains on unless its train says otherwise
+# TrainConfig fields added after trials were named: left out at their default, so that no
+# finished trial's id (its folder on disk) changes
+LATER_TRAIN_FIELDS = {"bucket": False}
 
 
 def resolve(spec: TrialSpec) -> dict:
@@ -70,6 +73,9 @@ def train_config(train: dict) -> dict:
             value = float(value)
         out[key] = value
     out.pop("seed", None)
+    for key, default in LATER_TRAIN_FIELDS.items():
+        if out.get(key) == default and type(out.get(key)) is type(default):
+            del out[key]
     return out
 
 
