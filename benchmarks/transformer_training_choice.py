@@ -61,8 +61,9 @@ def candidate_spec(change: dict, steps: int, threads: int) -> TrialSpec:
     """The reproduction's prune trial at `steps`, trained as the tasks' defaults say (the
     reproduction's own choice left out), with this change."""
     s = repro.settings(ReproOptions(out=Path(".")))
-    params = {**s["prune"], "lr": tasks.TRAINING["lr"], "steps": steps, "threads": threads,
-              **change}
+    chosen = ("bucket", "evaluations")  # the reproduction's own choices, left out as lr is
+    params = {**{k: v for k, v in s["prune"].items() if k not in chosen},
+              "lr": tasks.TRAINING["lr"], "steps": steps, "threads": threads, **change}
     return TrialSpec("transformer_prune", repro.MODEL, repro.DATA, params=params,
                      seed=s["seed"])
 

@@ -26,4 +26,4 @@ def test_the_description_names_each_stage_s_learning_rate_and_hints():
     assert f"learning rate {prune.get('lr', tasks.TRAINING['lr']):g}" in text
     assert f"{tasks.TRAINING['lr']:g}" in text  # the reference keeps the default
     assert ("hidden-state hints" in text) == bool(prune.get("hint_weight"))
-    assert "--full: 4500 steps" in text
+    assert "--full: 10000 steps" in text

@@ -73,6 +73,16 @@ def test_training_rows_say_which_way_the_student_was_pruned():
     assert len(first) == 3 and "of the teacher's layers pruned, then distilled" in first[2]
 
 
+def test_training_curves_follow_the_table():
+    pruned = {"steps": 600, "train_seconds": 2.0, "pruned_test_cosine": 0.5, "test_cosine": 0.8,
+              "parameters": 1000, "heads": 2, "ffn": 100,
+              "val_curve": [[300, 0.71234], [600, 0.75]]}
+    lines = tables.training_markdown(None, pruned, prune_first=True)
+    assert lines[-1] == ("Validation cosine along the prune step's training (step: mean cosine "
+                         "on the 128 validation sentences): 300: 0.7123, 600: 0.7500")
+    assert len(tables.training_markdown(None, {**pruned, "val_curve": []})) == 3
+
+
 def test_targets_judge_the_final_embeddings_stage():
     assert tables.targets([]) == ["- the final stage was not measured"]
     rows = tables.stage_rows(measured())

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netshrink.bench.tasks.transformer import TEACHER_BASE
+from netshrink.bench.tasks.transformer import TEACHER_BASE, TRAINING
 
 if TYPE_CHECKING:
     from netshrink.bench.spec import TrialSpec
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 ORIGINAL = "original float32"
 ONNXRUNTIME = "original, onnxruntime int8"
 FIGURES = ("cosine_mean", "cosine_p5", "neighbours", "spearman")
+VAL_SENTENCES = TRAINING["val_sentences"]
 
 
 def stage_rows(metrics: dict) -> list[dict]:
@@ -111,6 +112,11 @@ def training_markdown(distilled: dict | None, pruned: dict | None,
                      f"{_fmt(pruned['train_seconds'], 0)} | "
                      f"{_fmt(pruned['pruned_test_cosine'], 4)} | "
                      f"{_fmt(pruned['test_cosine'], 4)} | {pruned['parameters']:,} |")
+    for name, m in (("distill", distilled), ("prune", pruned)):
+        if m and m.get("val_curve"):
+            lines += ["", f"Validation cosine along the {name} step's training (step: mean "
+                      f"cosine on the {VAL_SENTENCES} validation sentences): " + ", ".join(
+                          f"{step}: {_fmt(cosine, 4)}" for step, cosine in m["val_curve"])]
     return lines
 
 

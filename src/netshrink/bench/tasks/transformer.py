@@ -56,6 +56,9 @@ MEASURE_DEFAULTS = {"eval_sentences": 2000, "repeats": 10, "threads": 2, "batche
                     "latency_tokens": [32, 64]}
 CORPUS = "python-docs"
 TEACHER_BASE = "teacher"  # a prune trial's base: prune the teacher's layers, then distil
+# training options that are optional, not defaults, so that the trials without them keep their
+# ids: hint_weight (TinyBERT's hidden-state hints), bucket (batches of similar length)
+OPTIONAL = ("hint_weight", "bucket")
 
 
 class TrimPadding(Callback):
@@ -147,14 +150,14 @@ def distill_student(
         relations = (Relation(last_attention(teacher, len(teacher.bert.encoder.layer) - 1),
                               last_attention(student, len(student.bert.encoder.layer) - 1),
                               relation_heads(student, teacher), p["relation_weight"]),)
-    # hint_weight is optional, not a default, so that the trials without it keep their ids
     hint_weight = p.get("hint_weight", 0.0)
     hints = layer_hints(teacher, student) if hint_weight else ()
     config = DistillConfig(loss=p["loss"], relations=relations, hints=hints,
                            hint_weight=hint_weight)
     train_config = TrainConfig(optimizer="adamw", lr=p["lr"], batch_size=p["batch_size"],
                                iterations=p["steps"], lr_schedule="cosine",
-                               eval_every=max(1, p["steps"] // p["evaluations"]), device="cpu")
+                               eval_every=max(1, p["steps"] // p["evaluations"]), device="cpu",
+                               bucket=p.get("bucket", False))
     student.bert.embeddings.word_embeddings.weight.requires_grad_(not p["freeze_embeddings"])
     student.train()
     result = distill(student, teacher, splits, config, train_config, [TrimPadding()],
@@ -162,7 +165,10 @@ def distill_student(
     student.eval()
     student.bert.embeddings.word_embeddings.weight.requires_grad_(True)
     history = result.history[-1] if result.history else {}
+    # [step, validation cosine] at every evaluation: whether the training still gains at its end
+    curve = [[row["iteration"], row.get("val_cosine")] for row in result.history]
     return {"test_cosine": result.test_cosine, "val_cosine": history.get("val_cosine"),
+            "val_curve": curve,
             "train_seconds": result.seconds, "steps": result.iterations,
             "train_sentences": len(train)}
 
@@ -176,15 +182,17 @@ def _trial_file(workdir: Path, trial_id: str) -> Path:
 
 
 def check_distill(params: dict) -> None:
-    known_keys(params, {"hint_weight", *DISTILL_DEFAULTS}, "transformer_distill")
-    _check_hint_weight(params)
+    known_keys(params, {*OPTIONAL, *DISTILL_DEFAULTS}, "transformer_distill")
+    _check_optional(params)
 
 
-def _check_hint_weight(params: dict) -> None:
+def _check_optional(params: dict) -> None:
     from netshrink import checks
 
     if "hint_weight" in params:
         checks.real(params["hint_weight"], "hint_weight", 0.0)
+    if "bucket" in params:
+        checks.boolean(params["bucket"], "bucket")
 
 
 def distill_task(spec: TrialSpec, workdir: Path) -> dict:
@@ -214,8 +222,8 @@ def _initial_cosine(student, teacher, p: dict) -> float:
 
 
 def check_prune(params: dict) -> None:
-    known_keys(params, {"base", "layers", "hint_weight", *PRUNE_DEFAULTS}, "transformer_prune")
-    _check_hint_weight(params)
+    known_keys(params, {"base", "layers", *OPTIONAL, *PRUNE_DEFAULTS}, "transformer_prune")
+    _check_optional(params)
     if "base" not in params:
         raise NetshrinkError("a transformer_prune trial needs params.base (the distill trial, "
                              f"or {TEACHER_BASE!r} with layers: the teacher's layers to keep)")
