@@ -101,15 +101,21 @@ CASES = {
 }
 
 
+def lowered_case(make) -> tuple:
+    """(float model, quantized copy, calibration data, the lowered program) of a case:
+    `make()` returns (model, data); BatchNorm statistics trained, quantized by minmax."""
+    torch.manual_seed(0)
+    model, data = make()
+    _train_batchnorm(model, data)
+    quantized = _quantized(model, data)
+    return model, quantized, data, lower.lower(quantized, data[:2], data)
+
+
 @functools.cache
 def build_case(name: str):
     """(quantized model, calibration data, the lowered program) of one case, built once per
     session (tests only read them)."""
-    torch.manual_seed(0)
-    model, data = CASES[name]()
-    _train_batchnorm(model, data)
-    quantized = _quantized(model, data)
-    return quantized, data, lower.lower(quantized, data[:2], data)
+    return lowered_case(CASES[name])[1:]
 
 
 def _train_batchnorm(model: nn.Module, data: torch.Tensor) -> None:
@@ -124,6 +130,12 @@ def _train_batchnorm(model: nn.Module, data: torch.Tensor) -> None:
 @pytest.fixture(params=list(CASES), scope="module")
 def case(request):
     return request.param, *build_case(request.param)
+
+
+@pytest.fixture
+def seeded():
+    """Each test's inputs the same whatever ran before it (pytestmark usefixtures)."""
+    torch.manual_seed(1)
 
 
 EXACT = (MaxPool, Concat, Pad, Reshape)

@@ -16,10 +16,10 @@ from netshrink.quant.int8 import conv1d, lower, reference, torch_backend
 from netshrink.quant.int8.program import Add, Dense, Program, QParams, Reshape, Value
 
 from .conftest import (
-    _train_batchnorm,
     assert_matches_reference,
     assert_onnxruntime_ops_match,
     assert_torch_ops_match,
+    lowered_case,
 )
 
 
@@ -98,25 +98,18 @@ CASES = {
 }
 
 
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
 @functools.cache
 def build(name: str):
     """(quantized model, calibration data, program) of one case, built once."""
-    torch.manual_seed(0)
-    model, data = CASES[name]()
-    _train_batchnorm(model, data)
-    netshrink.quantize_(model, Static(observer="minmax"), data=data)
-    return model, data, lower.lower(model, data[:2], data)
+    return lowered_case(CASES[name])[1:]
 
 
 @pytest.fixture(params=list(CASES), scope="module")
 def case(request):
     return build(request.param)
-
-
-@pytest.fixture(autouse=True)
-def _seeded():
-    """Each test's inputs the same whatever ran before it."""
-    torch.manual_seed(1)
 
 
 def test_batchnorm1d_is_folded_and_relus_fused_with_no_views_left_between_layers():

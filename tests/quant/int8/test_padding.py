@@ -25,9 +25,9 @@ from netshrink.quant.int8.program import (
 )
 
 from .conftest import (
-    _train_batchnorm,
     assert_onnxruntime_ops_match,
     assert_torch_ops_match,
+    lowered_case,
 )
 
 MODES = ("reflect", "replicate", "circular", "same")  # "same": an even kernel's zero padding
@@ -120,26 +120,18 @@ CASES = {
 }
 
 
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
 @functools.cache
 def build(name: str):
     """(float model, quantized copy, calibration data, program) of one case, built once."""
-    torch.manual_seed(0)
-    model, data = CASES[name]()
-    _train_batchnorm(model, data)
-    quantized = copy.deepcopy(model).eval()
-    netshrink.quantize_(quantized, Static(observer="minmax"), data=data)
-    return model, quantized, data, lower.lower(quantized, data[:2], data)
+    return lowered_case(CASES[name])
 
 
 @pytest.fixture(params=list(CASES), scope="module")
 def case(request):
     return build(request.param)
-
-
-@pytest.fixture(autouse=True)
-def _seeded():
-    """Each test's inputs the same whatever ran before it."""
-    torch.manual_seed(1)
 
 
 # ------------------------------------------------------------------------------ the op
