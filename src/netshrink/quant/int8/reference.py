@@ -48,6 +48,17 @@ def output_stage(value: torch.Tensor, qparams: QParams, lo: int, hi: int) -> tor
 
 
 def _dense(op: Dense, x: torch.Tensor, residual, program: Program) -> torch.Tensor:
+    out_value = program.values[op.output]
+    value = dense_real(op, x, residual, program)
+    if not out_value.integer:
+        return value
+    return output_stage(value, out_value.qparams, op.lo, op.hi)
+
+
+def dense_real(op: Dense, x: torch.Tensor, residual: torch.Tensor | None,
+               program: Program) -> torch.Tensor:
+    """A Linear's or convolution's output before its output stage: the exact real value in
+    float64 (with the residual added), or, for a float output layer, its float32 result."""
     zx = op.input_qparams.zero_point
     centred = x.double() - zx
     w = op.weight.double()
@@ -68,7 +79,7 @@ def _dense(op: Dense, x: torch.Tensor, residual, program: Program) -> torch.Tens
         value = value + op.bias.double().view(channel)
     if residual is not None:
         value = value + real(residual, program.qparams(op.residual))
-    return output_stage(value, out_value.qparams, op.lo, op.hi)
+    return value
 
 
 def _avgpool(op: AvgPool, x: torch.Tensor, qparams: QParams) -> torch.Tensor:
