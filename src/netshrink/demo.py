@@ -40,7 +40,9 @@ COMBINED_RATES = {"1": 0.8, "3": 0.7, "5": 0.4}
 COMBINED_SHARE = {"bits": 4, "train": {"epochs": 1.0, "lr": 1e-4, "batch_size": 60}}
 STUDENT_DISTILL = {"temperature": 1.0, "alpha": 0.5}
 THREADS = 2
-REPEATS = 30
+# medians of 60 calls: with 30, two runs on one idle machine (2026-12-03) read the dense
+# model at batch 256 25% apart
+REPEATS = 60
 
 
 TEACHER = "teacher.safetensors"  # the dense row's model, copied beside the demo's tables
