@@ -287,8 +287,8 @@ def _maxpool(g: _Codegen, op: MaxPool) -> None:
     """Integers pool as they are (exact: quantization is monotonic). Windows that tile the
     input (kernel = stride, no padding) are the elementwise maximum of kernel-strided views;
     any other window runs PyTorch's quint8 max pooling on the same memory. Both are exact;
-    the views beat the quint8 kernel at batch 256 (0.45 against 1.19 ms on 256 x 6 x 28 x 28,
-    Zen 5) and one amax over unflattened windows, the earlier form, by 10x."""
+    at batch 256 the views beat the quint8 kernel 2x and one amax over unflattened windows,
+    the earlier form, 8x (benchmarks/bench_int8_maxpool.py)."""
     _as_plain(g, op.inputs[0])
     x, out = g.var(op.inputs[0]), g.var(op.output)
     value = g.program.values[op.inputs[0]]
