@@ -1,6 +1,7 @@
 """The deep_compression task: dense, pruned, shared, coded, each measured from its file."""
 
 import pytest
+import torch
 
 from netshrink.bench import TrialSpec, run_trials
 from netshrink.bench.sweep import run_trial
@@ -53,6 +54,33 @@ def test_a_distilled_setting_retrains_from_the_dense_net(tmp_path, monkeypatch):
     assert all(config.temperature == 2.0 and config.alpha == 0.7 for _, config in calls)
 
 
+def test_a_named_teacher_is_trained_and_teaches_instead_of_the_dense_net(tmp_path, monkeypatch):
+    import netshrink
+
+    teachers = []
+    real = netshrink.distill
+
+    def recording(student, teacher, *args, **kwargs):
+        teachers.append(teacher)
+        return real(student, teacher, *args, **kwargs)
+
+    monkeypatch.setattr(netshrink, "distill", recording)
+    setting = {**SETTINGS[1], "name": "taught", "density": {"1": 0.3, "3": 0.5, "5": 0.8},
+               "distill": {"temperature": 2.0, "alpha": 0.7}}
+    spec = TrialSpec(task="deep_compression", model="lenet300", data="digits",
+                     train={"epochs": 2, "batch_size": 64, "lr": 3e-3, "device": "cpu"},
+                     params={"settings": [setting], "retrain": {"epochs": 0.5},
+                             "finetune": {"epochs": 0.5, "lr": 1e-4},
+                             "teacher": {"model": "lenet5", "epochs": 2}})
+    m = run_trial(spec, tmp_path)["metrics"]
+    assert 0.5 < m["teacher_accuracy"] <= 1.0  # trained: far above chance on 10 classes
+    assert len(teachers) == setting["rounds"] + 1 and len({id(t) for t in teachers}) == 1
+    assert not any(isinstance(module, torch.nn.Conv2d) for module in
+                   netshrink.load(next(tmp_path.rglob("dense.safetensors"))).modules())
+    assert any(isinstance(module, torch.nn.Conv2d) for module in teachers[0].modules())
+    assert m["taught_coded_accuracy"] > 0.5
+
+
 @pytest.mark.parametrize(("params", "words"), [
     ({"settings": []}, "non-empty list"),
     ({"settings": [{**SETTINGS[0], "density": {"1": 1.5}}]}, "densities in"),
@@ -61,6 +89,10 @@ def test_a_distilled_setting_retrains_from_the_dense_net(tmp_path, monkeypatch):
     ({"settings": SETTINGS, "retrain": {"epochz": 1}}, "unknown training option"),
     ({"settings": [{**SETTINGS[0], "distill": {"temprature": 2}}]}, "temprature"),
     ({"settings": [{**SETTINGS[0], "distill": 4}]}, "mapping of DistillConfig"),
+    ({"settings": SETTINGS, "teacher": {"model": "alexnet", "epochs": 1}}, "one of conv2"),
+    ({"settings": SETTINGS, "teacher": {"model": "lenet5", "epochs": 0}}, "positive number"),
+    ({"settings": SETTINGS, "teacher": {"model": "lenet5", "epoch": 1}}, "unknown"),
+    ({"settings": SETTINGS, "teacher": "lenet5"}, "must be a mapping"),
 ])
 def test_bad_params_are_refused_before_anything_runs(tmp_path, params, words):
     with pytest.raises(NetshrinkError, match=words):

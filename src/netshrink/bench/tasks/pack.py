@@ -15,6 +15,9 @@ size is the file's size in bytes. Built on the methods' public API.
 A setting with "distill" (netshrink.distill.DistillConfig fields) retrains and fine-tunes by
 distillation from the dense model of the same trial (Hinton et al.'s soft targets beside the
 labels) instead of the labels alone: netshrink's combination, not the paper's protocol.
+With params["teacher"] ({"model": a zoo name, "epochs": N}) the teacher is that model instead,
+trained first on the same data, seed and training options for N epochs: a stronger network
+than the one compressed (a CNN teaching an MLP) brings what self-distillation cannot.
 """
 
 from __future__ import annotations
@@ -34,12 +37,16 @@ from netshrink.pack import ShareConfig, baselines, nsz, share_
 from netshrink.train import TrainConfig, evaluate, fit
 
 DEFAULTS = {"settings": [], "retrain": {}, "finetune": {}}
+OPTIONAL = ("teacher",)  # optional, not a default, so that the trials without it keep their ids
+TEACHER_KEYS = {"model", "epochs"}
 SETTING_KEYS = {"name", "density", "bits", "rounds", "distill"}
 
 
 def check_deep_compression(params: dict) -> None:
     """Refuse unknown keys, bad densities, bit widths and training options before the sweep."""
-    known_keys(params, set(DEFAULTS), "deep_compression")
+    known_keys(params, {*DEFAULTS, *OPTIONAL}, "deep_compression")
+    if "teacher" in params:
+        _check_teacher(params["teacher"])
     settings = params.get("settings")
     if not isinstance(settings, list) or not settings:
         raise NetshrinkError("params.settings must be a non-empty list of settings")
@@ -64,6 +71,33 @@ def check_deep_compression(params: dict) -> None:
             distill_config(s["distill"], f"params.settings[{i}].distill")
     for key in ("retrain", "finetune"):
         TrainConfig.from_dict(dict(params.get(key, {})))
+
+
+def _check_teacher(teacher: object) -> None:
+    from netshrink import models
+
+    if not isinstance(teacher, dict):
+        raise NetshrinkError("params.teacher must be a mapping {model: a zoo name, epochs: N}")
+    known_keys(teacher, TEACHER_KEYS, "deep_compression teacher")
+    if teacher.get("model") not in models.names():
+        raise NetshrinkError(f"params.teacher.model must be one of {', '.join(models.names())}, "
+                             f"not {teacher.get('model')!r}")
+    epochs = teacher.get("epochs")
+    if not isinstance(epochs, int | float) or isinstance(epochs, bool) or epochs <= 0:
+        raise NetshrinkError(f"params.teacher.epochs must be a positive number, not {epochs!r}")
+
+
+def _train_teacher(spec: TrialSpec, given: dict, splits, config: TrainConfig, workdir: Path):
+    """The trial's teacher: the named zoo model trained on the trial's data and seed."""
+    from netshrink import models
+    from netshrink.train import seed_everything
+
+    seed_everything(spec.seed)
+    teacher = models.create(given["model"], input_shape=splits.input_shape,
+                            num_classes=splits.num_classes)
+    fit(teacher, splits, TrainConfig.from_dict({**config.to_dict(), "epochs": given["epochs"]}),
+        log_csv=workdir / "teacher.csv", progress=False, restore_best=True)
+    return teacher.eval()
 
 
 def _retrain(model, splits, config, log_csv: Path, teacher=None, distill=None) -> None:
@@ -122,8 +156,13 @@ def deep_compression_task(spec: TrialSpec, workdir: Path) -> dict:
     metrics: dict = {"dense_bytes": dense_file.stat().st_size,
                      "dense_accuracy": evaluate(netshrink.load(dense_file), splits.test)[1],
                      "weights": sum(w.numel() for w in netshrink.prune.prunable(model).values())}
-    teacher = copy.deepcopy(model).eval() if any("distill" in s for s in params["settings"]) \
-        else None
+    teacher = None
+    if any("distill" in s for s in params["settings"]):
+        if "teacher" in params:
+            teacher = _train_teacher(spec, params["teacher"], splits, config, workdir)
+            metrics["teacher_accuracy"] = evaluate(teacher, splits.test)[1]
+        else:
+            teacher = copy.deepcopy(model).eval()
     for setting in params["settings"]:
         tag = setting["name"]
         distill = distill_config(setting["distill"], tag) if "distill" in setting else None
