@@ -71,3 +71,73 @@ def test_onnxruntimes_own_int8_and_netshrinks_agree_with_float(tmp_path):
     float_path = minilm_onnx.export_graph(model, tmp_path / "float.onnx")
     assert torch.allclose(torch.as_tensor(minilm_onnx.runner(float_path, 1)(**x)), reference,
                           atol=1e-5)
+
+
+def _calibration():
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(1, 120, (8, 20), generator=g)
+    return [{"input_ids": ids, "attention_mask": torch.ones_like(ids),
+             "token_type_ids": torch.zeros_like(ids)}]
+
+
+def test_gptq_rows_run_as_integer_layers_with_their_own_codes(tmp_path):
+    from netshrink.quant.modules import QuantLinear
+    from netshrink.quant.weight_only import WeightOnlyLinear
+
+    model = _toy()
+    x = _batch()
+    netshrink.quantize_(model, WeightOnly(bits=4, group_size=None, rounding="gptq"),
+                        data=_calibration())
+    weight_only = {name: m for name, m in model.named_modules()
+                   if isinstance(m, WeightOnlyLinear)}
+    assert len(weight_only) == 2 * 6  # q, k, v, attention output, intermediate, output
+    reference = model(**x).detach()
+    runner, path, quantized = minilm_deploy.int8(model, tmp_path, threads=1)
+    for name, layer in weight_only.items():
+        integer = quantized.get_submodule(name)
+        assert isinstance(integer, QuantLinear) and integer.weight_bits == 5
+        # the integers are the codes minus their zero: the same weights, GPTQ's rounding kept
+        assert torch.equal(integer.weight.float() * integer.weight_scale[:, None],
+                           layer.dequantized())
+        assert int(integer.weight.abs().max()) <= 15
+    with torch.no_grad():
+        in_torch = minilm_onnx.ExportableEncoder(quantized)(**x)
+    in_onnx = torch.as_tensor(runner(**x))
+    assert torch.allclose(in_onnx, in_torch, atol=1e-4)
+    assert _cosine(in_onnx, reference) > 0.99  # only the inputs' 8-bit rounding differs
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "MatMulInteger" in ops
+
+
+def test_weight_only_groups_smaller_than_a_row_have_no_integer_form(tmp_path):
+    model = _toy()
+    netshrink.quantize_(model, WeightOnly(bits=4, group_size=16, rounding="rtn"))
+    with pytest.raises(netshrink.NetshrinkError, match="group_size=None"):
+        minilm_deploy.int8(model, tmp_path, threads=1)
+
+
+@pytest.mark.parametrize("bits", [3, 5])
+def test_bit_stream_embeddings_export_as_their_packed_bytes(tmp_path, bits):
+    model = _toy()
+    x = _batch()
+    netshrink.quantize_(model, WeightOnly(bits=bits, group_size=8, rounding="rtn",
+                                          skip=("bert.encoder",)))
+    table = model.bert.embeddings.word_embeddings
+    runner, path, quantized = minilm_deploy.int8(model, tmp_path, threads=1)
+    with torch.no_grad():
+        in_torch = minilm_onnx.ExportableEncoder(quantized)(**x)
+        looked_up = table(x["input_ids"])
+    assert torch.allclose(torch.as_tensor(runner(**x)), in_torch, atol=1e-4)
+    # the lookup's export form reads the same codes as its PyTorch form
+    assert torch.equal(table._export_forward(x["input_ids"]), looked_up)
+    sizes = {tuple(t.dims) for t in onnx.load(str(path)).graph.initializer}
+    assert (120 * 32 * bits // 8,) in sizes or (120, 32 * bits // 8) in sizes
+    assert (120, 32) not in sizes  # no float or int8 table
+
+
+def test_an_embedding_whose_rows_split_bytes_is_refused_for_onnx():
+    from netshrink.quant.weight_only import WeightOnlyEmbedding
+
+    table = WeightOnlyEmbedding(10, 6, bits=3, group_size=6)  # 18 bits a row
+    with pytest.raises(netshrink.NetshrinkError, match="fill whole bytes"):
+        table._export_forward(torch.tensor([1, 2]))

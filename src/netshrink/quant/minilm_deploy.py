@@ -6,7 +6,9 @@
 `int8` is netshrink's fastest int8 path for these encoders today: quantize_ with
 minilm_onnx.INTEGER_CONFIG (7-bit weights, 8-bit inputs per call), exported as integer ONNX
 (MatMulInteger, fused QKV) and run by onnxruntime; a model whose embedding tables are already
-weight-only (4-bit, netshrink.quant.weight_only) keeps them. When a faster general int8 path
+weight-only (4-bit, netshrink.quant.weight_only) keeps them, and its weight-only Linears with
+one scale per row (e.g. 4-bit GPTQ, group_size=None) run as integer layers with their own
+codes (weight_only.integer_linear: exact). When a faster general int8 path
 lands, it replaces the body of `int8` and every caller follows.
 
 `onnxruntime_int8` is the baseline: the float model exported to ONNX, then onnxruntime's
@@ -20,6 +22,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
 from torch import nn
 
 import netshrink
@@ -44,11 +47,24 @@ def int8_config(keep_embeddings_float: bool = False) -> Dynamic:
 def quantize_int8(model: nn.Module) -> nn.Module:
     """A copy of `model` with int8 Linear layers (and int8 embedding tables, unless they are
     already weight-only), as the int8 path runs it."""
-    from netshrink.quant.weight_only import WeightOnlyEmbedding
+    from netshrink.core.swap import get_module, set_module
+    from netshrink.quant.weight_only import WeightOnlyEmbedding, WeightOnlyLinear, integer_linear
 
     quantized = copy.deepcopy(model)
     packed = any(isinstance(m, WeightOnlyEmbedding) for m in quantized.modules())
+    # weight-only Linears (one scale per row) keep their codes: each is quantized as a float
+    # Linear for its input quantization and kernel, then given its own exact integers
+    codes = {name: m for name, m in quantized.named_modules() if isinstance(m, WeightOnlyLinear)}
+    for name, layer in codes.items():
+        float_layer = nn.Linear(layer.in_features, layer.out_features, layer.bias is not None)
+        with torch.no_grad():
+            float_layer.weight.copy_(layer.dequantized())
+            if layer.bias is not None:
+                float_layer.bias.copy_(layer.bias)
+        set_module(quantized, name, float_layer.to(layer.packed.device))
     netshrink.quantize_(quantized, int8_config(keep_embeddings_float=packed))
+    for name, layer in codes.items():
+        set_module(quantized, name, integer_linear(layer, get_module(quantized, name)))
     return quantized
 
 

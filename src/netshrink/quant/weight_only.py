@@ -279,15 +279,24 @@ class WeightOnlyEmbedding(_Packed):
         return ((codes - zero) * scale).flatten(-2)
 
     def _export_forward(self, indices: torch.Tensor) -> torch.Tensor:
-        """The same lookup in operators ONNX has (Gather, BitShift): 4- and 8-bit codes."""
-        if self.bits not in (4, 8) or self.embedding_dim % 2:
-            raise NetshrinkError(f"ONNX export of weight-only embeddings takes 4 or 8 bits and "
-                                 f"an even width, not bits={self.bits}")
+        """The same lookup in operators ONNX has (Gather, BitShift): 4- and 8-bit codes, and
+        bit streams whose rows fill whole bytes (3 bits at a width divisible by 8)."""
+        stream = 8 % self.bits != 0 and self.embedding_dim * self.bits % 8 == 0
+        if not ((self.bits in (4, 8) and self.embedding_dim % 2 == 0) or stream):
+            raise NetshrinkError(f"ONNX export of weight-only embeddings takes 4 or 8 bits at "
+                                 f"an even width, or rows that fill whole bytes, not "
+                                 f"bits={self.bits} at width {self.embedding_dim}")
         rows = self.packed.reshape(self.num_embeddings, -1)[indices]
         if self.bits == 4:
             high = rows >> 4
             low = rows - (high << 4)
             rows = torch.stack([low, high], dim=-1).flatten(-2)
+        elif stream:  # most significant bit first: each byte's bits, then `bits` per code
+            shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
+            shifted = rows.unsqueeze(-1) >> shifts
+            bits = (shifted - ((shifted >> 1) << 1)).flatten(-2).float()
+            weights = 2.0 ** torch.arange(self.bits - 1, -1, -1, dtype=torch.float32)
+            rows = (bits.unflatten(-1, (self.embedding_dim, self.bits)) * weights).sum(-1)
         groups = self.embedding_dim // self.group_size
         codes = rows.float().unflatten(-1, (groups, self.group_size))
         zero = self.zero[indices].float().unsqueeze(-1)
@@ -310,6 +319,37 @@ class WeightOnlyEmbedding(_Packed):
 
 
 WEIGHT_ONLY_TYPES = (WeightOnlyLinear, WeightOnlyEmbedding)
+
+
+def integer_linear(layer: WeightOnlyLinear, template: nn.Module) -> nn.Module:
+    """A QuantLinear computing exactly what `layer` computes, on integer kernels.
+
+    `template` is a QuantLinear of the same shape (what quantize_ made of the layer's float
+    weight): its input quantization, kernel and name are kept, its weight replaced by
+    code - zero with the row's scale, which needs one group per row. The integers lie in
+    [-(2^bits - 1), 2^bits - 1]: a symmetric grid of bits + 1 bits.
+    """
+    from netshrink.quant.modules import QuantLinear
+
+    if layer.group_size != layer.in_features:
+        raise NetshrinkError(f"a weight-only layer with groups of {layer.group_size} of its "
+                             f"{layer.in_features} inputs has no exact integer form (one scale "
+                             "per row is needed); quantize with WeightOnly(group_size=None)")
+    if not isinstance(template, QuantLinear) or (template.in_features, template.out_features) \
+            != (layer.in_features, layer.out_features):
+        raise NetshrinkError("integer_linear needs a QuantLinear template of the layer's shape")
+    out = QuantLinear(layer.in_features, layer.out_features, layer.bias is not None,
+                      layer.bits + 1, template.activation, template.kernel_name,
+                      template.layer_name)
+    device = layer.packed.device
+    out.check(device)
+    codes = layer.codes().to(torch.int16) - layer.zero.to(torch.int16)  # zero: (rows, 1)
+    out = out.to(device)
+    out.set_weight(codes.to(torch.int8), layer.scale.float().reshape(-1))
+    if layer.bias is not None:
+        with torch.no_grad():
+            out.bias.copy_(layer.bias)
+    return out
 
 
 def quantize_linear(module: nn.Linear, config: WeightOnly, hessian: torch.Tensor | None

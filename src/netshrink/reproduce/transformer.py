@@ -1,18 +1,19 @@
 """A real transformer compressed end to end: all-MiniLM-L6-v2 (the sentence encoder, 22.7M
 parameters), distilled into fewer layers, pruned (heads, feed-forward neurons), quantized
-(int8 layers, 4-bit embeddings; weight-only 4-bit GPTQ beside), every stage measured as
-deployed against the original float32 model on held-out sentences.
+(int8 layers, 4-bit embeddings; 4-bit GPTQ rows run by int8 kernels with 3-bit embeddings;
+weight-only 4-bit GPTQ beside), every stage measured as deployed against the original float32
+model on held-out sentences.
 
 Stages (trials of netshrink.bench.tasks.transformer, resumable):
 1. distill: a 3-layer student initialized from the teacher's layers 0, 3 and 5, trained on
    the corpus's training sentences to the teacher's embeddings (cosine) and its last layer's
    attention distributions and value relations (MiniLM), by netshrink.distill (the unpruned
    reference);
-2. prune: the same three layers of the teacher with half of their heads and three quarters
-   of their feed-forward neurons removed (taylor: the first-order change of the distillation
-   loss), then distilled the same way for the distillation's and the recovery's steps
-   together (the earlier order, distil, prune, recover, is a prune trial with the distill
-   trial as its base);
+2. prune: all six of the teacher's layers with a third of their heads and half of their
+   feed-forward neurons removed (taylor: the first-order change of the distillation loss),
+   then distilled the same way, with every layer's output matched to its teacher layer
+   (hints), for the distillation's and the recovery's steps together (the earlier order,
+   distil, prune, recover, is a prune trial with the distill trial as its base);
 3. GPTQ against round-to-nearest on the original model, 4 and 3 bits;
 4. measure: file bytes, agreement with the original (mean and 5th-percentile cosine, top-10
    neighbour overlap among 2,000 sentences, Spearman of pairwise similarities), latency at
@@ -53,17 +54,23 @@ def settings(options: ReproOptions) -> dict:
         "distill": {"layers": [0, 3, 5], "steps": 3000 if full else 500, "bucket": True},
         # prune first: the teacher's layers lose heads and neurons, then the whole budget
         # (the distilled student's steps + the recovery's) trains the final architecture
-        "prune": {"base": tasks.TEACHER_BASE, "layers": [0, 3, 5], "heads_sparsity": 0.5,
-                  "ffn_sparsity": 0.75, "criterion": "taylor",
+        # prune first: all six of the teacher's layers lose a third of their heads and half
+        # of their feed-forward neurons, then the whole budget trains the final architecture
+        # with every layer's output matched to its own teacher layer (hints). Chosen on
+        # validation at 600 steps over 6 heads and 512 neurons (benchmarks/
+        # transformer_training_choice.py, candidates 9 and 10); at 200 steps the three-layer
+        # students had chosen lr 3e-3, these two ran at 1e-3 (they start nearer the teacher)
+        "prune": {"base": tasks.TEACHER_BASE, "layers": [0, 1, 2, 3, 4, 5],
+                  "heads_sparsity": 4 / 12, "ffn_sparsity": 0.5, "criterion": "taylor",
                   "steps": 10000 if full else 2400, "bucket": True, "evaluations": 8,
-                  # chosen on validation at 200 steps among 3e-4 (the tasks' default), 1e-3
-                  # and 3e-3, with and without hidden-state hints
-                  # (benchmarks/transformer_training_choice.py)
-                  "lr": 3e-3},
+                  "lr": 1e-3, "hint_weight": 1.0},
         "gptq": {"bits": [4, 3], "group_size": 128, "calibration_sentences": 128,
                  "eval_sentences": 2000},
+        # the final stage: 4-bit GPTQ Linear rows on int8 kernels, 3-bit embeddings in groups
+        # of 64 (8.2 MB for this architecture; int8 Linears with 4-bit embeddings: 12.6 MB)
         "measure": {"eval_sentences": 2000, "repeats": 30 if full else 10, "threads": 2,
-                    "batches": [1, 32], "embedding_bits": 4, "group_size": 128},
+                    "batches": [1, 32], "embedding_bits": 4, "group_size": 128,
+                    "row_bits": 4, "row_embedding_bits": 3, "row_embedding_group_size": 64},
     }
 
 
@@ -97,7 +104,9 @@ def describe(options: ReproOptions, s: dict) -> str:
                     f"{p['steps']} steps")
         budget = f"{full['distill']['steps']} + {full['prune']['steps']} steps"
     return (f"reproduce transformer ({'full' if options.full else 'default'} run): "
-            f"{pipeline}; int8 layers with 4-bit embeddings; GPTQ against "
+            f"{pipeline}; int8 layers with {s['measure']['embedding_bits']}-bit embeddings, and "
+            f"{s['measure']['row_bits']}-bit GPTQ rows on int8 kernels with "
+            f"{s['measure']['row_embedding_bits']}-bit embeddings; GPTQ against "
             f"round-to-nearest at {' and '.join(map(str, s['gptq']['bits']))} bits. Corpus: the "
             "Python 3.11 documentation (Debian python3.11-doc), quality on 2,000 held-out "
             "sentences. "

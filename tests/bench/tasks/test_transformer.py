@@ -115,3 +115,14 @@ def test_a_hint_weight_is_checked(params, match):
     transformer.check_prune({"base": "teacher", "layers": [0], "hint_weight": 1.0})
     transformer.check_prune({"base": "abc123", "hint_weight": 0.5})
     transformer.check_distill({"layers": [0, 3, 5], "hint_weight": 2.0})
+
+
+@pytest.mark.parametrize("bits", [1, 7, 8, True, "4"])
+def test_the_measure_stage_s_row_bits_are_checked(bits):
+    from netshrink.errors import NetshrinkError
+
+    given = {"distill": "a", "prune": "b"}
+    with pytest.raises(NetshrinkError, match="row_bits"):
+        transformer.check_measure({**given, "row_bits": bits})
+    transformer.check_measure({**given, "row_bits": 0})  # no such stage
+    transformer.check_measure({**given, "row_bits": 4})

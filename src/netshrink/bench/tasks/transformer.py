@@ -51,9 +51,13 @@ PRUNE_DEFAULTS = {"heads_sparsity": 0.5, "ffn_sparsity": 0.75, "criterion": "l1"
                   "steps": 100, **TRAINING}
 GPTQ_DEFAULTS = {"bits": [4, 3], "group_size": 128, "calibration_sentences": 128,
                  "eval_sentences": 2000, "threads": 2}
+# row_bits: the stage whose Linear layers are GPTQ-rounded with one scale per row, so that
+# int8 kernels run their own codes (netshrink.quant.weight_only.integer_linear), beside
+# row_embedding_bits-bit embedding tables in groups of row_embedding_group_size (0: no stage)
 MEASURE_DEFAULTS = {"eval_sentences": 2000, "repeats": 10, "threads": 2, "batches": [1, 32],
                     "embedding_bits": 4, "group_size": 128, "calibration_sentences": 128,
-                    "latency_tokens": [32, 64]}
+                    "latency_tokens": [32, 64], "row_bits": 4, "row_embedding_bits": 3,
+                    "row_embedding_group_size": 64}
 CORPUS = "python-docs"
 TEACHER_BASE = "teacher"  # a prune trial's base: prune the teacher's layers, then distil
 # training options that are optional, not defaults, so that the trials without them keep their
@@ -389,6 +393,11 @@ def check_measure(params: dict) -> None:
     if "distill" not in params or "prune" not in params:
         raise NetshrinkError("a transformer_measure trial needs params.distill and params.prune "
                              "(the earlier trials' ids)")
+    bits = params.get("row_bits", MEASURE_DEFAULTS["row_bits"])
+    if isinstance(bits, bool) or not isinstance(bits, int) or (bits and not 2 <= bits <= 6):
+        raise NetshrinkError(f"transformer_measure: row_bits={bits!r} must be 0 (no such stage) "
+                             "or 2 to 6 (codes minus their zero must stay within int8's "
+                             "pairs: 7-bit at most)")
 
 
 def measure_task(spec: TrialSpec, workdir: Path) -> dict:
@@ -431,6 +440,16 @@ def measure_task(spec: TrialSpec, workdir: Path) -> dict:
     runner, _, quantized = minilm_deploy.int8(embeddings4, folder, p["threads"], "final")
     final = f"distilled + pruned + int8 + {p['embedding_bits']}-bit embeddings"
     stages[final] = (runner, saved(quantized, "final"), minilm_deploy.RUNTIME)
+    if p["row_bits"]:
+        rows = weight_only(pruned, p["row_bits"], None, "gptq", batches,
+                           skip=("bert.embeddings",))
+        rows = weight_only(rows, p["row_embedding_bits"], p["row_embedding_group_size"], "rtn",
+                           None, skip=("bert.encoder",))
+        runner, _, _ = minilm_deploy.int8(rows, folder, p["threads"], "rows")
+        # the file holds the packed codes; the runner is built from it (exact integers)
+        stages[f"distilled + pruned + {p['row_bits']}-bit GPTQ rows on int8 kernels + "
+               f"{p['row_embedding_bits']}-bit embeddings"] = (
+            runner, saved(rows, "rows"), minilm_deploy.RUNTIME)
     gptq4 = weight_only(pruned, 4, p["group_size"], "gptq", batches)
     stages["distilled + pruned + 4-bit GPTQ (weight-only)"] = (
         gptq4, saved(gptq4, "gptq4"), "PyTorch float32 (weights dequantized per call)")
