@@ -105,8 +105,12 @@ def test_gptq_rows_run_as_integer_layers_with_their_own_codes(tmp_path):
     in_onnx = torch.as_tensor(runner(**x))
     assert torch.allclose(in_onnx, in_torch, atol=1e-4)
     assert _cosine(in_onnx, reference) > 0.99  # only the inputs' 8-bit rounding differs
-    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
-    assert "MatMulInteger" in ops
+    graph = onnx.load(str(path)).graph
+    assert "MatMulInteger" in {n.op_type for n in graph.node}
+    # the file holds the 4-bit codes (onnx_pack), no int8 weight matrix
+    assert not [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8
+                and len(t.dims) == 2]
+    assert len([t for t in graph.initializer if t.name.endswith("__pack4_codes")]) == 2 * 4
 
 
 def test_weight_only_groups_smaller_than_a_row_have_no_integer_form(tmp_path):
@@ -141,3 +145,41 @@ def test_an_embedding_whose_rows_split_bytes_is_refused_for_onnx():
     table = WeightOnlyEmbedding(10, 6, bits=3, group_size=6)  # 18 bits a row
     with pytest.raises(netshrink.NetshrinkError, match="fill whole bytes"):
         table._export_forward(torch.tensor([1, 2]))
+
+
+def test_packed_narrow_weights_compute_what_the_int8_weights_did(tmp_path):
+    from netshrink.quant import onnx_pack
+
+    model = _toy()
+    x = _batch()
+    netshrink.quantize_(model, WeightOnly(bits=4, group_size=None, rounding="rtn"))
+    quantized = minilm_deploy.quantize_int8(model)
+    plain = minilm_onnx.export(quantized, tmp_path / "plain.onnx")
+    packed = minilm_onnx.export(quantized, tmp_path / "packed.onnx")
+    names = onnx_pack.pack_narrow_weights(packed)
+    assert len(names) == 2 * 4  # fused QKV, attention output, intermediate, output per layer
+    before = {t.name: t for t in onnx.load(str(plain)).graph.initializer}
+    after = {t.name: t for t in onnx.load(str(packed)).graph.initializer}
+    for name in names:  # two codes a byte in place of each int8 weight
+        assert name not in after
+        rows, columns = before[name].dims
+        assert list(after[f"{name}__pack4_codes"].dims) == [rows * columns // 2]
+    a = minilm_onnx.runner(plain, 1)(**x)
+    b = minilm_onnx.runner(packed, 1)(**x)
+    assert (a == b).all()  # the same int8 weights, rebuilt when the session starts
+    from netshrink.quant.onnx_runner import OnnxRunner
+
+    OnnxRunner(packed, 1, optimized_path=tmp_path / "optimized.onnx")
+    optimized = onnx.load(str(tmp_path / "optimized.onnx")).graph
+    # onnxruntime folded the unpacking away when the session started: no unpacking per call
+    assert not [n for n in optimized.node if any("__pack4" in o for o in n.output)]
+
+
+def test_wide_int8_weights_are_left_as_they_are(tmp_path):
+    from netshrink.quant import onnx_pack
+
+    quantized = minilm_deploy.quantize_int8(_toy())  # 7-bit weights: up to 127 levels apart
+    path = minilm_onnx.export(quantized, tmp_path / "int8.onnx")
+    before = path.read_bytes()
+    assert onnx_pack.pack_narrow_weights(path) == []
+    assert path.read_bytes() == before

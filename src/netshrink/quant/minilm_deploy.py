@@ -71,8 +71,11 @@ def quantize_int8(model: nn.Module) -> nn.Module:
 def int8(model: nn.Module, folder: str | os.PathLike, threads: int | None = None,
          name: str = "int8") -> tuple[OnnxRunner, Path, nn.Module]:
     """(runner, ONNX file, the quantized PyTorch model) of netshrink's int8 path."""
+    from netshrink.quant import onnx_pack
+
     quantized = quantize_int8(model)
     path = minilm_onnx.export(quantized, Path(folder) / f"{name}.onnx")
+    onnx_pack.pack_narrow_weights(path)  # 4-bit GPTQ rows travel as 4-bit codes
     return minilm_onnx.runner(path, threads), path, quantized
 
 
