@@ -55,6 +55,12 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     # weight-only Linears (one scale per row) keep their codes: each is quantized as a float
     # Linear for its input quantization and kernel, then given its own exact integers
     codes = {name: m for name, m in quantized.named_modules() if isinstance(m, WeightOnlyLinear)}
+    grouped = [name for name, m in codes.items() if m.group_size != m.in_features]
+    if grouped:
+        raise NetshrinkError(f"{grouped[0]} is weight-only in groups of "
+                             f"{codes[grouped[0]].group_size} inputs, which no single integer "
+                             "product computes; quantize with WeightOnly(group_size=None) for "
+                             "the int8 path, or run the weight-only model in PyTorch")
     for name, layer in codes.items():
         float_layer = nn.Linear(layer.in_features, layer.out_features, layer.bias is not None)
         with torch.no_grad():

@@ -167,9 +167,10 @@ def export_graph(model: SentenceEncoder, path: str | os.PathLike, attention: str
     axes = {name: {0: "batch", 1: "tokens"} for name in INPUT_NAMES}
     axes["embedding"] = {0: "batch"}
     if integer_layers(model):
+        # packed embedding tables stay packed in the file (onnxruntime unpacks them once)
         return export_onnx(wrapper, _example(model), path, opset, mode="integer",
                            input_names=INPUT_NAMES, output_names=("embedding",),
-                           dynamic_axes=axes)
+                           dynamic_axes=axes, constant_folding=False)
     import warnings
 
     import onnx

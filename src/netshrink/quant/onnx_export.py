@@ -179,7 +179,8 @@ def export_onnx(model: nn.Module, example: Inputs | Sequence[torch.Tensor],
                 path: str | os.PathLike, opset: int = OPSET, mode: str = "qdq",
                 input_names: Sequence[str] | None = None,
                 output_names: Sequence[str] = ("output",),
-                dynamic_axes: dict | None = None) -> Path:
+                dynamic_axes: dict | None = None,
+                constant_folding: bool = True) -> Path:
     """Write the integer model `model` to `path` as ONNX: mode "qdq" or "integer".
 
     example: example inputs as the model takes them (netshrink.data.inputs): one tensor (the
@@ -187,6 +188,8 @@ def export_onnx(model: nn.Module, example: Inputs | Sequence[torch.Tensor],
     input_1, ...), or a dict of tensors, its keyword arguments (named by their keys, in the
     order of the model's forward signature). `input_names` overrides the names; every input's
     and output's first dimension is dynamic ("batch") unless `dynamic_axes` says.
+    constant_folding=False keeps operators on constants as operators (packed weights stay
+    packed in the file; onnxruntime folds them when the session starts).
     """
     import onnx
 
@@ -206,7 +209,7 @@ def export_onnx(model: nn.Module, example: Inputs | Sequence[torch.Tensor],
         torch.onnx.export(
             model, args + tuple(kwargs.values()), str(tmp), input_names=list(input_names),
             output_names=list(output_names), dynamic_axes=dynamic_axes, opset_version=opset,
-            dynamo=False)
+            do_constant_folding=constant_folding, dynamo=False)
         onnx.checker.check_model(str(tmp))
     return path
 

@@ -279,29 +279,39 @@ class WeightOnlyEmbedding(_Packed):
         return ((codes - zero) * scale).flatten(-2)
 
     def _export_forward(self, indices: torch.Tensor) -> torch.Tensor:
-        """The same lookup in operators ONNX has (Gather, BitShift): 4- and 8-bit codes, and
-        bit streams whose rows fill whole bytes (3 bits at a width divisible by 8)."""
+        """The same lookup in operators ONNX has: the whole table's codes unpacked from the
+        packed bytes by constant operators (onnxruntime folds them once, when the session
+        starts: the file keeps the packed bytes, memory holds one byte a code), then the
+        rows looked up and dequantized. 4- and 8-bit codes, and bit streams whose rows fill
+        whole bytes (3 bits at a width divisible by 8)."""
         stream = 8 % self.bits != 0 and self.embedding_dim * self.bits % 8 == 0
         if not ((self.bits in (4, 8) and self.embedding_dim % 2 == 0) or stream):
             raise NetshrinkError(f"ONNX export of weight-only embeddings takes 4 or 8 bits at "
                                  f"an even width, or rows that fill whole bytes, not "
                                  f"bits={self.bits} at width {self.embedding_dim}")
-        rows = self.packed.reshape(self.num_embeddings, -1)[indices]
-        if self.bits == 4:
-            high = rows >> 4
-            low = rows - (high << 4)
-            rows = torch.stack([low, high], dim=-1).flatten(-2)
-        elif stream:  # most significant bit first: each byte's bits, then `bits` per code
-            shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
-            shifted = rows.unsqueeze(-1) >> shifts
-            bits = (shifted - ((shifted >> 1) << 1)).flatten(-2).float()
-            weights = 2.0 ** torch.arange(self.bits - 1, -1, -1, dtype=torch.float32)
-            rows = (bits.unflatten(-1, (self.embedding_dim, self.bits)) * weights).sum(-1)
+        rows = self._export_codes()[indices]
         groups = self.embedding_dim // self.group_size
         codes = rows.float().unflatten(-1, (groups, self.group_size))
         zero = self.zero[indices].float().unsqueeze(-1)
         scale = self.scale[indices].float().unsqueeze(-1)
         return ((codes - zero) * scale).flatten(-2)
+
+    def _export_codes(self) -> torch.Tensor:
+        """(num_embeddings, embedding_dim) uint8 codes computed from `packed` by operators."""
+        table = self.packed.reshape(self.num_embeddings, -1)
+        if self.bits == 8:
+            return table
+        if self.bits == 4:
+            high = table >> 4
+            low = table - (high << 4)
+            return torch.stack([low, high], dim=-1).flatten(-2)
+        # a bit stream, most significant bit first: each byte's bits, then `bits` per code
+        shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
+        shifted = table.unsqueeze(-1) >> shifts
+        bits = (shifted - ((shifted >> 1) << 1)).flatten(-2).float()
+        weights = 2.0 ** torch.arange(self.bits - 1, -1, -1, dtype=torch.float32)
+        codes = (bits.unflatten(-1, (self.embedding_dim, self.bits)) * weights).sum(-1)
+        return codes.to(torch.uint8)
 
     def spec(self) -> dict:
         return {"type": "weight_only_embedding", "num_embeddings": self.num_embeddings,

@@ -121,7 +121,9 @@ def training_markdown(distilled: dict | None, pruned: dict | None,
 
 
 def targets(rows: list[dict]) -> list[str]:
-    final = next((r for r in reversed(rows) if "embeddings" in r["stage"]), None)
+    # the pipeline's end: the smallest file among the stages with quantized embeddings
+    ends = [r for r in rows if "embeddings" in r["stage"] and r["bytes"]]
+    final = min(ends, key=lambda r: r["bytes"]) if ends else None
     if final is None:
         return ["- the final stage was not measured"]
 
