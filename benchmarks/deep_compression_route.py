@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from netshrink.bench.report import write_csv
-from netshrink.bench.tasks.pack import deep_compression_task
+from netshrink.bench.tasks.pack import deep_compression_in
 from netshrink.fileio import atomic_write
 from netshrink.reproduce import ReproOptions
 from netshrink.reproduce import deep_compression as dc
@@ -49,14 +49,7 @@ def route_specs() -> list:
 
 def run_trial(args: tuple[int, str]) -> dict:
     index, folder = args
-    spec = route_specs()[index]
-    work = Path(folder) / f"{spec.data}-seed{spec.seed}"
-    if (work / "result.json").exists():  # finished earlier: read back, not rerun
-        return json.loads((work / "result.json").read_text())
-    work.mkdir(parents=True, exist_ok=True)
-    row = {"data": spec.data, "seed": spec.seed, **deep_compression_task(spec, work)}
-    atomic_write(work / "result.json", json.dumps(row, indent=2) + "\n")
-    return row
+    return deep_compression_in(route_specs()[index], Path(folder))
 
 
 def table(rows: list[dict]) -> list[dict]:

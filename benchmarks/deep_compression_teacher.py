@@ -30,7 +30,7 @@ from pathlib import Path
 
 from netshrink.bench.report import write_csv
 from netshrink.bench.spec import TrialSpec
-from netshrink.bench.tasks.pack import deep_compression_task
+from netshrink.bench.tasks.pack import deep_compression_in
 from netshrink.fileio import atomic_write
 from netshrink.reproduce import ReproOptions
 from netshrink.reproduce import deep_compression as dc
@@ -57,14 +57,7 @@ def teacher_specs(full: bool, data: list[str], seeds: list[int]) -> list[TrialSp
 
 def run_trial(args: tuple[dict, str]) -> dict:
     spec_dict, folder = args
-    spec = TrialSpec.from_dict(spec_dict)
-    work = Path(folder) / f"{spec.data}-seed{spec.seed}"
-    if (work / "result.json").exists():  # finished earlier: read back, not rerun
-        return json.loads((work / "result.json").read_text())
-    work.mkdir(parents=True, exist_ok=True)
-    row = {"data": spec.data, "seed": spec.seed, **deep_compression_task(spec, work)}
-    atomic_write(work / "result.json", json.dumps(row, indent=2) + "\n")
-    return row
+    return deep_compression_in(TrialSpec.from_dict(spec_dict), Path(folder))
 
 
 def _mean_std(values: list[float]) -> str:

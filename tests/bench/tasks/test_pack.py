@@ -28,7 +28,9 @@ def test_task_measures_every_stage_from_its_file(tmp_path):
     assert m["sparser_coded_bytes"] < m["paper_coded_bytes"]
 
 
-def test_a_distilled_setting_retrains_from_the_dense_net(tmp_path, monkeypatch):
+@pytest.fixture
+def distill_calls(monkeypatch):
+    """[(teacher, DistillConfig)] of every netshrink.distill call the test makes."""
     import netshrink
 
     calls = []
@@ -39,6 +41,11 @@ def test_a_distilled_setting_retrains_from_the_dense_net(tmp_path, monkeypatch):
         return real(student, teacher, *args, **kwargs)
 
     monkeypatch.setattr(netshrink, "distill", recording)
+    return calls
+
+
+def test_a_distilled_setting_retrains_from_the_dense_net(tmp_path, distill_calls):
+    calls = distill_calls
     setting = {**SETTINGS[1], "name": "taught", "density": {"1": 0.3, "3": 0.5, "5": 0.8},
                "distill": {"temperature": 2.0, "alpha": 0.7}}
     spec = TrialSpec(task="deep_compression", model="lenet300", data="digits",
@@ -54,17 +61,10 @@ def test_a_distilled_setting_retrains_from_the_dense_net(tmp_path, monkeypatch):
     assert all(config.temperature == 2.0 and config.alpha == 0.7 for _, config in calls)
 
 
-def test_a_named_teacher_is_trained_and_teaches_instead_of_the_dense_net(tmp_path, monkeypatch):
+def test_a_named_teacher_is_trained_and_teaches_instead_of_the_dense_net(tmp_path,
+                                                                         distill_calls):
     import netshrink
 
-    teachers = []
-    real = netshrink.distill
-
-    def recording(student, teacher, *args, **kwargs):
-        teachers.append(teacher)
-        return real(student, teacher, *args, **kwargs)
-
-    monkeypatch.setattr(netshrink, "distill", recording)
     setting = {**SETTINGS[1], "name": "taught", "density": {"1": 0.3, "3": 0.5, "5": 0.8},
                "distill": {"temperature": 2.0, "alpha": 0.7}}
     spec = TrialSpec(task="deep_compression", model="lenet300", data="digits",
@@ -73,6 +73,7 @@ def test_a_named_teacher_is_trained_and_teaches_instead_of_the_dense_net(tmp_pat
                              "finetune": {"epochs": 0.5, "lr": 1e-4},
                              "teacher": {"model": "lenet5", "epochs": 2}})
     m = run_trial(spec, tmp_path)["metrics"]
+    teachers = [teacher for teacher, _ in distill_calls]
     assert 0.5 < m["teacher_accuracy"] <= 1.0  # trained: far above chance on 10 classes
     assert len(teachers) == setting["rounds"] + 1 and len({id(t) for t in teachers}) == 1
     assert not any(isinstance(module, torch.nn.Conv2d) for module in

@@ -185,5 +185,22 @@ def deep_compression_task(spec: TrialSpec, workdir: Path) -> dict:
     return metrics
 
 
+def deep_compression_in(spec: TrialSpec, folder: Path) -> dict:
+    """One deep_compression trial in folder/<data>-seed<seed>, outside a sweep (the
+    benchmarks' reruns): its metrics with data and seed, read back from result.json when that
+    trial finished earlier."""
+    import json
+
+    from netshrink.fileio import atomic_write
+
+    work = Path(folder) / f"{spec.data}-seed{spec.seed}"
+    if (work / "result.json").exists():  # finished earlier: read back, not rerun
+        return json.loads((work / "result.json").read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    row = {"data": spec.data, "seed": spec.seed, **deep_compression_task(spec, work)}
+    atomic_write(work / "result.json", json.dumps(row, indent=2) + "\n")
+    return row
+
+
 TASKS = {"deep_compression": Task(deep_compression_task, check_deep_compression,
                                   resolve_deep_compression)}
