@@ -127,8 +127,8 @@ def test_weight_only_groups_smaller_than_a_row_have_no_integer_form(tmp_path):
         integer_linear(layer, QuantLinear(layer.in_features, layer.out_features))
 
 
-@pytest.mark.parametrize("bits", [3, 5])
-def test_bit_stream_embeddings_export_as_their_packed_bytes(tmp_path, bits):
+@pytest.mark.parametrize("bits", [2, 3, 5])
+def test_embeddings_of_other_widths_export_as_their_packed_bytes(tmp_path, bits):
     model = _toy()
     x = _batch()
     netshrink.quantize_(model, WeightOnly(bits=bits, group_size=8, rounding="rtn",
@@ -157,7 +157,7 @@ def test_an_embedding_whose_rows_split_bytes_is_refused_for_onnx():
     from netshrink.quant.weight_only import WeightOnlyEmbedding
 
     table = WeightOnlyEmbedding(10, 6, bits=3, group_size=6)  # 18 bits a row
-    with pytest.raises(netshrink.NetshrinkError, match="fill whole bytes"):
+    with pytest.raises(netshrink.NetshrinkError, match="rows that fill whole bytes"):
         table._export_forward(torch.tensor([1, 2]))
 
 

@@ -282,13 +282,12 @@ class WeightOnlyEmbedding(_Packed):
         """The same lookup in operators ONNX has: the whole table's codes unpacked from the
         packed bytes by constant operators (onnxruntime folds them once, when the session
         starts: the file keeps the packed bytes, memory holds one byte a code), then the
-        rows looked up and dequantized. 4- and 8-bit codes, and bit streams whose rows fill
-        whole bytes (3 bits at a width divisible by 8)."""
-        stream = 8 % self.bits != 0 and self.embedding_dim * self.bits % 8 == 0
-        if not ((self.bits in (4, 8) and self.embedding_dim % 2 == 0) or stream):
-            raise NetshrinkError(f"ONNX export of weight-only embeddings takes 4 or 8 bits at "
-                                 f"an even width, or rows that fill whole bytes, not "
-                                 f"bits={self.bits} at width {self.embedding_dim}")
+        rows looked up and dequantized. Any bit width whose rows fill whole bytes (width x bits
+        divisible by 8: 4 bits at an even width, 3 bits at a width divisible by 8)."""
+        if self.embedding_dim * self.bits % 8:
+            raise NetshrinkError(f"ONNX export of weight-only embeddings needs rows that fill "
+                                 f"whole bytes, not {self.bits}-bit codes at width "
+                                 f"{self.embedding_dim}")
         rows = self._export_codes()[indices]
         groups = self.embedding_dim // self.group_size
         codes = rows.float().unflatten(-1, (groups, self.group_size))
@@ -297,14 +296,15 @@ class WeightOnlyEmbedding(_Packed):
         return ((codes - zero) * scale).flatten(-2)
 
     def _export_codes(self) -> torch.Tensor:
-        """(num_embeddings, embedding_dim) uint8 codes computed from `packed` by operators."""
+        """(num_embeddings, embedding_dim) uint8 codes computed from `packed` by operators
+        (BitShift and Sub: `pack`'s two layouts)."""
         table = self.packed.reshape(self.num_embeddings, -1)
         if self.bits == 8:
             return table
-        if self.bits == 4:
-            high = table >> 4
-            low = table - (high << 4)
-            return torch.stack([low, high], dim=-1).flatten(-2)
+        if 8 % self.bits == 0:  # 8 / bits codes a byte, the low bits first
+            shifts = torch.arange(0, 8, self.bits, dtype=torch.uint8)
+            shifted = table.unsqueeze(-1) >> shifts
+            return (shifted - ((shifted >> self.bits) << self.bits)).flatten(-2)
         # a bit stream, most significant bit first: each byte's bits, then `bits` per code
         shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
         shifted = table.unsqueeze(-1) >> shifts
