@@ -194,7 +194,7 @@ def test_packed_narrow_weights_compute_what_the_int8_weights_did(tmp_path):
     # onnxruntime folded the unpacking away when the session started: no unpacking per call,
     # and the same fused integer products as the unpacked file's
     assert not [n for n in optimized.node if any("__pack4" in o for o in n.output)]
-    assert ops == optimized_ops(plain)[1] and ops["DynamicQuantizeMatMul"] == 2 * 4
+    assert ops == optimized_ops(plain)[1]
 
 
 def test_wide_int8_weights_are_left_as_they_are(tmp_path):
