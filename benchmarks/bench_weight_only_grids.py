@@ -9,7 +9,8 @@ sentences, and the file size, of the original model with
 - only its embedding tables weight-only (round to nearest; the Linears float): 4 bits in
   groups of 128, 3 bits in groups of 128 and of 64, one group per row at 4 and 3 bits;
 - only its Linear layers 4-bit (embeddings float): GPTQ with one scale per row (the grid int8
-  kernels can run exactly: netshrink.quant.weight_only.integer_linear), round to nearest the
+  kernels can run exactly: netshrink.quant.weight_only.integer_linear), the same with GPTQ's
+  act-order (inputs rounded in order of decreasing Hessian diagonal), round to nearest the
   same, GPTQ in groups of 128 (no single integer product);
 - netshrink's int8 path (minilm_deploy.quantize_int8) for reference.
 GPTQ calibrates on the first 128 training sentences, as the reproduction does.
@@ -30,7 +31,7 @@ from netshrink.models import minilm
 from netshrink.quant import minilm_deploy
 
 EMBEDDINGS = [(4, 128), (3, 128), (3, 64), (4, None), (3, None)]
-LINEARS = [(4, None, "gptq"), (4, None, "rtn"), (4, 128, "gptq")]
+LINEARS = [(4, None, "gptq"), (4, None, "gptq-act-order"), (4, None, "rtn"), (4, 128, "gptq")]
 
 
 def main(argv=None) -> int:
@@ -61,11 +62,12 @@ def main(argv=None) -> int:
                "(Linears float)",
                tasks.weight_only(model, bits, group, "rtn", None, skip=("bert.encoder",)))
     for bits, group, rounding in LINEARS:
+        order = rounding == "gptq-act-order"
         report(f"Linears {bits}-bit {rounding}, "
                f"{'rows' if group is None else f'groups of {group}'} (embeddings float)",
-               tasks.weight_only(model, bits, group, rounding,
-                                 batches if rounding == "gptq" else None,
-                                 skip=("bert.embeddings",)))
+               tasks.weight_only(model, bits, group, "gptq" if order else rounding,
+                                 None if rounding == "rtn" else batches,
+                                 skip=("bert.embeddings",), act_order=order))
     (folder / "m.safetensors").unlink()
     folder.rmdir()
     return 0

@@ -74,3 +74,22 @@ def test_bad_shapes_and_an_indefinite_hessian_are_refused():
         gptq(torch.randn(2, 8), torch.eye(8), 3, **_grid(4))
     with pytest.raises(NetshrinkError, match="damping"):
         inverse_cholesky(-torch.eye(4), 0.0)
+
+
+def test_act_order_rounds_the_strongest_inputs_first_and_puts_codes_back():
+    x = _correlated_inputs() * torch.logspace(-1, 1, 64)  # inputs of very different energy
+    w = torch.randn(32, 64, generator=torch.Generator().manual_seed(1))
+    hessian = 2 * x.T.double() @ x.double() / len(x)
+    ordered = gptq(w, hessian, 64, act_order=True, **_grid(3))
+    # the same as GPTQ on the inputs sorted by decreasing H[j, j], codes put back in place
+    order = torch.argsort(hessian.diagonal(), descending=True, stable=True)
+    codes, scale, zero = gptq(w[:, order], hessian[order][:, order], 64, **_grid(3))
+    assert torch.equal(ordered[2], zero)
+    back = torch.argsort(order)
+    assert torch.equal(ordered[0], codes[:, back]) and torch.equal(ordered[1], scale)
+    plain = gptq(w, hessian, 64, **_grid(3))
+    error = {name: float((x.double() @ (w.double() - _dequantize(*r, 64)).T).pow(2).mean())
+             for name, r in (("act_order", ordered), ("plain", plain))}
+    assert error["act_order"] < error["plain"]
+    with pytest.raises(NetshrinkError, match="one group per row"):
+        gptq(w, hessian, 32, act_order=True, **_grid(3))

@@ -21,13 +21,16 @@ def test_pack_unpack_round_trip_and_packed_size(bits):
 
 def test_config_checks_and_round_trips():
     for bad in ({"bits": 1}, {"bits": 9}, {"group_size": 0}, {"rounding": "fast"},
-                {"skip": "fc"}, {"damping": -1}, {"block_size": 0}):
+                {"skip": "fc"}, {"damping": -1}, {"block_size": 0}, {"act_order": 1},
+                {"act_order": True}, {"act_order": True, "group_size": None, "rounding": "rtn"}):
         with pytest.raises(NetshrinkError):
             WeightOnly(**bad)
     config = WeightOnly(bits=3, group_size=64, rounding="rtn", skip=["head"])
     from netshrink.quant.config import config_from_dict
 
     assert config_from_dict(config.to_dict()) == config
+    ordered = WeightOnly(group_size=None, act_order=True)
+    assert config_from_dict(ordered.to_dict()) == ordered
 
 
 def _tensor_bytes(model):

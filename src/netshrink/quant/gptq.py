@@ -18,6 +18,11 @@ zero weight. The grid of each group of `group_size` columns is chosen from the w
 are when the group's first column is reached (already updated by earlier errors), as the
 paper's grouped variant does.
 
+act_order: the columns are rounded in order of decreasing H[j, j] (the inputs with the most
+energy first, while the most columns are left to absorb their errors; GPTQ's "act-order"
+heuristic, from its authors' code). Only with one group per row, whose grid does not depend
+on the order.
+
 The grid itself is the caller's: `grid(columns) -> (scale, zero)` for the group's float
 columns, and `round_to(w, scale, zero) -> codes` (netshrink.quant.weight_only).
 """
@@ -51,19 +56,30 @@ def inverse_cholesky(hessian: torch.Tensor, damping: float) -> torch.Tensor:
 
 def gptq(weight: torch.Tensor, hessian: torch.Tensor, group_size: int, grid: Grid,
          round_to: Round, block_size: int = 128, damping: float = 0.01,
-         keep: torch.Tensor | None = None
+         keep: torch.Tensor | None = None, act_order: bool = False
          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(codes, scales, zeros) of `weight` (out, in) rounded by GPTQ; scales and zeros are
     (out, in / group_size), one per group of `group_size` consecutive inputs.
 
     keep: a pruning mask; pruned weights are rounded to exactly 0 (their code is the zero
-    point) and the error of forcing them there is compensated like any rounding error."""
+    point) and the error of forcing them there is compensated like any rounding error.
+    act_order: round the inputs in order of decreasing H[j, j] (one group per row only)."""
     rows, columns = weight.shape
     if hessian.shape != (columns, columns):
         raise NetshrinkError(f"GPTQ: Hessian {tuple(hessian.shape)} does not match a weight "
                              f"with {columns} inputs")
     if columns % group_size:
         raise NetshrinkError(f"GPTQ: group_size={group_size} must divide the {columns} inputs")
+    if act_order:
+        if group_size != columns:
+            raise NetshrinkError("GPTQ: act_order needs one group per row (group_size=None): "
+                                 "groups of consecutive inputs would be cut by the new order")
+        order = torch.argsort(hessian.diagonal(), descending=True, stable=True)
+        back = torch.argsort(order)
+        codes, scales, zeros = gptq(weight[:, order], hessian[order][:, order], group_size,
+                                    grid, round_to, block_size, damping,
+                                    None if keep is None else keep[:, order])
+        return codes[:, back], scales, zeros
     w = weight.detach().double().clone()
     keep = None if keep is None else keep.bool().cpu()
     h = hessian.double().clone()

@@ -42,6 +42,8 @@ class WeightOnly:
     embeddings: quantize embedding tables too (round to nearest). skip: layer patterns left
     float. damping, block_size: GPTQ's (fraction of the mean Hessian diagonal; columns per
     lazy update). calibration_batches: at most this many batches of `data` feed the Hessians.
+    act_order: GPTQ rounds each Linear's inputs in order of decreasing Hessian diagonal (one
+    group per row only: group_size=None).
     """
 
     bits: int = 4
@@ -52,6 +54,7 @@ class WeightOnly:
     damping: float = 0.01
     block_size: int = 128
     calibration_batches: int = 64
+    act_order: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.bits, bool) or not isinstance(self.bits, int) or \
@@ -70,6 +73,11 @@ class WeightOnly:
         object.__setattr__(self, "skip", tuple(self.skip))
         if not (isinstance(self.damping, int | float) and 0 <= self.damping < 10):
             raise NetshrinkError(f"damping={self.damping!r} must be a number in [0, 10)")
+        if not isinstance(self.act_order, bool):
+            raise NetshrinkError(f"act_order={self.act_order!r} must be true or false")
+        if self.act_order and (self.group_size is not None or self.rounding != "gptq"):
+            raise NetshrinkError("act_order=True orders GPTQ's columns, so it needs "
+                                 "rounding='gptq' and one group per row (group_size=None)")
         for name in ("block_size", "calibration_batches"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -376,7 +384,8 @@ def quantize_linear(module: nn.Linear, config: WeightOnly, hessian: torch.Tensor
             grid=lambda columns: minmax_grid(columns, config.bits),
             round_to=lambda w, s, z: round_codes(w, s, z, config.bits),
             block_size=config.block_size, damping=config.damping,
-            keep=module_masks(module).get("weight"))
+            keep=module_masks(module).get("weight"),
+            act_order=config.act_order and group == module.in_features)
     else:
         codes, scale, zero = rtn(weight, config.bits, group)
     return WeightOnlyLinear.from_codes(module, codes, scale, zero, config.bits, group,

@@ -341,6 +341,7 @@ def weight_only(
     rounding: str,
     batches: list[dict] | None,
     skip: Sequence[str] = (),
+    act_order: bool = False,
 ) -> SentenceEncoder:
     import copy
 
@@ -349,7 +350,8 @@ def weight_only(
 
     quantized = copy.deepcopy(model)
     netshrink.quantize_(quantized, WeightOnly(bits=bits, group_size=group_size,
-                                              rounding=rounding, skip=tuple(skip)),
+                                              rounding=rounding, skip=tuple(skip),
+                                              act_order=act_order),
                         data=batches if rounding == "gptq" else None)
     return quantized
 
