@@ -29,7 +29,8 @@ def _narrow_weights(graph) -> dict[str, np.ndarray]:
     from onnx import TensorProto, numpy_helper
 
     initializers = {t.name: t for t in graph.initializer}
-    names = {node.input[1] for node in graph.node if node.op_type == "MatMulInteger"}
+    inputs = {i.name for i in graph.input}  # an initializer listed as an input can be fed
+    names = {node.input[1] for node in graph.node if node.op_type == "MatMulInteger"} - inputs
     found = {}
     for name in sorted(names):
         tensor = initializers.get(name)
