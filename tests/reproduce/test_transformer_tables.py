@@ -41,7 +41,9 @@ def test_a_stage_without_a_figure_is_n_a():
     row = tables.stage_rows(m)[-1]
     assert row["b1_speedup"] is None and row["b32_speedup"] is None
     line = tables.stages_markdown([row])[-1]
-    assert line.startswith("| pruned embeddings int8 | torch | 8.00 | 11.25x | 2.0 | n/a | ")
+    assert line.startswith("| pruned embeddings int8 | torch | 8.00 | - | 11.25x | 2.0 | n/a | ")
+    m["pruned embeddings int8|onnx_bytes"] = 8.5e6
+    assert "| 8.00 | 8.50 | 11.25x |" in tables.stages_markdown(tables.stage_rows(m))[-1]
     assert line.endswith("| 0.9000 | 0.8000 | 0.8500 | 0.7000 |")
     assert len(tables.stages_markdown([row])) == 3  # header, rule, one row
 

@@ -428,30 +428,35 @@ def measure_task(spec: TrialSpec, workdir: Path) -> dict:
     ort_runner, ort_path = minilm_deploy.onnxruntime_int8(teacher, folder, p["threads"])
     stages["original, onnxruntime int8"] = (ort_runner, ort_path.stat().st_size,
                                             "onnxruntime quantize_dynamic")
-    runner, _, quantized = minilm_deploy.int8(teacher, folder, p["threads"], "teacher-int8")
+    onnx_bytes: dict[str, int] = {}  # stage -> the size of the ONNX file its runner reads
+    runner, path, quantized = minilm_deploy.int8(teacher, folder, p["threads"], "teacher-int8")
     stages["original, netshrink int8"] = (runner, saved(quantized, "teacher-int8"),
                                           minilm_deploy.RUNTIME)
+    onnx_bytes["original, netshrink int8"] = path.stat().st_size
     stages["distilled (3 layers)"] = (distilled, saved(distilled, "distilled"),
                                       "PyTorch float32")
     stages["distilled + pruned"] = (pruned, saved(pruned, "pruned"), "PyTorch float32")
-    runner, _, quantized = minilm_deploy.int8(pruned, folder, p["threads"], "pruned-int8")
+    runner, path, quantized = minilm_deploy.int8(pruned, folder, p["threads"], "pruned-int8")
     stages["distilled + pruned + int8"] = (runner, saved(quantized, "pruned-int8"),
                                            minilm_deploy.RUNTIME)
+    onnx_bytes["distilled + pruned + int8"] = path.stat().st_size
     embeddings4 = weight_only(pruned, p["embedding_bits"], p["group_size"], "rtn", None,
                               skip=("bert.encoder",))
-    runner, _, quantized = minilm_deploy.int8(embeddings4, folder, p["threads"], "final")
+    runner, path, quantized = minilm_deploy.int8(embeddings4, folder, p["threads"], "final")
     final = f"distilled + pruned + int8 + {p['embedding_bits']}-bit embeddings"
     stages[final] = (runner, saved(quantized, "final"), minilm_deploy.RUNTIME)
+    onnx_bytes[final] = path.stat().st_size
     if p["row_bits"]:
         rows = weight_only(pruned, p["row_bits"], None, "gptq", batches,
                            skip=("bert.embeddings",))
         rows = weight_only(rows, p["row_embedding_bits"], p["row_embedding_group_size"], "rtn",
                            None, skip=("bert.encoder",))
-        runner, _, _ = minilm_deploy.int8(rows, folder, p["threads"], "rows")
+        runner, path, _ = minilm_deploy.int8(rows, folder, p["threads"], "rows")
         # the file holds the packed codes; the runner is built from it (exact integers)
-        stages[f"distilled + pruned + {p['row_bits']}-bit GPTQ rows on int8 kernels + "
-               f"{p['row_embedding_bits']}-bit embeddings"] = (
-            runner, saved(rows, "rows"), minilm_deploy.RUNTIME)
+        name = (f"distilled + pruned + {p['row_bits']}-bit GPTQ rows on int8 kernels + "
+                f"{p['row_embedding_bits']}-bit embeddings")
+        stages[name] = (runner, saved(rows, "rows"), minilm_deploy.RUNTIME)
+        onnx_bytes[name] = path.stat().st_size
     gptq4 = weight_only(pruned, 4, p["group_size"], "gptq", batches)
     stages["distilled + pruned + 4-bit GPTQ (weight-only)"] = (
         gptq4, saved(gptq4, "gptq4"), "PyTorch float32 (weights dequantized per call)")
@@ -462,6 +467,8 @@ def measure_task(spec: TrialSpec, workdir: Path) -> dict:
         figures = quality.agreement(reference, encode(model, sentences)).to_dict()
         metrics |= {f"{name}|{k}": v for k, v in figures.items()}
         metrics |= {f"{name}|bytes": size, f"{name}|runtime": runtime}
+        if name in onnx_bytes:
+            metrics[f"{name}|onnx_bytes"] = onnx_bytes[name]
     low, high = p["latency_tokens"]
     for batch in p["batches"]:
         timed = latency_sentences(text.heldout, low, high, batch)
