@@ -205,3 +205,19 @@ def test_wide_int8_weights_are_left_as_they_are(tmp_path):
     before = path.read_bytes()
     assert onnx_pack.pack_narrow_weights(path) == []
     assert path.read_bytes() == before
+
+
+def test_the_int8_model_of_gptq_rows_saves_and_loads_into_a_fresh_encoder(tmp_path):
+    from netshrink.quant.modules import QuantLinear
+
+    model = _toy()
+    x = _batch()
+    netshrink.quantize_(model, WeightOnly(bits=4, group_size=None, rounding="gptq"),
+                        data=_calibration())
+    quantized = minilm_deploy.quantize_int8(model)
+    path = netshrink.save(quantized, tmp_path / "int8.safetensors")
+    loaded = netshrink.load(path, model=_toy(seed=3))  # another instance, other weights
+    layer = loaded.bert.encoder.layer[1].output.dense
+    assert isinstance(layer, QuantLinear) and layer.weight_bits == 5  # as it was saved
+    with torch.no_grad():
+        assert torch.equal(loaded(**x), quantized(**x))

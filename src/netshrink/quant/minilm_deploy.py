@@ -47,6 +47,7 @@ def int8_config(keep_embeddings_float: bool = False) -> Dynamic:
 def quantize_int8(model: nn.Module) -> nn.Module:
     """A copy of `model` with int8 Linear layers (and int8 embedding tables, unless they are
     already weight-only), as the int8 path runs it."""
+    from netshrink.core import transforms
     from netshrink.core.swap import get_module, set_module
     from netshrink.quant.weight_only import WeightOnlyEmbedding, WeightOnlyLinear, integer_linear
 
@@ -69,8 +70,11 @@ def quantize_int8(model: nn.Module) -> nn.Module:
                 float_layer.bias.copy_(layer.bias)
         set_module(quantized, name, float_layer.to(layer.packed.device))
     netshrink.quantize_(quantized, int8_config(keep_embeddings_float=packed))
+    entry = transforms.recorded(quantized)[-1]  # the quantize_ entry just recorded
     for name, layer in codes.items():
-        set_module(quantized, name, integer_linear(layer, get_module(quantized, name)))
+        integer = integer_linear(layer, get_module(quantized, name))
+        set_module(quantized, name, integer)
+        entry["layers"][name] = integer.spec()  # so that a saved copy loads back as it is
     return quantized
 
 

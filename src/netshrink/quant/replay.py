@@ -16,10 +16,13 @@ from netshrink.errors import NetshrinkError
 from netshrink.quant.fold import replay_fold
 from netshrink.quant.modules import from_spec
 from netshrink.quant.qat import qat_from_spec
+from netshrink.quant.weight_only import WeightOnlyLinear
 
 # spec type -> the float (or QAT) layer types it may replace
 _SOURCES = {
-    "linear": (nn.Linear,), "conv1d": (nn.Conv1d,), "conv2d": (nn.Conv2d,),
+    # a weight-only Linear with one scale per row becomes integer exactly (minilm_deploy:
+    # weight_only.integer_linear), so an integer Linear may stand where one was
+    "linear": (nn.Linear, WeightOnlyLinear), "conv1d": (nn.Conv1d,), "conv2d": (nn.Conv2d,),
     "conv3d": (nn.Conv3d,), "embedding": (nn.Embedding,),
     "qat_linear": (nn.Linear,), "qat_conv1d": (nn.Conv1d,), "qat_conv2d": (nn.Conv2d,),
     "qat_conv3d": (nn.Conv3d,), "qat_embedding": (nn.Embedding,),

@@ -141,13 +141,21 @@ def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.from_numpy(np.packbits(bit_planes.reshape(-1).astype(np.uint8)))
 
 
+def per_byte_codes(packed: torch.Tensor, bits: int) -> torch.Tensor:
+    """The codes of `pack`'s per-byte layout (8 / bits codes a byte, low bits first, bits < 8),
+    in one more axis of 8 / bits; uint8 shifts and subtractions only, which ONNX export also
+    writes."""
+    shifts = torch.arange(0, 8, bits, dtype=torch.uint8)
+    shifted = packed.unsqueeze(-1) >> shifts
+    return shifted - ((shifted >> bits) << bits)
+
+
 def unpack(packed: torch.Tensor, bits: int, count: int) -> torch.Tensor:
     """The first `count` codes of a packed tensor (the inverse of `pack`), as uint8."""
+    if bits == 8:
+        return packed.reshape(-1)[:count]
     if 8 % bits == 0:
-        per = 8 // bits
-        shifts = torch.arange(per, dtype=torch.int32) * bits
-        codes = (packed.to(torch.int32)[:, None] >> shifts) & (2**bits - 1)
-        return codes.reshape(-1)[:count].to(torch.uint8)
+        return per_byte_codes(packed, bits).reshape(-1)[:count]
     stream = np.unpackbits(packed.cpu().numpy(), count=count * bits).reshape(count, bits)
     weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.uint8)
     return torch.from_numpy((stream * weights).sum(1).astype(np.uint8))
@@ -309,10 +317,8 @@ class WeightOnlyEmbedding(_Packed):
         table = self.packed.reshape(self.num_embeddings, -1)
         if self.bits == 8:
             return table
-        if 8 % self.bits == 0:  # 8 / bits codes a byte, the low bits first
-            shifts = torch.arange(0, 8, self.bits, dtype=torch.uint8)
-            shifted = table.unsqueeze(-1) >> shifts
-            return (shifted - ((shifted >> self.bits) << self.bits)).flatten(-2)
+        if 8 % self.bits == 0:
+            return per_byte_codes(table, self.bits).flatten(-2)
         # a bit stream, most significant bit first: each byte's bits, then `bits` per code
         shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
         shifted = table.unsqueeze(-1) >> shifts
