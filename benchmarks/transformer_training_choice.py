@@ -51,7 +51,13 @@ CANDIDATES = ({}, {"hint_weight": 1.0}, {"hint_weight": 10.0}, {"lr": 1e-3},
               {"lr": 1e-3, "layers": [0, 1, 2, 3, 4, 5], "heads_sparsity": 0.5,
                "ffn_sparsity": 1024 / 1536, "hint_weight": 1.0, "bucket": True},
               {"lr": 1e-3, "layers": [0, 1, 2, 3, 4, 5], "heads_sparsity": 4 / 12,
-               "ffn_sparsity": 0.5, "hint_weight": 1.0, "bucket": True})
+               "ffn_sparsity": 0.5, "hint_weight": 1.0, "bucket": True},
+              # candidate 10 pruned in 3 or 4 even rounds, distilled between them (half the
+              # steps), the final architecture trained the other half
+              {"lr": 1e-3, "layers": [0, 1, 2, 3, 4, 5], "heads_sparsity": 4 / 12,
+               "ffn_sparsity": 0.5, "hint_weight": 1.0, "bucket": True, "prune_rounds": 3},
+              {"lr": 1e-3, "layers": [0, 1, 2, 3, 4, 5], "heads_sparsity": 4 / 12,
+               "ffn_sparsity": 0.5, "hint_weight": 1.0, "bucket": True, "prune_rounds": 4})
 
 
 def _value(v) -> str:

@@ -97,3 +97,19 @@ def test_replace_module_with_frozen_integers_needs_zeros_where_the_mask_prunes()
     replace_module(model, "0", good)
     assert model[0] is good
     assert torch.equal(netshrink.core.masks.fixed_mask(good), keep)
+
+
+def test_a_module_registered_at_two_paths_is_swapped_at_both(tmp_path):
+    from netshrink.quant import Dynamic
+    from netshrink.quant.modules import QuantLinear
+
+    shared = nn.Linear(8, 8)
+    model = nn.Sequential(shared, nn.ReLU(), shared).eval()
+    x = torch.randn(16, 8)
+    netshrink.quantize_(model, Dynamic())
+    assert isinstance(model[2], QuantLinear) and model[0] is model[2]
+    out = model(x)
+    path = netshrink.save(model, tmp_path / "shared.safetensors")
+    fresh = nn.Linear(8, 8)
+    loaded = netshrink.load(path, model=nn.Sequential(fresh, nn.ReLU(), fresh))
+    assert loaded[0] is loaded[2] and torch.equal(loaded(x), out)

@@ -28,6 +28,15 @@ def set_module(model: nn.Module, path: str, module: nn.Module) -> None:
     setattr(get_module(model, parent), name, module)
 
 
+def swap_everywhere(model: nn.Module, path: str, new: nn.Module) -> None:
+    """Put `new` at `path` and at every other path where the module now at `path` sits (one
+    module registered twice stays one module)."""
+    old = get_module(model, path)
+    for where in [p for p, m in model.named_modules(remove_duplicate=False) if m is old] \
+            or [path]:
+        set_module(model, where, new)
+
+
 def base_type(module: nn.Module) -> type:
     """The module's class before any parametrization was registered on it."""
     return parametrize.type_before_parametrizations(module)
@@ -47,7 +56,9 @@ def module_masks(module: nn.Module) -> dict[str, torch.Tensor]:
 
 def replace_module(model: nn.Module, path: str, new: nn.Module,
                    carry: dict[str, torch.Tensor] | None = None) -> nn.Module:
-    """Swap the submodule at `path` for `new`, carrying the old module's masks.
+    """Swap the submodule at `path` for `new`, carrying the old module's masks. A module
+    registered at several paths (nn.Sequential(shared, act, shared)) is swapped at all of
+    them, so that it stays one module.
 
     carry: {attribute of `new`: keep-mask} when the masks do not map one to one by name (a
     split attention projection); None carries each mask to the attribute of the same name.
@@ -56,7 +67,7 @@ def replace_module(model: nn.Module, path: str, new: nn.Module,
     wanted = module_masks(old) if carry is None else dict(carry)
     for attr, keep in wanted.items():
         _check_carry(path, new, attr, keep)
-    set_module(model, path, new)
+    swap_everywhere(model, path, new)
     for attr, keep in wanted.items():
         owner, name = _owner(new, attr)
         if getattr(owner, name).is_floating_point():

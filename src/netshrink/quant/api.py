@@ -29,7 +29,7 @@ from netshrink.core.patterns import any_match, check_patterns
 from netshrink.core.swap import base_type, module_masks, replace_module
 from netshrink.data.inputs import Inputs, call
 from netshrink.errors import NetshrinkError
-from netshrink.quant import kernels
+from netshrink.quant import kernels, row_codes
 from netshrink.quant.bounds import check_layer
 from netshrink.quant.calibration import calibration_batches, check_fits, run_batches
 from netshrink.quant.config import QAT, Dynamic, Static, config_from_dict
@@ -48,7 +48,7 @@ from netshrink.quant.modules import ActivationSpec
 from netshrink.quant.observers import make_observer
 from netshrink.quant.report import LayerFate, QuantReport
 from netshrink.quant.scheme import Scheme
-from netshrink.quant.weight_only import HessianObserver, WeightOnly
+from netshrink.quant.weight_only import HessianObserver, WeightOnly, WeightOnlyLinear
 
 if TYPE_CHECKING:
     from netshrink.data.splits import Splits
@@ -98,6 +98,14 @@ def _plan(model: nn.Module, config, table: dict[type, Handler]
                                         not getattr(config, "embeddings", True)):
             targets.append(_Target(name, module, handler))
             return
+        if isinstance(module, WeightOnlyLinear) and not isinstance(config, WeightOnly):
+            why = (f"{module.bits}-bit in groups of {module.group_size}: no exact integer "
+                   "form (that needs one scale per row, WeightOnly(group_size=None), and "
+                   "bits + 1 <= the config's bits)" if isinstance(config, Dynamic) else
+                   "only Dynamic runs weight-only rows on integer kernels")
+            rows.append(LayerFate(name, type(module).__name__, "weight_only",
+                                  f"{why}; it stays weight-only"))
+            return
         if isinstance(module, INTEGER_TYPES):
             rows.append(LayerFate(name, type(module).__name__, "integer", "already integer"))
             return
@@ -118,6 +126,12 @@ def _plan(model: nn.Module, config, table: dict[type, Handler]
 def _check_has_layers(model: nn.Module, config, targets: list[_Target]) -> None:
     if targets:
         return
+    if any(isinstance(m, WeightOnlyLinear) for m in model.modules()) and \
+            isinstance(config, Dynamic):
+        raise NetshrinkError(f"the model ({type(model).__name__}) is already quantized: its "
+                             "weight-only layers have no exact integer form (that needs one "
+                             "scale per row, WeightOnly(group_size=None), and bits + 1 <= "
+                             "the config's bits); quantize the float model")
     if any(isinstance(m, INTEGER_TYPES) for m in model.modules()):
         raise NetshrinkError(f"the model ({type(model).__name__}) is already quantized: its "
                              "layers are integer; quantize the float model")
@@ -212,17 +226,24 @@ def quantize_(
     device = _device(model)
     if not isinstance(config, WeightOnly):
         kernels.select(device, config.kernel)  # fails early on a kernel the device cannot run
-    targets, rows = _plan(model, config, HANDLERS)
-    _check_has_layers(model, config, targets)
-    replaced = {t.name: t.module for t in targets if not isinstance(config, WeightOnly)
-                or t.handler.takes_weight_only or t.handler.expands}
-    check_direct_reads(model, replaced, type(config).__name__)
+    # weight-only rows become integer layers of their own codes (netshrink.quant.row_codes)
+    lifted = row_codes.lift(model, config.bits) if isinstance(config, Dynamic) else {}
+    try:
+        targets, rows = _plan(model, config, HANDLERS)
+        _check_has_layers(model, config, targets)
+        replaced = {t.name: t.module for t in targets if not isinstance(config, WeightOnly)
+                    or t.handler.takes_weight_only or t.handler.expands}
+        check_direct_reads(model, replaced, type(config).__name__)
+        if not isinstance(config, WeightOnly):
+            bits = activation_bits(config, device)
+            _check_bounds(targets, config, bits, device)
+    except BaseException:
+        row_codes.put_back(model, lifted)
+        raise
     if isinstance(config, WeightOnly):
         return _weight_only(model, config, targets, rows, data, device)
-    bits = activation_bits(config, device)
-    _check_bounds(targets, config, bits, device)
     if isinstance(config, Dynamic):
-        return _dynamic(model, config, targets, rows, bits)
+        return _dynamic(model, config, targets, rows, bits, lifted)
     was_training = model.training
     model.eval()
     if data is not None:
@@ -250,7 +271,8 @@ def _swap(model: nn.Module, target: _Target, new: nn.Module, rows: list[LayerFat
     rows.append(LayerFate(target.name, source, fate, _describe(new) + note))
 
 
-def _dynamic(model: nn.Module, config: Dynamic, targets, rows, bits) -> QuantReport:
+def _dynamic(model: nn.Module, config: Dynamic, targets, rows, bits, lifted: dict
+             ) -> QuantReport:
     decomposed = _expand(model, targets, rows)
     entry = _entry("integer", config, [], decomposed)
     for t in _replan(model, config, rows):
@@ -261,6 +283,7 @@ def _dynamic(model: nn.Module, config: Dynamic, targets, rows, bits) -> QuantRep
                                 config.kernel)
         _swap(model, t, new, rows, "integer")
         entry["layers"][t.name] = new.spec()
+    row_codes.lower(model, lifted, rows, entry)
     model.eval()
     transforms.record(model, entry)
     return _report(rows)

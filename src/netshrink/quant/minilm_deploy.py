@@ -22,7 +22,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
 
 import netshrink
@@ -46,35 +45,22 @@ def int8_config(keep_embeddings_float: bool = False) -> Dynamic:
 
 def quantize_int8(model: nn.Module) -> nn.Module:
     """A copy of `model` with int8 Linear layers (and int8 embedding tables, unless they are
-    already weight-only), as the int8 path runs it."""
-    from netshrink.core import transforms
-    from netshrink.core.swap import get_module, set_module
-    from netshrink.quant.weight_only import WeightOnlyEmbedding, WeightOnlyLinear, integer_linear
+    already weight-only), as the int8 path runs it. Weight-only Linears with one scale per
+    row keep their own codes (quantize_ with Dynamic: netshrink.quant.row_codes)."""
+    from netshrink.quant import row_codes
+    from netshrink.quant.weight_only import WeightOnlyEmbedding, WeightOnlyLinear
 
+    config = int8_config(keep_embeddings_float=any(isinstance(m, WeightOnlyEmbedding)
+                                                   for m in model.modules()))
+    for name, m in model.named_modules():  # the ONNX export takes no weight-only Linear
+        if isinstance(m, WeightOnlyLinear) and not row_codes.fits(m, config.bits):
+            raise NetshrinkError(f"{name} is {m.bits}-bit weight-only in groups of "
+                                 f"{m.group_size} inputs, which no single integer product "
+                                 f"of at most {config.bits}-bit weights computes; quantize "
+                                 "with WeightOnly(group_size=None, bits<=6) for the int8 "
+                                 "path, or run the weight-only model in PyTorch")
     quantized = copy.deepcopy(model)
-    packed = any(isinstance(m, WeightOnlyEmbedding) for m in quantized.modules())
-    # weight-only Linears (one scale per row) keep their codes: each is quantized as a float
-    # Linear for its input quantization and kernel, then given its own exact integers
-    codes = {name: m for name, m in quantized.named_modules() if isinstance(m, WeightOnlyLinear)}
-    grouped = [name for name, m in codes.items() if m.group_size != m.in_features]
-    if grouped:
-        raise NetshrinkError(f"{grouped[0]} is weight-only in groups of "
-                             f"{codes[grouped[0]].group_size} inputs, which no single integer "
-                             "product computes; quantize with WeightOnly(group_size=None) for "
-                             "the int8 path, or run the weight-only model in PyTorch")
-    for name, layer in codes.items():
-        float_layer = nn.Linear(layer.in_features, layer.out_features, layer.bias is not None)
-        with torch.no_grad():
-            float_layer.weight.copy_(layer.dequantized())
-            if layer.bias is not None:
-                float_layer.bias.copy_(layer.bias)
-        set_module(quantized, name, float_layer.to(layer.packed.device))
-    netshrink.quantize_(quantized, int8_config(keep_embeddings_float=packed))
-    entry = transforms.recorded(quantized)[-1]  # the quantize_ entry just recorded
-    for name, layer in codes.items():
-        integer = integer_linear(layer, get_module(quantized, name))
-        set_module(quantized, name, integer)
-        entry["layers"][name] = integer.spec()  # so that a saved copy loads back as it is
+    netshrink.quantize_(quantized, config)
     return quantized
 
 

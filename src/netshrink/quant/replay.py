@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from netshrink.core.attention import ProjectedAttention, keep_encoders_on_slow_path
-from netshrink.core.swap import base_type, get_module, set_module
+from netshrink.core.swap import base_type, get_module, swap_everywhere
 from netshrink.errors import NetshrinkError
 from netshrink.quant.fold import replay_fold
 from netshrink.quant.modules import from_spec
@@ -180,7 +180,7 @@ def replay(model: nn.Module, entry: dict) -> nn.Module:
                 module.num_heads != spec.get("num_heads"):
             raise NetshrinkError(f"the file decomposes attention {name!r}, which the model "
                                  "lacks or shapes differently")
-        set_module(model, name, ProjectedAttention.from_spec(spec).train(module.training))
+        swap_everywhere(model, name, ProjectedAttention.from_spec(spec).train(module.training))
     if decomposed:
         keep_encoders_on_slow_path(model)
     for name, spec in layers.items():
@@ -191,7 +191,7 @@ def replay(model: nn.Module, entry: dict) -> nn.Module:
         kind = spec["type"]
         new = qat_from_spec(spec) if kind.startswith("qat_") else from_spec(spec, name)
         device = next(iter(module.parameters()), None)
-        set_module(model, name, new if device is None else new.to(device.device))
+        swap_everywhere(model, name, new if device is None else new.to(device.device))
     if entry.get("stage") == "integer":
         model.eval()
     return model

@@ -126,3 +126,49 @@ def test_the_measure_stage_s_row_bits_are_checked(bits):
         transformer.check_measure({**given, "row_bits": bits})
     transformer.check_measure({**given, "row_bits": 0})  # no such stage
     transformer.check_measure({**given, "row_bits": 4})
+
+
+def test_one_prune_round_cuts_to_the_target_and_trains_every_step():
+    p = {**transformer.PRUNE_DEFAULTS, "heads_sparsity": 1 / 3, "ffn_sparsity": 0.5,
+         "steps": 600}
+    assert transformer.prune_rounds(12, 1536, p) == [(8, 768, 600)]
+
+
+def test_prune_rounds_cut_evenly_and_share_the_same_steps():
+    p = {**transformer.PRUNE_DEFAULTS, "heads_sparsity": 1 / 3, "ffn_sparsity": 0.5,
+         "steps": 600, "prune_rounds": 4}
+    plan = transformer.prune_rounds(12, 1536, p)
+    assert plan == [(11, 1344, 100), (10, 1152, 100), (9, 960, 100), (8, 768, 300)]
+    plan = transformer.prune_rounds(12, 1536, {**p, "prune_rounds": 3, "round_steps": 50})
+    assert plan == [(11, 1280, 50), (9, 1024, 50), (8, 768, 500)]
+    assert sum(steps for *_, steps in plan) == 600
+
+
+@pytest.mark.parametrize("change", [{"round_steps": 200}, {"prune_rounds": 700}])
+def test_prune_rounds_that_leave_no_steps_for_the_last_are_refused(change):
+    from netshrink.errors import NetshrinkError
+
+    p = {**transformer.PRUNE_DEFAULTS, "steps": 600, "prune_rounds": 4, **change}
+    with pytest.raises(NetshrinkError, match="round_steps"):
+        transformer.prune_rounds(12, 1536, p)
+
+
+@pytest.mark.parametrize("key", ["prune_rounds", "round_steps"])
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "3"])
+def test_prune_round_params_are_checked(key, value):
+    from netshrink.errors import NetshrinkError
+
+    with pytest.raises(NetshrinkError, match=key):
+        transformer.check_prune({"base": "teacher", "layers": [0], key: value})
+    transformer.check_prune({"base": "teacher", "layers": [0], key: 2})
+
+
+@pytest.mark.parametrize("heads, expected", [(4, 4), (3, 2), (2, 2), (1, 1)])
+def test_relation_heads_split_both_widths_evenly(heads, expected):
+    teacher = _tiny_teacher()  # 4 heads of 8: width 32
+    student = minilm.student(teacher, [1])
+    if heads < 4:
+        netshrink.prune_(student, StructuredConfig(criterion="l1", sparsity=1 - heads / 4,
+                                                   targets=("heads",)))
+    assert student.bert.encoder.layer[0].attention.self.num_attention_heads == heads
+    assert transformer.relation_heads(student, teacher) == expected
