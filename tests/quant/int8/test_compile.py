@@ -170,3 +170,17 @@ def test_a_dynamic_model_returning_a_dict_is_refused_clearly(runtime):
     netshrink.quantize_(model, Dynamic(bits=7, activation_bits=8, granularity="tensor"))
     with pytest.raises(NetshrinkError, match="returns a tensor or a tuple of tensors"):
         compile_int8(model, torch.randn(8, 16), runtime=runtime, repeats=3)
+
+
+def test_gptq_rows_then_dynamic_compile_to_integer_onnx_with_their_own_codes():
+    from netshrink.quant import WeightOnly
+
+    torch.manual_seed(0)
+    model = models.create("lenet300", (1, 8, 8), 10).eval()
+    x = torch.rand(64, 1, 8, 8)
+    netshrink.quantize_(model, WeightOnly(bits=4, group_size=None), data=x)
+    netshrink.quantize_(model, Dynamic(bits=7, activation_bits=8, granularity="tensor"))
+    assert {m.weight_bits for m in model.modules() if hasattr(m, "weight_bits")} == {5}
+    compiled = compile_int8(model, x[:8], runtime="onnxruntime")
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x[:8]), model(x[:8]), rtol=1e-4, atol=1e-4)
