@@ -1,6 +1,8 @@
 """The transformer tasks' pruning step: the taylor criterion differentiates the distillation
 loss (1 - cosine to the teacher's embeddings), on a tiny BERT with MiniLM's vocabulary."""
 
+import copy
+
 import pytest
 import torch
 
@@ -172,3 +174,33 @@ def test_relation_heads_split_both_widths_evenly(heads, expected):
                                                    targets=("heads",)))
     assert student.bert.encoder.layer[0].attention.self.num_attention_heads == heads
     assert transformer.relation_heads(student, teacher) == expected
+
+
+def test_the_distill_stage_takes_no_prune_rounds():
+    from netshrink.errors import NetshrinkError
+
+    with pytest.raises(NetshrinkError, match="unknown transformer_distill parameter prune_rounds"):
+        transformer.check_distill({"layers": [0], "prune_rounds": 2})
+
+
+@needs_text
+def test_a_prune_trial_in_rounds_cuts_evenly_and_distils_between(monkeypatch, tmp_path):
+    from netshrink.bench.spec import TrialSpec
+
+    teacher = _tiny_teacher()  # 4 heads of 8, 64 neurons
+    monkeypatch.setattr(minilm, "pretrained", lambda: copy.deepcopy(teacher))
+    params = {"base": "teacher", "layers": [0, 1], "heads_sparsity": 0.5,
+              "ffn_sparsity": 0.5, "criterion": "l1", "steps": 6, "prune_rounds": 2,
+              "round_steps": 2, "train_sentences": 160, "val_sentences": 16,
+              "test_sentences": 16, "max_tokens": 16, "evaluations": 1, "batch_size": 8}
+    spec = TrialSpec("transformer_prune", "minilm", transformer.CORPUS, params=params, seed=0)
+    metrics = transformer.prune_task(spec, tmp_path)
+    assert [(r["heads"], r["ffn"], r["steps"]) for r in metrics["rounds"]] == \
+        [(3, 48, 2), (2, 32, 4)]
+    assert metrics["steps"] == 6 and [s for s, _ in metrics["val_curve"]] == [2, 6]
+    assert (metrics["heads"], metrics["ffn"]) == (2, 32)
+    assert {p.name for p in tmp_path.glob("log-round*.csv")} == {"log-round1.csv",
+                                                                   "log-round2.csv"}
+    fresh = minilm.student(_tiny_teacher(), [0, 1])  # the file's pruning replays onto it
+    loaded = netshrink.load(tmp_path / "model.safetensors", model=fresh)
+    assert loaded.bert.encoder.layer[1].attention.self.num_attention_heads == 2

@@ -60,10 +60,12 @@ MEASURE_DEFAULTS = {"eval_sentences": 2000, "repeats": 10, "threads": 2, "batche
                     "row_embedding_group_size": 64}
 CORPUS = "python-docs"
 TEACHER_BASE = "teacher"  # a prune trial's base: prune the teacher's layers, then distil
-# training options that are optional, not defaults, so that the trials without them keep their
-# ids: hint_weight (TinyBERT's hidden-state hints), bucket (batches of similar length),
-# prune_rounds and round_steps (pruning in rounds, distilled between them: see prune_rounds)
-OPTIONAL = ("hint_weight", "bucket", "prune_rounds", "round_steps")
+# options that are optional, not defaults, so that the trials without them keep their ids:
+# hint_weight (TinyBERT's hidden-state hints) and bucket (batches of similar length) for both
+# trainings; prune_rounds and round_steps (pruning in rounds, distilled between: see
+# prune_rounds) for the prune stage only
+OPTIONAL = ("hint_weight", "bucket")
+PRUNE_OPTIONAL = ("prune_rounds", "round_steps")
 
 
 class TrimPadding(Callback):
@@ -230,7 +232,8 @@ def _initial_cosine(student, teacher, p: dict) -> float:
 
 
 def check_prune(params: dict) -> None:
-    known_keys(params, {"base", "layers", *OPTIONAL, *PRUNE_DEFAULTS}, "transformer_prune")
+    known_keys(params, {"base", "layers", *OPTIONAL, *PRUNE_OPTIONAL, *PRUNE_DEFAULTS},
+               "transformer_prune")
     _check_optional(params)
     if "base" not in params:
         raise NetshrinkError("a transformer_prune trial needs params.base (the distill trial, "
